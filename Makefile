@@ -1,0 +1,62 @@
+# layerc - build, test and install what the build needs.
+#   make          builds ./layerc
+#   make test     installs missing packages (as root), builds, runs every test suite
+#                 (also under AddressSanitizer + UndefinedBehaviorSanitizer)
+#   make deps     installs the Debian packages the build and tests need
+LLVM_CONFIG ?= llvm-config-19
+CC ?= cc
+BUILD := build
+
+CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Icompiler -I$(BUILD)
+CFLAGS := $(CFLAGS_COMMON) -O2
+SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDLIBS := -lcjson -lm
+
+SRCS := $(wildcard compiler/*.c)
+GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c
+HDRS := $(wildcard compiler/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
+
+# Debian packages: build tools, libraries, and what the test scripts use.
+DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 python3
+
+.PHONY: all test deps clean check-deps
+all: layerc
+
+$(BUILD):
+	mkdir -p $(BUILD) $(BUILD)/san
+
+$(BUILD)/parser.c $(BUILD)/parser.h: grammar/parser.y | $(BUILD)
+	bison -Wall -Werror --defines=$(BUILD)/parser.h -o $(BUILD)/parser.c $<
+
+$(BUILD)/lexer.c $(BUILD)/lexer.h: grammar/lexer.l $(BUILD)/parser.h | $(BUILD)
+	flex --header-file=$(BUILD)/lexer.h -o $(BUILD)/lexer.c $<
+
+OBJS := $(SRCS:compiler/%.c=$(BUILD)/%.o) $(BUILD)/parser.o $(BUILD)/lexer.o
+SAN_OBJS := $(OBJS:$(BUILD)/%.o=$(BUILD)/san/%.o)
+# flex's generated code is not ours to fix: it alone is built without the unused-code warnings.
+GEN_CFLAGS := -Wno-unused-function -Wno-sign-compare -Wno-unused-parameter
+
+$(BUILD)/%.o: compiler/%.c $(HDRS) | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/san/%.o: compiler/%.c $(HDRS) | $(BUILD)
+	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -c -o $@ $<
+$(BUILD)/%.o: $(BUILD)/%.c $(HDRS)
+	$(CC) $(CFLAGS) $(GEN_CFLAGS) -c -o $@ $<
+$(BUILD)/san/%.o: $(BUILD)/%.c $(HDRS)
+	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) $(GEN_CFLAGS) -c -o $@ $<
+
+layerc: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+$(BUILD)/san/layerc: $(SAN_OBJS)
+	$(CC) $(SAN_FLAGS) -o $@ $(SAN_OBJS) $(LDLIBS)
+
+deps:
+	@sh tools/install-deps.sh $(DEB_PACKAGES)
+
+test: deps
+	$(MAKE) layerc $(BUILD)/san/layerc
+	@bash tests/run.sh
+
+clean:
+	rm -rf $(BUILD) layerc

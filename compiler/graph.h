@@ -1,0 +1,219 @@
+/* graph.h - the graph IR: what shape inference fills in, passes rewrite and
+ * the LLVM lowering consumes.
+ *
+ * A Graph is a list of Nodes in topological order.  Every node names its
+ * inputs explicitly (the language is a straight stack today, but nothing here
+ * assumes it), keeps its source span for diagnostics, its bound arguments,
+ * the typed attributes its shape rule derived from them, its output shape and
+ * its parameter tensors under their PyTorch state_dict keys.
+ * Ownership: all of it lives in the compilation arena (arena.h).
+ */
+#ifndef LAYERC_GRAPH_H
+#define LAYERC_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "diag.h"
+
+enum { MAX_RANK = 8, MAX_NODE_INPUTS = 2, MAX_SHAPE_TEXT = 160 };
+
+typedef enum {
+#define LAYER(E, Name, rule) OP_##E,
+#include "layers.def"
+#undef LAYER
+    OP_INPUT, /* the model's input: not a layer */
+    OP_COUNT
+} OpKind;
+
+typedef enum { DT_F32, DT_I64 } DType;
+
+/* A tensor shape.  When `dynamic_batch` is set, dims[0] is the batch chosen at
+ * run time; it holds 1 so that per-sample sizes can be computed. */
+typedef struct Shape {
+    int rank;
+    int64_t dims[MAX_RANK];
+    bool dynamic_batch;
+} Shape;
+
+/* ---- Arguments as bound to a layer's signature (layer_args.c, bind.c) ---- */
+
+typedef enum {
+    ARG_INT,        /* int */
+    ARG_PAIR,       /* int or (int, int) */
+    ARG_FLOAT,      /* float (an int is accepted) */
+    ARG_BOOL,       /* True / False */
+    ARG_STRING,     /* one of spec->choices */
+    ARG_PADDING,    /* int, (int, int), 'same' or 'valid' */
+    ARG_SHAPE,      /* int or tuple of ints (LayerNorm's normalized_shape) */
+    ARG_OPT_INT,    /* int or None */
+    ARG_OPT_PAIR,   /* int, (int, int) or None */
+    ARG_OPT_FLOAT,  /* float or None */
+    ARG_OPT_SIZE2,  /* int, None or a pair whose items may be None (AdaptiveAvgPool2d) */
+    ARG_NONE_ONLY,  /* device=, dtype=, _weight=: accepted only as None */
+} ArgType;
+
+typedef enum { DEF_REQUIRED, DEF_NONE, DEF_INT, DEF_FLOAT, DEF_BOOL, DEF_STRING } DefaultKind;
+
+typedef struct ArgSpec {
+    const char *name;
+    ArgType type;
+    DefaultKind def_kind;
+    double def_num; /* DEF_INT, DEF_FLOAT, DEF_BOOL */
+    const char *def_str;
+    const char *choices; /* ARG_STRING: the accepted values, space separated */
+} ArgSpec;
+
+typedef struct LayerSignature {
+    const ArgSpec *args;
+    int nargs;
+    bool accepts_anything; /* Identity(*args, **kwargs) */
+    const char *refusal;   /* non-NULL: a torch.nn layer layerc rejects, and why */
+} LayerSignature;
+
+/* One argument after binding: the value is normalised for its ArgType. */
+typedef struct BoundArg {
+    bool given;    /* written by the user (else the default) */
+    bool is_none;
+    SrcSpan loc;   /* of the value, or of the call when defaulted */
+    int64_t ints[MAX_RANK]; /* ARG_INT: ints[0]; pairs: ints[0..1]; ARG_SHAPE: ints[0..count) */
+    bool none_at[2];        /* ARG_OPT_SIZE2: which items are None */
+    int count;
+    double num;             /* ARG_FLOAT, ARG_OPT_FLOAT */
+    const char *str;        /* ARG_STRING and ARG_PADDING 'same'/'valid' */
+} BoundArg;
+
+/* ---- Typed attributes derived by the shape rules ---- */
+
+typedef enum { PAD_ZEROS, PAD_REFLECT, PAD_REPLICATE, PAD_CIRCULAR } PadMode;
+
+typedef struct ConvAttrs {
+    int64_t in_channels, out_channels, groups;
+    int64_t kernel[2], stride[2], dilation[2];
+    int64_t pad_begin[2], pad_end[2]; /* [H, W]; 'same' may be asymmetric */
+    bool bias;
+    PadMode pad_mode;
+} ConvAttrs;
+
+typedef struct PoolAttrs {
+    int64_t kernel[2], stride[2], pad[2], dilation[2];
+    bool ceil_mode, count_include_pad;
+    int64_t divisor_override; /* 0: none */
+} PoolAttrs;
+
+typedef struct LinearAttrs {
+    int64_t in_features, out_features;
+    bool bias;
+} LinearAttrs;
+
+typedef struct NormAttrs {
+    int64_t num_features; /* BatchNorm: C; LayerNorm: product of normalized_shape */
+    int norm_rank;        /* LayerNorm: how many trailing dims are normalised */
+    double eps;
+    bool affine;          /* BatchNorm affine / LayerNorm elementwise_affine */
+    bool bias;            /* LayerNorm bias */
+    bool track_running_stats;
+} NormAttrs;
+
+typedef struct ActAttrs {
+    double negative_slope; /* LeakyReLU */
+    bool gelu_tanh;        /* GELU(approximate='tanh') */
+    double p;              /* Dropout */
+} ActAttrs;
+
+typedef struct AxisAttrs {
+    int dim;           /* Softmax / LogSoftmax, normalised to [0, rank) */
+    int start, end;    /* Flatten, normalised */
+} AxisAttrs;
+
+typedef enum { BAG_SUM, BAG_MEAN, BAG_MAX } BagMode;
+
+typedef struct EmbeddingAttrs {
+    int64_t num_embeddings, embedding_dim;
+    int64_t padding_idx; /* -1: none (normalised to non-negative otherwise) */
+    double max_norm;     /* < 0: none */
+    double norm_type;
+    BagMode mode;
+    bool include_last_offset;
+} EmbeddingAttrs;
+
+typedef struct RecurrentAttrs {
+    int64_t input_size, hidden_size, num_layers, proj_size;
+    bool bias, batch_first, bidirectional, relu; /* relu: RNN nonlinearity */
+    double dropout;
+} RecurrentAttrs;
+
+typedef struct TransformerAttrs {
+    int64_t d_model, nhead, dim_feedforward;
+    bool gelu, batch_first, norm_first, bias;
+    double layer_norm_eps, dropout;
+} TransformerAttrs;
+
+typedef struct Param {
+    const char *key; /* full state_dict key, e.g. "conv1.weight" */
+    Shape shape;
+    DType dtype;
+    bool is_buffer;  /* running_mean etc.: in the state_dict, not a learnable parameter */
+} Param;
+
+typedef struct Node {
+    int id;
+    OpKind op;
+    const char *name;  /* state_dict prefix: the given name, or the layer's position */
+    bool named;
+    SrcSpan loc;       /* the whole statement */
+    SrcSpan op_loc;    /* the layer's name in the call */
+    const char *call_text; /* the call as written, e.g. "Linear(1024, 64)", for messages */
+    bool invalid;      /* binding failed: no shape is inferred for it or what follows */
+    struct Node *inputs[MAX_NODE_INPUTS];
+    int ninputs;
+
+    BoundArg *args;    /* parallel to the signature's ArgSpecs */
+    union {
+        ConvAttrs conv;
+        PoolAttrs pool;
+        LinearAttrs linear;
+        NormAttrs norm;
+        ActAttrs act;
+        AxisAttrs axis;
+        EmbeddingAttrs emb;
+        RecurrentAttrs rnn;
+        TransformerAttrs tfm;
+        int64_t adaptive_out[2];
+    } attr;
+
+    Shape shape;       /* output */
+    DType dtype;
+    bool inferred;     /* the shape rule succeeded */
+    Param *params;
+    int nparams, params_cap;
+    int64_t param_count; /* learnable parameters */
+    int64_t macs;        /* multiply-accumulates for one batch of the declared size */
+    PtrVec explain;      /* lines of --explain text (char*) */
+} Node;
+
+typedef struct Graph {
+    Arena *arena;
+    const char *model_name;
+    const char *batch_name; /* the input's named first dimension, or NULL */
+    PtrVec nodes;           /* Node*, topological order; nodes.items[0] is the input */
+    Node *input;
+    Node *output;
+} Graph;
+
+const char *op_name(OpKind op);
+const LayerSignature *op_signature(OpKind op);
+/* The op whose torch name is `name`, or OP_COUNT. */
+OpKind op_lookup(const char *name);
+/* All torch names layerc knows (for "did you mean"); returns the count. */
+int op_all_names(const char **names, int max);
+
+/* The bound argument `name` of n (aborts on a name not in the signature: a compiler bug). */
+const BoundArg *node_arg(const Node *n, const char *name);
+
+int64_t shape_numel(const Shape *s); /* -1 on overflow */
+/* "[64, 3, 32, 32]" or "[N, 3, 32, 32]" into buf. */
+const char *shape_format(const Shape *s, const char *batch_name, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,155 @@
+/* report.c - prints the inferred graph as a torchinfo-style table or as JSON.
+ * Sizes are for the declared input; a named batch dimension counts as 1. */
+#include "report.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+
+static int64_t dtype_size(DType t) { return t == DT_I64 ? 8 : 4; }
+
+static int64_t tensor_bytes(const Shape *s, DType t)
+{
+    int64_t numel = shape_numel(s);
+    return numel < 0 ? INT64_MAX : numel * dtype_size(t);
+}
+
+ReportTotals report_totals(const Graph *g)
+{
+    ReportTotals t = {0};
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (!n->inferred) continue;
+        t.params += n->param_count;
+        t.macs += n->macs;
+        t.activation_bytes += tensor_bytes(&n->shape, n->dtype);
+        for (int p = 0; p < n->nparams; p++) t.param_bytes += tensor_bytes(&n->params[p].shape, n->params[p].dtype);
+    }
+    return t;
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *grouped(int64_t v, char *buf, size_t size)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? -v : v));
+    size_t k = 0;
+    if (v < 0 && k + 1 < size) buf[k++] = '-';
+    for (int i = 0; i < len && k + 2 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[k++] = ',';
+        buf[k++] = digits[i];
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+static const char *human_bytes(int64_t bytes, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.2f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+static void rule_line(FILE *out, char c)
+{
+    for (int i = 0; i < 96; i++) fputc(c, out);
+    fputc('\n', out);
+}
+
+void report_text(FILE *out, const Graph *g, bool explain)
+{
+    char shape[MAX_SHAPE_TEXT], a[32], b[32], c[32];
+    const Node *in = g->input;
+    fprintf(out, "Model: %s    input %s: %s%s\n", g->model_name, in->name, in->dtype == DT_I64 ? "i64" : "f32",
+            shape_format(&in->shape, g->batch_name, shape, sizeof shape));
+    rule_line(out, '=');
+    fprintf(out, "%-24s %-24s %-22s %12s %14s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs");
+    rule_line(out, '=');
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        fprintf(out, "%-24s %-24s %-22s %12s %14s\n", n->name, op_name(n->op),
+                n->inferred ? shape_format(&n->shape, g->batch_name, shape, sizeof shape) : "?",
+                grouped(n->param_count, a, sizeof a), grouped(n->macs, b, sizeof b));
+        if (!explain) continue;
+        for (int e = 0; e < n->explain.len; e++) fprintf(out, "    %s\n", (const char *)n->explain.items[e]);
+        for (int p = 0; p < n->nparams; p++)
+            fprintf(out, "    %s%s %s\n", n->params[p].key, n->params[p].is_buffer ? " (buffer)" : "",
+                    shape_format(&n->params[p].shape, NULL, shape, sizeof shape));
+    }
+    rule_line(out, '=');
+    ReportTotals t = report_totals(g);
+    fprintf(out, "Total params: %s\n", grouped(t.params, a, sizeof a));
+    fprintf(out, "Param bytes: %s (%s, buffers included)\n", grouped(t.param_bytes, b, sizeof b),
+            human_bytes(t.param_bytes, c, sizeof c));
+    fprintf(out, "Total MACs: %s%s\n", grouped(t.macs, a, sizeof a),
+            g->batch_name ? arena_printf(g->arena, " (per sample: %s = 1)", g->batch_name) : "");
+    fprintf(out, "Activation bytes: %s (%s, all layer outputs)\n", grouped(t.activation_bytes, b, sizeof b),
+            human_bytes(t.activation_bytes, c, sizeof c));
+    rule_line(out, '=');
+}
+
+static cJSON *shape_json(const Shape *s, const char *batch_name)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < s->rank; i++) {
+        if (i == 0 && s->dynamic_batch)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(batch_name ? batch_name : "N"));
+        else
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)s->dims[i]));
+    }
+    return arr;
+}
+
+static cJSON *node_json(const Node *n, const Graph *g, bool explain)
+{
+    cJSON *obj = cJSON_CreateObject();
+    cJSON_AddStringToObject(obj, "name", n->name);
+    cJSON_AddStringToObject(obj, "type", op_name(n->op));
+    cJSON_AddItemToObject(obj, "output_shape", n->inferred ? shape_json(&n->shape, g->batch_name) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(obj, "params", (double)n->param_count);
+    cJSON_AddNumberToObject(obj, "macs", (double)n->macs);
+    cJSON *sd = cJSON_AddArrayToObject(obj, "state_dict");
+    for (int p = 0; p < n->nparams; p++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "key", n->params[p].key);
+        cJSON_AddItemToObject(t, "shape", shape_json(&n->params[p].shape, NULL));
+        cJSON_AddBoolToObject(t, "buffer", n->params[p].is_buffer);
+        cJSON_AddItemToArray(sd, t);
+    }
+    if (explain) {
+        cJSON *lines = cJSON_AddArrayToObject(obj, "explain");
+        for (int e = 0; e < n->explain.len; e++) cJSON_AddItemToArray(lines, cJSON_CreateString(n->explain.items[e]));
+    }
+    return obj;
+}
+
+bool report_json(FILE *out, const Graph *g, bool explain)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", g->model_name);
+    cJSON *input = cJSON_AddObjectToObject(root, "input");
+    cJSON_AddStringToObject(input, "name", g->input->name);
+    cJSON_AddStringToObject(input, "dtype", g->input->dtype == DT_I64 ? "i64" : "f32");
+    cJSON_AddItemToObject(input, "shape", shape_json(&g->input->shape, g->batch_name));
+    if (g->batch_name) cJSON_AddStringToObject(root, "batch", g->batch_name);
+    else cJSON_AddNullToObject(root, "batch");
+    cJSON *layers = cJSON_AddArrayToObject(root, "layers");
+    for (int i = 1; i < g->nodes.len; i++) cJSON_AddItemToArray(layers, node_json(g->nodes.items[i], g, explain));
+    ReportTotals t = report_totals(g);
+    cJSON *totals = cJSON_AddObjectToObject(root, "totals");
+    cJSON_AddNumberToObject(totals, "params", (double)t.params);
+    cJSON_AddNumberToObject(totals, "param_bytes", (double)t.param_bytes);
+    cJSON_AddNumberToObject(totals, "macs", (double)t.macs);
+    cJSON_AddNumberToObject(totals, "activation_bytes", (double)t.activation_bytes);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return false;
+    fprintf(out, "%s\n", text);
+    cJSON_free(text);
+    return true;
+}

@@ -1,0 +1,23 @@
+/* report.h - the shape-inference report of `layerc shapes`: a torchinfo-like
+ * table (text) or the same facts as JSON for tools. */
+#ifndef LAYERC_REPORT_H
+#define LAYERC_REPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "graph.h"
+
+typedef struct ReportTotals {
+    int64_t params;           /* learnable parameters */
+    int64_t param_bytes;      /* every state_dict tensor (parameters and buffers) as stored */
+    int64_t macs;
+    int64_t activation_bytes; /* every layer output, as if none were reused */
+} ReportTotals;
+
+ReportTotals report_totals(const Graph *g);
+void report_text(FILE *out, const Graph *g, bool explain);
+/* Returns false only when the JSON could not be built (out of memory). */
+bool report_json(FILE *out, const Graph *g, bool explain);
+
+#endif

@@ -1,0 +1,197 @@
+/* rules_dense.c - shape rules of the layers that keep or reshape a tensor
+ * without a sliding window: elementwise activations, Dropout, Identity,
+ * Softmax/LogSoftmax, BatchNorm1d/2d, LayerNorm, Linear/LazyLinear, Flatten. */
+#include <string.h>
+
+#include "infer.h"
+
+/* ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity, Dropout, Dropout2d: [*] -> [*] */
+bool rule_elementwise(InferCtx *ic, Node *n)
+{
+    n->shape = *input_shape(n);
+    if (n->op == OP_IDENTITY) {
+        n->dtype = n->inputs[0]->dtype;
+        return true;
+    }
+    if (!expect_dtype(ic, n, DT_F32)) return false;
+    if (n->op == OP_LEAKYRELU) n->attr.act.negative_slope = node_arg(n, "negative_slope")->num;
+    if (n->op == OP_GELU) n->attr.act.gelu_tanh = strcmp(node_arg(n, "approximate")->str, "tanh") == 0;
+    if (n->op == OP_DROPOUT || n->op == OP_DROPOUT2D) {
+        const BoundArg *p = node_arg(n, "p");
+        if (!(p->num >= 0.0 && p->num <= 1.0)) {
+            node_error(ic, n, p->loc, "dropout probability must be between 0 and 1, found %g", p->num);
+            return false;
+        }
+        n->attr.act.p = p->num;
+        int rank = n->shape.rank;
+        if (n->op == OP_DROPOUT2D && rank != 3 && rank != 4)
+            node_warning(ic, n, n->op_loc, "Dropout2d expects a 3-D or 4-D input, found %d-D (%s); it is the identity at inference",
+                         rank, describe_tensor(ic, n->inputs[0]));
+    }
+    return true;
+}
+
+/* A dimension argument in [-rank, rank) normalised to [0, rank). */
+static bool normalise_dim(InferCtx *ic, const Node *n, const char *arg, int64_t dim, int rank, int *out)
+{
+    if (dim < -rank || dim >= rank) {
+        node_error(ic, n, node_arg(n, arg)->loc, "%s=%lld is out of range for a %d-D input (expected %d to %d) (%s)", arg,
+                   (long long)dim, rank, -rank, rank - 1, describe_tensor(ic, n->inputs[0]));
+        return false;
+    }
+    *out = (int)(dim < 0 ? dim + rank : dim);
+    return true;
+}
+
+/* Softmax(dim), LogSoftmax(dim): [*] -> [*] */
+bool rule_softmax(InferCtx *ic, Node *n)
+{
+    if (!expect_dtype(ic, n, DT_F32)) return false;
+    n->shape = *input_shape(n);
+    int rank = n->shape.rank;
+    const BoundArg *dim = node_arg(n, "dim");
+    if (dim->is_none) {
+        /* torch.nn.functional._get_softmax_dim: the legacy implicit choice. */
+        n->attr.axis.dim = (rank == 0 || rank == 1 || rank == 3) ? 0 : 1;
+        node_warning(ic, n, n->op_loc, "no dim given: PyTorch's deprecated implicit choice picks dim=%d for a %d-D input",
+                     n->attr.axis.dim, rank);
+        diag_note(ic->diag, n->op_loc, "write %s(dim=%d) to say which dimension sums to 1", op_name(n->op), n->attr.axis.dim);
+        return true;
+    }
+    return normalise_dim(ic, n, "dim", dim->ints[0], rank, &n->attr.axis.dim);
+}
+
+/* BatchNorm1d: [N, C] or [N, C, L]; BatchNorm2d: [N, C, H, W] -> same shape */
+bool rule_batchnorm(InferCtx *ic, Node *n)
+{
+    bool two_d = n->op == OP_BATCHNORM2D;
+    if (!expect_dtype(ic, n, DT_F32)) return false;
+    if (two_d ? !expect_rank(ic, n, 4, 4, "[N, C, H, W]") : !expect_rank(ic, n, 2, 3, "[N, C] or [N, C, L]"))
+        return false;
+    if (!expect_positive(ic, n, "num_features")) return false;
+    NormAttrs *na = &n->attr.norm;
+    na->num_features = node_arg(n, "num_features")->ints[0];
+    na->eps = node_arg(n, "eps")->num;
+    na->affine = node_arg(n, "affine")->ints[0];
+    na->track_running_stats = node_arg(n, "track_running_stats")->ints[0];
+    int64_t have = input_shape(n)->dims[1];
+    if (have != na->num_features) {
+        node_error(ic, n, node_arg(n, "num_features")->loc, "num_features is %lld but its input has %lld channels (%s)",
+                   (long long)na->num_features, (long long)have, describe_tensor(ic, n->inputs[0]));
+        return false;
+    }
+    if (!(na->eps > 0)) {
+        node_error(ic, n, node_arg(n, "eps")->loc, "eps must be positive, found %g", na->eps);
+        return false;
+    }
+    n->shape = *input_shape(n);
+    if (na->affine) {
+        add_param1(ic, n, "weight", na->num_features, false);
+        add_param1(ic, n, "bias", na->num_features, false);
+    }
+    if (na->track_running_stats) {
+        add_param1(ic, n, "running_mean", na->num_features, true);
+        add_param1(ic, n, "running_var", na->num_features, true);
+        add_param(ic, n, "num_batches_tracked", 0, NULL, true);
+        n->params[n->nparams - 1].dtype = DT_I64;
+    } else {
+        node_warning(ic, n, node_arg(n, "track_running_stats")->loc,
+                     "track_running_stats=False: in eval mode this layer normalises with the statistics of each batch");
+    }
+    return true;
+}
+
+/* LayerNorm(normalized_shape): [*, normalized_shape...] -> same shape */
+bool rule_layernorm(InferCtx *ic, Node *n)
+{
+    if (!expect_dtype(ic, n, DT_F32) || !expect_positive(ic, n, "normalized_shape")) return false;
+    const BoundArg *ns = node_arg(n, "normalized_shape");
+    const Shape *in = input_shape(n);
+    NormAttrs *na = &n->attr.norm;
+    na->norm_rank = ns->count;
+    na->eps = node_arg(n, "eps")->num;
+    na->affine = node_arg(n, "elementwise_affine")->ints[0];
+    na->bias = na->affine && node_arg(n, "bias")->ints[0];
+    bool match = in->rank >= ns->count;
+    for (int i = 0; match && i < ns->count; i++) match = in->dims[in->rank - ns->count + i] == ns->ints[i];
+    if (match && in->dynamic_batch && in->rank == ns->count) match = false;
+    if (!match) {
+        Shape want = {.rank = ns->count};
+        memcpy(want.dims, ns->ints, sizeof(int64_t) * (size_t)ns->count);
+        node_error(ic, n, ns->loc, "normalized_shape %s must equal the last %d dimension%s of its input (%s)",
+                   shape_text(ic, &want), ns->count, ns->count == 1 ? "" : "s", describe_tensor(ic, n->inputs[0]));
+        return false;
+    }
+    na->num_features = 1;
+    for (int i = 0; i < ns->count; i++) na->num_features = sat_mul(na->num_features, ns->ints[i]);
+    n->shape = *in;
+    if (na->affine) add_param(ic, n, "weight", ns->count, ns->ints, false);
+    if (na->bias) add_param(ic, n, "bias", ns->count, ns->ints, false);
+    return true;
+}
+
+/* Linear: [*, in_features] -> [*, out_features]; LazyLinear takes in_features from its input. */
+bool rule_linear(InferCtx *ic, Node *n)
+{
+    if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 1, MAX_RANK, "[*, in_features]")) return false;
+    const Shape *in = input_shape(n);
+    if (!expect_fixed_dim(ic, n, in->rank - 1, "its features") || !expect_positive(ic, n, "out_features")) return false;
+    LinearAttrs *la = &n->attr.linear;
+    int64_t have = in->dims[in->rank - 1];
+    la->out_features = node_arg(n, "out_features")->ints[0];
+    la->bias = node_arg(n, "bias")->ints[0];
+    if (n->op == OP_LAZYLINEAR) {
+        la->in_features = have;
+        explain(ic, n, "in_features: inferred from the input's last dimension = %lld", (long long)have);
+    } else {
+        if (!expect_positive(ic, n, "in_features")) return false;
+        la->in_features = node_arg(n, "in_features")->ints[0];
+        if (have != la->in_features) {
+            node_error(ic, n, node_arg(n, "in_features")->loc, "in_features is %lld but its input has %lld features (%s)",
+                       (long long)la->in_features, (long long)have, describe_tensor(ic, n->inputs[0]));
+            return false;
+        }
+    }
+    n->shape = *in;
+    n->shape.dims[in->rank - 1] = la->out_features;
+    add_param2(ic, n, "weight", la->out_features, la->in_features);
+    if (la->bias) add_param1(ic, n, "bias", la->out_features, false);
+    n->macs = sat_mul(shape_numel(&n->shape), la->in_features);
+    return true;
+}
+
+/* Flatten(start_dim, end_dim): dims start..end collapse into their product. */
+bool rule_flatten(InferCtx *ic, Node *n)
+{
+    const Shape *in = input_shape(n);
+    AxisAttrs *ax = &n->attr.axis;
+    int rank = in->rank;
+    if (!normalise_dim(ic, n, "start_dim", node_arg(n, "start_dim")->ints[0], rank, &ax->start) ||
+        !normalise_dim(ic, n, "end_dim", node_arg(n, "end_dim")->ints[0], rank, &ax->end))
+        return false;
+    if (ax->start > ax->end) {
+        node_error(ic, n, n->op_loc, "start_dim (%d) comes after end_dim (%d) for a %d-D input (%s)", ax->start, ax->end, rank,
+                   describe_tensor(ic, n->inputs[0]));
+        return false;
+    }
+    if (in->dynamic_batch && ax->start == 0 && ax->end > 0) {
+        node_error(ic, n, n->op_loc, "would merge the run-time batch %s into a fixed dimension (%s)", ic->graph->batch_name,
+                   describe_tensor(ic, n->inputs[0]));
+        diag_note(ic->diag, n->op_loc, "start at dimension 1, or declare the input with a fixed batch size");
+        return false;
+    }
+    n->dtype = n->inputs[0]->dtype;
+    Shape out = {.rank = rank - (ax->end - ax->start), .dynamic_batch = in->dynamic_batch};
+    int k = 0;
+    for (int i = 0; i < rank; i++) {
+        if (i <= ax->start || i > ax->end) out.dims[k++] = in->dims[i];
+        else out.dims[k - 1] = sat_mul(out.dims[k - 1], in->dims[i]);
+    }
+    n->shape = out;
+    if (ax->end > ax->start) {
+        char *terms = arena_printf(ic->arena, "%lld", (long long)in->dims[ax->start]);
+        for (int i = ax->start + 1; i <= ax->end; i++) terms = arena_printf(ic->arena, "%s * %lld", terms, (long long)in->dims[i]);
+        explain(ic, n, "dim %d: %s = %lld", ax->start, terms, (long long)out.dims[ax->start]);
+    }
+    return true;
+}

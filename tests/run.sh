@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# run.sh - runs every layerc test suite and ends with "N passed, N failed".
+#
+# Suites (each file is one test; expectations sit next to their inputs):
+#   cli           command-line behaviour and exit statuses
+#   torch-shapes  `layerc shapes --format json` vs PyTorch's own goldens (tests/golden/shapes)
+#   reports       `layerc shapes --explain` text vs tests/reports/*.expected
+#   diagnostics   `layerc check` output and exit status vs tests/diagnostics/*.expected
+#   hostile       garbage, huge lines, deep nesting, overflowing sizes: exit 1, no crash, no hang
+# The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc).
+# Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PASS=0
+FAIL=0
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+pass() { PASS=$((PASS + 1)); [ -n "${VERBOSE:-}" ] && echo "PASS $1"; return 0; }
+fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' <<<"$2" | head -40; return 0; }
+
+# expect_output NAME EXPECTED_FILE ACTUAL_FILE
+expect_output() {
+    if [ -n "${UPDATE:-}" ]; then cp "$3" "$2"; fi
+    if [ ! -f "$2" ]; then fail "$1" "missing $2 (run with UPDATE=1 to create it)"; return; fi
+    local d
+    if d=$(diff -u "$2" "$3"); then pass "$1"; else fail "$1" "$d"; fi
+}
+
+suite_cli() {
+    local L=$1 tag=$2 out rc
+    out=$($L --help 2>&1); rc=$?
+    [ $rc = 0 ] && grep -q "usage: layerc COMMAND" <<<"$out" && pass "$tag cli --help" || fail "$tag cli --help" "rc=$rc $out"
+    out=$($L --version 2>&1); rc=$?
+    [ $rc = 0 ] && grep -Eq '^layerc [0-9]+\.[0-9]+\.[0-9]+$' <<<"$out" && pass "$tag cli --version" || fail "$tag cli --version" "$out"
+    out=$($L shapes --help 2>&1); rc=$?
+    [ $rc = 0 ] && grep -q -- "--explain" <<<"$out" && pass "$tag cli shapes --help" || fail "$tag cli shapes --help" "$out"
+    out=$($L shapse x.nn 2>&1); rc=$?
+    [ $rc = 2 ] && grep -q "did you mean 'shapes'" <<<"$out" && pass "$tag cli unknown command" || fail "$tag cli unknown command" "rc=$rc $out"
+    out=$($L shapes --explian examples/cifar10.nn 2>&1); rc=$?
+    [ $rc = 2 ] && grep -q "did you mean '--explain'" <<<"$out" && pass "$tag cli unknown option" || fail "$tag cli unknown option" "rc=$rc $out"
+    out=$($L check 2>&1); rc=$?
+    [ $rc = 2 ] && pass "$tag cli no file" || fail "$tag cli no file" "rc=$rc $out"
+    out=$($L check /nonexistent/model.nn 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "cannot open '/nonexistent/model.nn'" <<<"$out" && pass "$tag cli missing file" || fail "$tag cli missing file" "rc=$rc $out"
+    out=$($L check examples 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "not a regular file" <<<"$out" && pass "$tag cli directory" || fail "$tag cli directory" "rc=$rc $out"
+    out=$($L shapes --format yaml examples/cifar10.nn 2>&1); rc=$?
+    [ $rc = 2 ] && pass "$tag cli bad format" || fail "$tag cli bad format" "rc=$rc $out"
+}
+
+suite_torch_shapes() {
+    local L=$1 tag=$2 golden stem src out
+    for golden in tests/golden/shapes/*.torch.json; do
+        stem=$(basename "$golden" .torch.json)
+        src=examples/$stem.nn
+        [ -f "$src" ] || src=tests/shapes/$stem.nn
+        if ! $L shapes --format json "$src" >"$TMP/$stem.json" 2>"$TMP/$stem.err"; then
+            fail "$tag torch-shapes $stem" "$(cat "$TMP/$stem.err")"
+            continue
+        fi
+        if out=$(python3 tests/compare_shapes.py "$golden" "$TMP/$stem.json"); then
+            pass "$tag torch-shapes $stem"
+        else
+            fail "$tag torch-shapes $stem" "$out"
+        fi
+    done
+}
+
+suite_reports() {
+    local L=$1 tag=$2 src stem
+    for src in examples/*.nn; do
+        stem=$(basename "$src" .nn)
+        (cd examples && $L shapes --explain "$stem.nn") >"$TMP/$stem.report" 2>&1
+        expect_output "$tag report $stem" "tests/reports/$stem.expected" "$TMP/$stem.report"
+    done
+}
+
+suite_diagnostics() {
+    local L=$1 tag=$2 src stem
+    for src in tests/diagnostics/*.nn; do
+        stem=$(basename "$src" .nn)
+        (cd tests/diagnostics && $L check "$stem.nn"; echo "exit status $?") >"$TMP/$stem.diag" 2>&1
+        expect_output "$tag diagnostics $stem" "tests/diagnostics/$stem.expected" "$TMP/$stem.diag"
+    done
+}
+
+# hostile NAME FILE: must exit 1 with an error, within 10 s, whatever the bytes.
+hostile() {
+    local L=$1 tag=$2 name=$3 file=$4 rc
+    timeout 10 "$L" check "$file" >"$TMP/hostile.out" 2>&1; rc=$?
+    if [ $rc = 1 ] && grep -q "error:" "$TMP/hostile.out"; then
+        pass "$tag hostile $name"
+    else
+        fail "$tag hostile $name" "exit status $rc: $(head -c 600 "$TMP/hostile.out")"
+    fi
+}
+
+suite_hostile() {
+    local L=$1 tag=$2
+    python3 tests/make_hostile.py "$TMP/hostile"
+    for f in "$TMP"/hostile/*.nn; do hostile "$L" "$tag" "$(basename "$f" .nn)" "$f"; done
+}
+
+run_all() {
+    local L=$1 tag=$2
+    suite_cli "$L" "$tag"
+    suite_torch_shapes "$L" "$tag"
+    suite_reports "$L" "$tag"
+    suite_diagnostics "$L" "$tag"
+    suite_hostile "$L" "$tag"
+}
+
+run_all "$ROOT/layerc" "[O2]"
+# Sanitizers: any report aborts the process, which the suites see as a failure.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+unset UPDATE
+run_all "$ROOT/build/san/layerc" "[asan+ubsan]"
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
