@@ -155,6 +155,7 @@ typedef struct Param {
     Shape shape;
     DType dtype;
     bool is_buffer;  /* running_mean etc.: in the state_dict, not a learnable parameter */
+    float *data;     /* the values, once weights are bound (weights.h); i64 tensors are not loaded */
 } Param;
 
 typedef struct Node {
@@ -211,6 +212,8 @@ int op_all_names(const char **names, int max);
 
 /* The bound argument `name` of n (aborts on a name not in the signature: a compiler bug). */
 const BoundArg *node_arg(const Node *n, const char *name);
+/* The parameter "<node name>.<suffix>", or NULL when the layer has none (e.g. bias=False). */
+const Param *node_param(const Node *n, const char *suffix);
 
 int64_t shape_numel(const Shape *s); /* -1 on overflow */
 /* "[64, 3, 32, 32]" or "[N, 3, 32, 32]" into buf. */

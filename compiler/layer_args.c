@@ -253,3 +253,14 @@ const BoundArg *node_arg(const Node *n, const char *name)
         if (strcmp(sig->args[i].name, name) == 0) return &n->args[i];
     LAYERC_UNREACHABLE(name);
 }
+
+const Param *node_param(const Node *n, const char *suffix)
+{
+    size_t prefix = strlen(n->name);
+    for (int i = 0; i < n->nparams; i++) {
+        const char *key = n->params[i].key;
+        if (strncmp(key, n->name, prefix) == 0 && key[prefix] == '.' && strcmp(key + prefix + 1, suffix) == 0)
+            return &n->params[i];
+    }
+    return NULL;
+}

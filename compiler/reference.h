@@ -1,0 +1,23 @@
+/* reference.h - the reference interpreter: a naive, obviously correct C
+ * implementation of every layer the back end lowers, written straight from
+ * PyTorch's definitions.  It is the oracle of `layerc test`, so it shares no
+ * code with the generated kernels (lower_*.c).
+ */
+#ifndef LAYERC_REFERENCE_H
+#define LAYERC_REFERENCE_H
+
+#include "graph.h"
+
+/* Runs g on `input` (f32, or i64 when the input is i64) for `batch` samples
+ * (the run-time batch when the input's first dimension is named; otherwise
+ * it must equal the declared one).  outputs[i] receives a freshly
+ * arena-allocated f32 buffer holding node i's output (outputs[0] is the input
+ * converted to float); outputs must have g->nodes.len slots.  Weights must be
+ * bound (Param.data).  Returns false with a message in err for a layer it
+ * cannot evaluate. */
+bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, float **outputs, char *err, size_t errsize);
+
+/* The shape of node n's output for a given run-time batch. */
+Shape reference_shape(const Node *n, int64_t batch);
+
+#endif
