@@ -7,10 +7,13 @@ LLVM_CONFIG ?= llvm-config-19
 CC ?= cc
 BUILD := build
 
-CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Icompiler -I$(BUILD)
-CFLAGS := $(CFLAGS_COMMON) -O2
+# Recursive (=): llvm-config-19 may only exist once `make deps` has run.
+LLVM_INCLUDE = $(shell $(LLVM_CONFIG) --includedir 2>/dev/null)
+LLVM_LIBS = -L$(shell $(LLVM_CONFIG) --libdir 2>/dev/null) -lLLVM-19
+CFLAGS_COMMON = -std=gnu11 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Icompiler -Iruntime -I$(BUILD) -isystem $(LLVM_INCLUDE)
+CFLAGS = $(CFLAGS_COMMON) -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS := -lcjson -lm
+LDLIBS = -lcjson -lm $(LLVM_LIBS)
 
 SRCS := $(wildcard compiler/*.c)
 GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c

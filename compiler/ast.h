@@ -32,6 +32,7 @@ typedef struct Value {
     const char *s;        /* VAL_STRING (unquoted), VAL_NAME */
     struct Value **items; /* VAL_TUPLE */
     int nitems;
+    bool poisoned;        /* an integer literal too large: already reported, never checked again */
 } Value;
 
 typedef struct Arg {
@@ -49,9 +50,12 @@ typedef struct LayerStmt {
     Arg **args;
     int nargs;
     SrcSpan loc;
+    SrcSpan call_loc; /* Layer(args), without the name */
+    bool broken;      /* a line with a syntax error: a layer whose output is unknown */
 } LayerStmt;
 
 typedef struct Dim {
+    bool poisoned;    /* see Value.poisoned */
     int64_t value;    /* when name is NULL */
     const char *name; /* a named (run-time) dimension such as N */
     SrcSpan loc;

@@ -41,7 +41,11 @@ static const char *value_description(Arena *a, const Value *v)
 {
     switch (v->kind) {
     case VAL_INT: return arena_printf(a, "integer %lld", (long long)v->i);
-    case VAL_FLOAT: return arena_printf(a, "float %g", v->f);
+    case VAL_FLOAT: {
+        const char *text = arena_printf(a, "%.9g", v->f);
+        bool looks_integral = !strpbrk(text, ".eEn"); /* n: inf, nan */
+        return arena_printf(a, "float %s%s", text, looks_integral ? ".0" : "");
+    }
     case VAL_BOOL: return v->i ? "True" : "False";
     case VAL_NONE: return "None";
     case VAL_STRING: return arena_printf(a, "string '%.60s'", v->s);
@@ -84,6 +88,15 @@ static bool string_in_choices(const char *s, const char *choices, Arena *a, cons
     for (int i = 0; i < n; i++)
         if (strcmp(words[i], s) == 0) return true;
     *nearest = nearest_word(s, words, n);
+    return false;
+}
+
+static bool value_is_poisoned(const Value *v)
+{
+    if (v->poisoned) return true;
+    if (v->kind == VAL_TUPLE)
+        for (int i = 0; i < v->nitems; i++)
+            if (v->items[i]->poisoned) return true;
     return false;
 }
 
@@ -287,13 +300,17 @@ static bool bind_args(Binder *b, Node *n, const LayerStmt *st)
         }
         BoundArg *out = &n->args[slot];
         out->given = true;
+        if (value_is_poisoned(arg->value)) { /* already reported by the lexer */
+            ok = false;
+            continue;
+        }
         out->loc = arg->value->loc;
         if (!bind_value(&sig->args[slot], arg->value, out)) {
             const ArgSpec *spec = &sig->args[slot];
             if (spec->type == ARG_NONE_ONLY)
                 diag_error(b->diag, arg->value->loc,
-                           "%s: '%s' must be None: layerc compiles float32 models for the host CPU and reads weights "
-                           "with --weights", layer, spec->name);
+                           "%s: '%s' must be None: layerc compiles float32 models for the host CPU", layer,
+                           spec->name);
             else
                 report_mismatch(b, layer, spec, arg->value);
             ok = false;
@@ -307,12 +324,14 @@ static bool bind_args(Binder *b, Node *n, const LayerStmt *st)
             ok = false;
         }
     }
+    bool ok_before_defaults = ok;
     for (int i = 0; i < sig->nargs; i++) {
         if (given_at[i]) continue;
-        if (sig->args[i].def_kind == DEF_REQUIRED) {
-            diag_error(b->diag, st->loc, "%s is missing its required argument '%s'", layer, sig->args[i].name);
+        if (sig->args[i].def_kind == DEF_REQUIRED && ok_before_defaults) { /* else likely an echo of that error */
+            diag_error(b->diag, st->call_loc, "%s is missing its required argument '%s'", layer, sig->args[i].name);
             diag_note(b->diag, st->layer_loc, "the signature is %s", signature_text(b, n->op));
             ok = false;
+            ok_before_defaults = false; /* one report per call */
         }
         bind_default(&sig->args[i], &n->args[i]);
         n->args[i].loc = st->loc;
@@ -374,7 +393,9 @@ static Node *bind_input(Binder *b, const Model *m)
     n->shape.rank = in->ndims;
     for (int i = 0; i < in->ndims; i++) {
         const Dim *d = in->dims[i];
-        if (d->name) {
+        if (d->poisoned) {
+            ok = false; /* already reported by the lexer */
+        } else if (d->name) {
             if (i != 0) {
                 diag_error(b->diag, d->loc, "only the first (batch) dimension may be named; dimension %d is '%s'", i, d->name);
                 ok = false;
@@ -441,7 +462,7 @@ Graph *bind_model(Arena *a, Diag *d, const Model *m)
         if (st->name) check_duplicate_name(&b, st, m, i);
         Node *n = arena_alloc(a, sizeof *n);
         n->id = g->nodes.len;
-        n->op = op_lookup(st->layer);
+        n->op = st->broken ? OP_IDENTITY : op_lookup(st->layer);
         n->name = st->name ? st->name : arena_printf(a, "%d", i);
         n->named = st->name != NULL;
         n->loc = st->loc;
@@ -449,7 +470,10 @@ Graph *bind_model(Arena *a, Diag *d, const Model *m)
         n->call_text = call_text(&b, st);
         n->inputs[0] = prev;
         n->ninputs = 1;
-        if (n->op == OP_COUNT) {
+        if (st->broken) {
+            n->args = arena_alloc(a, sizeof *n->args); /* its syntax error is reported */
+            n->invalid = true;
+        } else if (n->op == OP_COUNT) {
             report_unknown_layer(&b, st);
             n->op = OP_IDENTITY; /* keeps positions and the chain intact; never inferred */
             n->args = arena_alloc(a, sizeof *n->args);
@@ -460,7 +484,7 @@ Graph *bind_model(Arena *a, Diag *d, const Model *m)
         ptrvec_push(a, &g->nodes, n);
         prev = n;
     }
-    if (m->layers.len == 0) diag_warning(d, m->name_loc, "model '%s' has no layers; its output is its input", m->name);
+    if (m->layers.len == 0 && d->errors == 0) diag_warning(d, m->name_loc, "model '%s' has no layers; its output is its input", m->name);
     g->output = prev;
     return g;
 }

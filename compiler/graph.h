@@ -186,7 +186,8 @@ typedef struct Node {
 
     Shape shape;       /* output */
     DType dtype;
-    bool inferred;     /* the shape rule succeeded */
+    bool inferred;     /* the output shape is known (later layers are checked against it) */
+    bool recovered;    /* the rule reported an error but still knows the output shape */
     Param *params;
     int nparams, params_cap;
     int64_t param_count; /* learnable parameters */

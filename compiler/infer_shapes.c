@@ -212,7 +212,8 @@ bool infer_shapes(Diag *d, Graph *g)
         Node *n = g->nodes.items[i];
         if (n->invalid || !n->inputs[0]->inferred) continue;
         n->dtype = DT_F32;
-        n->inferred = rules[n->op](&ic, n) && node_within_limits(&ic, n);
+        bool ok = rules[n->op](&ic, n);
+        n->inferred = (ok || n->recovered) && node_within_limits(&ic, n);
     }
     return d->errors == errors_before && g->output->inferred;
 }

@@ -11,7 +11,7 @@ typedef struct ParseCtx {
     Arena *arena;
     Diag *diag;
     Model *model;
-    bool saw_input_after_layer;
+    int quiet_line; /* a line with a lexical error: no syntax errors reported on it */
 } ParseCtx;
 
 /* Parses src; returns the model (possibly partial) or NULL when nothing

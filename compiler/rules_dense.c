@@ -75,9 +75,11 @@ bool rule_batchnorm(InferCtx *ic, Node *n)
     na->affine = node_arg(n, "affine")->ints[0];
     na->track_running_stats = node_arg(n, "track_running_stats")->ints[0];
     int64_t have = input_shape(n)->dims[1];
+    n->shape = *input_shape(n);
     if (have != na->num_features) {
         node_error(ic, n, node_arg(n, "num_features")->loc, "num_features is %lld but its input has %lld channels (%s)",
                    (long long)na->num_features, (long long)have, describe_tensor(ic, n->inputs[0]));
+        n->recovered = true; /* the output is the input's shape either way */
         return false;
     }
     if (!(na->eps > 0)) {
@@ -116,10 +118,15 @@ bool rule_layernorm(InferCtx *ic, Node *n)
     for (int i = 0; match && i < ns->count; i++) match = in->dims[in->rank - ns->count + i] == ns->ints[i];
     if (match && in->dynamic_batch && in->rank == ns->count) match = false;
     if (!match) {
-        Shape want = {.rank = ns->count};
+        Shape want = {.rank = ns->count}, found = {.rank = in->rank < ns->count ? in->rank : ns->count};
         memcpy(want.dims, ns->ints, sizeof(int64_t) * (size_t)ns->count);
-        node_error(ic, n, ns->loc, "normalized_shape %s must equal the last %d dimension%s of its input (%s)",
-                   shape_text(ic, &want), ns->count, ns->count == 1 ? "" : "s", describe_tensor(ic, n->inputs[0]));
+        memcpy(found.dims, in->dims + in->rank - found.rank, sizeof(int64_t) * (size_t)found.rank);
+        found.dynamic_batch = in->dynamic_batch && found.rank == in->rank;
+        const char *which = ns->count == 1 ? "last dimension" : arena_printf(ic->arena, "last %d dimensions", ns->count);
+        node_error(ic, n, ns->loc, "normalized_shape %s must equal the %s of its input, found %s (%s)", shape_text(ic, &want),
+                   which, shape_text(ic, &found), describe_tensor(ic, n->inputs[0]));
+        n->shape = *in;
+        n->recovered = true;
         return false;
     }
     na->num_features = 1;
@@ -146,14 +153,15 @@ bool rule_linear(InferCtx *ic, Node *n)
     } else {
         if (!expect_positive(ic, n, "in_features")) return false;
         la->in_features = node_arg(n, "in_features")->ints[0];
-        if (have != la->in_features) {
-            node_error(ic, n, node_arg(n, "in_features")->loc, "in_features is %lld but its input has %lld features (%s)",
-                       (long long)la->in_features, (long long)have, describe_tensor(ic, n->inputs[0]));
-            return false;
-        }
     }
     n->shape = *in;
     n->shape.dims[in->rank - 1] = la->out_features;
+    if (have != la->in_features) {
+        node_error(ic, n, node_arg(n, "in_features")->loc, "in_features is %lld but its input has %lld features (%s)",
+                   (long long)la->in_features, (long long)have, describe_tensor(ic, n->inputs[0]));
+        n->recovered = true; /* the output has out_features either way */
+        return false;
+    }
     add_param2(ic, n, "weight", la->out_features, la->in_features);
     if (la->bias) add_param1(ic, n, "bias", la->out_features, false);
     n->macs = sat_mul(shape_numel(&n->shape), la->in_features);

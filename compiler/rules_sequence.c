@@ -142,14 +142,15 @@ bool rule_recurrent(InferCtx *ic, Node *n)
     if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 2, 3, layout)) return false;
     const Shape *in = input_shape(n);
     int64_t have = in->dims[in->rank - 1];
-    if (have != ra->input_size) {
-        node_error(ic, n, node_arg(n, "input_size")->loc, "input_size is %lld but its input has %lld features (%s)",
-                   (long long)ra->input_size, (long long)have, describe_tensor(ic, n->inputs[0]));
-        return false;
-    }
     int64_t out_size = ra->proj_size > 0 ? ra->proj_size : ra->hidden_size;
     n->shape = *in;
     n->shape.dims[in->rank - 1] = (ra->bidirectional ? 2 : 1) * out_size;
+    if (have != ra->input_size) {
+        node_error(ic, n, node_arg(n, "input_size")->loc, "input_size is %lld but its input has %lld features (%s)",
+                   (long long)ra->input_size, (long long)have, describe_tensor(ic, n->inputs[0]));
+        n->recovered = true;
+        return false;
+    }
     recurrent_params(ic, n, ra);
     int64_t steps = in->rank == 3 ? sat_mul(in->dims[0], in->dims[1]) : in->dims[0];
     n->macs = sat_mul(n->macs, steps);
@@ -184,12 +185,13 @@ bool rule_transformer_encoder(InferCtx *ic, Node *n)
     if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 2, 3, layout)) return false;
     const Shape *in = input_shape(n);
     int64_t d = ta->d_model, ff = ta->dim_feedforward;
+    n->shape = *in;
     if (in->dims[in->rank - 1] != d) {
         node_error(ic, n, node_arg(n, "d_model")->loc, "d_model is %lld but its input has %lld features (%s)", (long long)d,
                    (long long)in->dims[in->rank - 1], describe_tensor(ic, n->inputs[0]));
+        n->recovered = true;
         return false;
     }
-    n->shape = *in;
     add_param2(ic, n, "self_attn.in_proj_weight", 3 * d, d);
     if (ta->bias) add_param1(ic, n, "self_attn.in_proj_bias", 3 * d, false);
     add_param2(ic, n, "self_attn.out_proj.weight", d, d);

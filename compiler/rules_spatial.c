@@ -8,6 +8,8 @@
 
 static const char *const axis_name[2] = {"H", "W"};
 
+static long long clamp_to_int64(__int128 v) { return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : (long long)v; }
+
 /* Inputs are [N, C, H, W] or unbatched [C, H, W]: index of C. */
 static int channel_axis(const Node *n) { return input_shape(n)->rank - 3; }
 
@@ -86,10 +88,11 @@ static bool conv_output_size(InferCtx *ic, Node *n, const ConvAttrs *cv, int64_t
                                : arena_printf(ic->arena, "(%lld+%lld)", (long long)cv->pad_begin[i], (long long)cv->pad_end[i]);
         if (padded < span) {
             node_error(ic, n, n->op_loc,
-                       "the %s kernel extent (dilation %lld * (kernel %lld - 1) + 1) is larger than the padded input %s "
-                       "(%lld + padding %lld + %lld) (%s)",
-                       axis_name[i], (long long)cv->dilation[i], (long long)cv->kernel[i], axis_name[i], (long long)size,
-                       (long long)cv->pad_begin[i], (long long)cv->pad_end[i], describe_tensor(ic, n->inputs[0]));
+                       "the %s kernel extent %lld (dilation %lld * (kernel %lld - 1) + 1) is larger than the padded "
+                       "input %s %lld (%lld + padding %lld + %lld) (%s)",
+                       axis_name[i], clamp_to_int64(span), (long long)cv->dilation[i], (long long)cv->kernel[i],
+                       axis_name[i], clamp_to_int64(padded), (long long)size, (long long)cv->pad_begin[i],
+                       (long long)cv->pad_end[i], describe_tensor(ic, n->inputs[0]));
             return false;
         }
         __int128 size_out = (padded - span) / cv->stride[i] + 1;
@@ -142,17 +145,17 @@ bool rule_conv2d(InferCtx *ic, Node *n)
         cv->dilation[i] = node_arg(n, "dilation")->ints[i];
     }
     int64_t out_hw[2];
-    if (!conv_channels(ic, n, cv) || !conv_padding(ic, n, cv) || !conv_pad_mode(ic, n, cv) ||
-        !conv_output_size(ic, n, cv, out_hw))
-        return false;
+    bool channels_ok = conv_channels(ic, n, cv);
+    if (!conv_padding(ic, n, cv) || !conv_pad_mode(ic, n, cv) || !conv_output_size(ic, n, cv, out_hw)) return false;
     set_output_nchw(n, cv->out_channels, out_hw);
+    n->recovered = !channels_ok; /* the output shape does not depend on the mismatch */
 
     int64_t weight[4] = {cv->out_channels, cv->in_channels / cv->groups, cv->kernel[0], cv->kernel[1]};
     add_param(ic, n, "weight", 4, weight, false);
     if (cv->bias) add_param1(ic, n, "bias", cv->out_channels, false);
     int64_t taps = sat_mul(sat_mul(weight[1], weight[2]), weight[3]);
     n->macs = sat_mul(shape_numel(&n->shape), taps);
-    return true;
+    return channels_ok;
 }
 
 /* PyTorch's pooling_output_shape: with ceil_mode the last window must start
@@ -206,11 +209,16 @@ static bool pool_common(InferCtx *ic, Node *n, PoolAttrs *pa, bool has_dilation)
                                        (long long)(out_hw[i] * pa->stride[i]), (long long)(size + pa->pad[i]), (long long)out_hw[i])
                         : "");
         if (out_hw[i] < 1) {
+            __int128 window = (__int128)pa->dilation[i] * (pa->kernel[i] - 1) + 1;
+            const char *how = has_dilation ? arena_printf(ic->arena, " (dilation %lld * (kernel %lld - 1) + 1)",
+                                                          (long long)pa->dilation[i], (long long)pa->kernel[i])
+                                           : "";
             node_error(ic, n, n->op_loc,
-                       "output %s would be empty: the input %s (%lld + padding 2*%lld) is smaller than the window "
-                       "(dilation %lld * (kernel %lld - 1) + 1) (%s)",
-                       axis_name[i], axis_name[i], (long long)size, (long long)pa->pad[i], (long long)pa->dilation[i],
-                       (long long)pa->kernel[i], describe_tensor(ic, n->inputs[0]));
+                       "output %s would be empty: the window %lld%s is larger than the padded input %s %lld "
+                       "(%lld + padding 2*%lld) (%s)",
+                       axis_name[i], clamp_to_int64(window), how, axis_name[i],
+                       clamp_to_int64((__int128)size + 2 * (__int128)pa->pad[i]), (long long)size, (long long)pa->pad[i],
+                       describe_tensor(ic, n->inputs[0]));
             return false;
         }
     }

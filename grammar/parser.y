@@ -75,6 +75,17 @@ static void add_layer(ParseCtx *ctx, LayerStmt *st)
 {
     if (ctx->model) ptrvec_push(ctx->arena, &ctx->model->layers, st);
 }
+
+/* A line that failed to parse still occupies a layer position, and what
+ * follows it must not be checked against the wrong input. */
+static void add_broken_layer(ParseCtx *ctx, SrcSpan loc)
+{
+    LayerStmt *st = arena_alloc(ctx->arena, sizeof *st);
+    st->layer = "?";
+    st->layer_loc = st->loc = st->call_loc = loc;
+    st->broken = true;
+    add_layer(ctx, st);
+}
 }
 
 %union {
@@ -94,6 +105,7 @@ static void add_layer(ParseCtx *ctx, LayerStmt *st)
 %token <i> INT "integer"
 %token <f> FLOAT "number"
 %token <s> STRING "string"
+%token <i> BAD_INT "too large integer"
 %token NEWLINE "end of line"
 %token INVALID "invalid character"
 
@@ -139,7 +151,7 @@ statement:
     NEWLINE
   | input_decl NEWLINE { add_input(ctx, $1); }
   | layer NEWLINE      { add_layer(ctx, $1); }
-  | error NEWLINE      { yyerrok; }
+  | error NEWLINE      { add_broken_layer(ctx, @1); yyerrok; }
   ;
 
 /* input x: f32[N, 3, 32, 32] */
@@ -166,13 +178,14 @@ dims:
 dim:
     INT      { $$ = new_dim(ctx, $1, NULL, @$); }
   | '-' INT  { $$ = new_dim(ctx, -$2, NULL, @$); }
+  | BAD_INT  { $$ = new_dim(ctx, 0, NULL, @$); $$->poisoned = true; }
   | IDENT    { $$ = new_dim(ctx, 0, $1, @$); }
   ;
 
 /* [name =] Layer(args) */
 layer:
-    call              { $$ = $1; }
-  | IDENT '=' call    { $$ = $3; $$->name = $1; $$->name_loc = @1; $$->loc = @$; }
+    call              { $$ = $1; $$->call_loc = @1; }
+  | IDENT '=' call    { $$ = $3; $$->name = $1; $$->name_loc = @1; $$->loc = @$; $$->call_loc = @3; }
   ;
 
 call:
@@ -225,6 +238,8 @@ value:
 
 number:
     INT        { $$ = new_value(ctx, VAL_INT, @$); $$->i = $1; }
+  | BAD_INT    { $$ = new_value(ctx, VAL_INT, @$); $$->poisoned = true; }
+  | '-' BAD_INT { $$ = new_value(ctx, VAL_INT, @$); $$->poisoned = true; }
   | '-' INT    { $$ = new_value(ctx, VAL_INT, @$); $$->i = -$2; }
   | FLOAT      { $$ = new_value(ctx, VAL_FLOAT, @$); $$->f = $1; }
   | '-' FLOAT  { $$ = new_value(ctx, VAL_FLOAT, @$); $$->f = -$2; }
@@ -237,44 +252,86 @@ values:
 
 %%
 
-/* "unexpected X, expected A, B or C", with a hint for the common slips. */
+/* The text of the token at loc, for "found name 'foo'" (NULL when not on one line). */
+static const char *token_text(ParseCtx *ctx, const SrcSpan *loc)
+{
+    const Source *src = ctx->diag->src;
+    if (!src || loc->first_line < 1 || loc->first_line > src->nlines || loc->last_line != loc->first_line) return NULL;
+    size_t begin = src->line_start[loc->first_line - 1] + (size_t)loc->first_column - 1;
+    size_t len = (size_t)(loc->last_column - loc->first_column + 1);
+    if (begin + len > src->len || len > 40) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src->text[begin + i];
+        if (c < 0x20 || c >= 0x7f) return len == 1 ? arena_printf(ctx->arena, "byte 0x%02x", c) : NULL;
+    }
+    return arena_printf(ctx->arena, "'%.*s'", (int)len, src->text + begin);
+}
+
+/* Tokens that can start an argument value: listed as one "a value". */
+static bool starts_value(yysymbol_kind_t t)
+{
+    switch (t) {
+    case YYSYMBOL_INT: case YYSYMBOL_BAD_INT: case YYSYMBOL_FLOAT: case YYSYMBOL_STRING:
+    case YYSYMBOL_KW_TRUE: case YYSYMBOL_KW_FALSE: case YYSYMBOL_KW_NONE: case YYSYMBOL_IDENT:
+        return true;
+    default: {
+        const char *name = yysymbol_name(t);
+        return strcmp(name, "'('") == 0 || strcmp(name, "'['") == 0 || strcmp(name, "'-'") == 0;
+    }
+    }
+}
+
+/* "expected A, B or C, found X", with a hint for the common slips. */
 static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, ParseCtx *ctx)
 {
     (void)scanner;
-    enum { MAX_EXPECTED = 6 };
+    enum { MAX_EXPECTED = 24 };
     yysymbol_kind_t expected[MAX_EXPECTED];
     int n = yypcontext_expected_tokens(pctx, expected, MAX_EXPECTED);
     yysymbol_kind_t found = yypcontext_token(pctx);
     const SrcSpan *loc = yypcontext_location(pctx);
+    if (loc->first_line == ctx->quiet_line) return 0; /* the lexer already explained this line */
 
-    char msg[512];
-    size_t len = 0;
-    len += (size_t)snprintf(msg + len, sizeof msg - len, "expected ");
-    if (n <= 0 || n > MAX_EXPECTED) {
-        len += (size_t)snprintf(msg + len, sizeof msg - len, "something else");
-    } else {
-        for (int i = 0; i < n && len < sizeof msg; i++) {
-            const char *sep = i == 0 ? "" : (i == n - 1 ? " or " : ", ");
-            len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", sep, yysymbol_name(expected[i]));
+    bool value_expected = false, has_int = false;
+    for (int i = 0; i < n; i++) has_int |= expected[i] == YYSYMBOL_INT;
+    const char *names[MAX_EXPECTED];
+    int count = 0;
+    bool wants_rparen = false, wants_newline = false, wants_model = false;
+    for (int i = 0; i < n; i++) {
+        if (expected[i] == YYSYMBOL_NEWLINE) wants_newline = true;
+        if (expected[i] == YYSYMBOL_KW_MODEL) wants_model = true;
+        if (strcmp(yysymbol_name(expected[i]), "')'") == 0) wants_rparen = true;
+        if (has_int && starts_value(expected[i])) {
+            if (!value_expected) names[count++] = "a value";
+            value_expected = true;
+            continue;
         }
+        names[count++] = yysymbol_name(expected[i]);
     }
+    char msg[512];
+    size_t len = (size_t)snprintf(msg, sizeof msg, "expected ");
+    for (int i = 0; i < count && len < sizeof msg; i++) {
+        const char *sep = i == 0 ? "" : (i == count - 1 ? " or " : ", ");
+        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", sep, names[i]);
+    }
+    if (count == 0 && len < sizeof msg) len += (size_t)snprintf(msg + len, sizeof msg - len, "something else");
+    bool shows_text = found == YYSYMBOL_IDENT || found == YYSYMBOL_INT || found == YYSYMBOL_FLOAT ||
+                      found == YYSYMBOL_STRING || found == YYSYMBOL_INVALID;
+    const char *text = shows_text ? token_text(ctx, loc) : NULL;
     if (len < sizeof msg)
-        snprintf(msg + len, sizeof msg - len, ", found %s", yysymbol_name(found));
+        snprintf(msg + len, sizeof msg - len, ", found %s%s%s", yysymbol_name(found), text ? " " : "", text ? text : "");
 
     const char *hint = "";
-    bool wants_rparen = false, wants_newline = false;
-    for (int i = 0; i < n && i < MAX_EXPECTED; i++) {
-        if (expected[i] == YYSYMBOL_NEWLINE) wants_newline = true;
-        if (strcmp(yysymbol_name(expected[i]), "')'") == 0) wants_rparen = true;
-    }
     if (found == YYSYMBOL_NEWLINE && wants_rparen)
         hint = " (a layer call must close its ')' on the same line)";
     else if (found == YYSYMBOL_YYEOF && ctx->model)
         hint = " (the model's '{' is never closed by a '}')";
+    else if (wants_model && found == YYSYMBOL_IDENT)
+        hint = " (a file holds one 'model NAME { ... }')";
     else if (wants_newline && found != YYSYMBOL_INVALID && found != YYSYMBOL_YYEOF)
         hint = " (one statement per line)";
     else if (found == YYSYMBOL_INVALID)
-        hint = " (this byte cannot appear in a .nn file)";
+        hint = " (this character cannot appear in a .nn file)";
     diag_error(ctx->diag, *loc, "%s%s", msg, hint);
     return 0;
 }

@@ -1,0 +1,69 @@
+/* ir.h - small helpers over the LLVM C API for writing kernels: constants,
+ * typed loads and stores, counted loops and conditionals.
+ *
+ * Loop counters and accumulators are allocas in the entry block; the
+ * optimiser's SROA/mem2reg turns them into registers, so kernel code can be
+ * written like plain C loops.
+ */
+#ifndef LAYERC_IR_H
+#define LAYERC_IR_H
+
+#include <llvm-c/Core.h>
+#include <stdint.h>
+
+typedef struct Ir {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef i1, i32, i64, f32, ptr, void_t;
+    LLVMValueRef fn; /* the function being built */
+} Ir;
+
+typedef struct IrLoop {
+    LLVMValueRef counter; /* alloca */
+    LLVMValueRef index;   /* the counter's value in this iteration */
+    LLVMValueRef end;
+    LLVMBasicBlockRef cond, exit;
+} IrLoop;
+
+void ir_init(Ir *ir, LLVMContextRef ctx, LLVMModuleRef mod);
+void ir_dispose(Ir *ir);
+
+/* Starts a function body: creates fn's entry block and positions there. */
+void ir_begin_function(Ir *ir, LLVMValueRef fn);
+
+LLVMValueRef ir_i64(Ir *ir, int64_t v);
+LLVMValueRef ir_f32(Ir *ir, double v);
+/* An alloca in the entry block, initialised to `init` at the current point. */
+LLVMValueRef ir_var(Ir *ir, LLVMTypeRef type, LLVMValueRef init, const char *name);
+
+LLVMValueRef ir_load_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index);
+void ir_store_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef value);
+LLVMValueRef ir_load_i64(Ir *ir, LLVMValueRef base, LLVMValueRef index);
+
+LLVMValueRef ir_add(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef ir_sub(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef ir_mul(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+/* a * k + c with constants folded when k == 1 or c == 0 */
+LLVMValueRef ir_mad(Ir *ir, LLVMValueRef a, int64_t k, LLVMValueRef c);
+LLVMValueRef ir_min(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef ir_max(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef ir_div_const(Ir *ir, LLVMValueRef a, int64_t k); /* a >= 0 */
+LLVMValueRef ir_rem_const(Ir *ir, LLVMValueRef a, int64_t k); /* a >= 0 */
+
+LLVMValueRef ir_fadd(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef ir_fmul(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef ir_fma(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b + c, llvm.fmuladd */
+/* A call to a one-argument float intrinsic or libm function, e.g. "llvm.exp.f32" or "erff". */
+LLVMValueRef ir_call_f32(Ir *ir, const char *name, LLVMValueRef x);
+LLVMValueRef ir_call_f32_2(Ir *ir, const char *name, LLVMValueRef x, LLVMValueRef y);
+
+/* for (index = begin; index < end; index++) { ... } */
+IrLoop ir_loop_begin(Ir *ir, LLVMValueRef begin, LLVMValueRef end, const char *name);
+void ir_loop_end(Ir *ir, IrLoop *loop);
+
+/* if (cond) { ... } */
+LLVMBasicBlockRef ir_if_begin(Ir *ir, LLVMValueRef cond);
+void ir_if_end(Ir *ir, LLVMBasicBlockRef merge);
+
+#endif

@@ -1,0 +1,89 @@
+/* layerc.h - the stable, model-independent C interface of every library that
+ * `layerc build` generates.
+ *
+ * Each generated .so exports, besides its model-named functions (declared in
+ * the header `layerc build --header` writes), one entry point:
+ *
+ *     const layerc_model_desc *layerc_model(void);
+ *
+ * so a tool can load any model with dlopen() + dlsym("layerc_model") and learn
+ * its name, its input and output shapes and how to run it.  The structure only
+ * grows at its end; abi_version changes if that is ever not enough.
+ *
+ * Threading: a context is used by one thread at a time; separate contexts may
+ * run concurrently.  There is no global mutable state.  Every function that
+ * takes a context returns an error code for a NULL context, NULL buffers or a
+ * bad batch size, and never crashes on them.
+ */
+#ifndef LAYERC_H
+#define LAYERC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LAYERC_ABI_VERSION 1
+#define LAYERC_MAX_RANK 8
+
+typedef enum layerc_dtype { LAYERC_F32 = 0, LAYERC_I64 = 1 } layerc_dtype;
+
+typedef enum layerc_status {
+    LAYERC_OK = 0,
+    LAYERC_ERR_NULL = 1,    /* a NULL context or buffer */
+    LAYERC_ERR_BATCH = 2,   /* a batch size the model cannot take */
+    LAYERC_ERR_NOMEM = 3,   /* the activation memory could not be allocated */
+    LAYERC_ERR_THREADS = 4, /* a thread count below 1 or threads could not start */
+    LAYERC_ERR_INPUT = 5,   /* an input value out of range (e.g. a token id) */
+} layerc_status;
+
+typedef struct layerc_tensor_info {
+    int32_t rank;
+    int32_t dtype;     /* layerc_dtype */
+    int32_t batch_dim; /* 0 when dims[0] is the batch chosen at run time, else -1 */
+    int32_t reserved;
+    int64_t dims[LAYERC_MAX_RANK]; /* a run-time batch dimension holds 1 here */
+} layerc_tensor_info;
+
+typedef struct layerc_ctx layerc_ctx;
+
+/* Called after each layer (or fused group) by run_observed, with its output. */
+typedef void (*layerc_observer)(void *user, int32_t layer, const float *data, const layerc_tensor_info *shape,
+                                int64_t batch);
+
+typedef struct layerc_model_desc {
+    uint32_t abi_version; /* LAYERC_ABI_VERSION */
+    int32_t num_layers;   /* kernels run in order (fused groups count once) */
+    const char *name;
+    layerc_tensor_info input;
+    layerc_tensor_info output;
+    int64_t workspace_bytes; /* planned peak activation memory (per sample when the batch is named) */
+
+    /* Allocates a context with every activation buffer; NULL when out of memory. */
+    layerc_ctx *(*create)(void);
+    /* Runs the model.  batch: the run-time batch when the input's first
+     * dimension is named (>= 1), otherwise 0 or the declared first dimension. */
+    int (*run)(layerc_ctx *ctx, const void *input, void *output, int64_t batch);
+    void (*destroy)(layerc_ctx *ctx);
+    /* The last error of ctx as text ("" when none); never NULL. */
+    const char *(*error)(const layerc_ctx *ctx);
+    /* Threads used by run (default 1).  Results are identical for any count. */
+    int (*set_threads)(layerc_ctx *ctx, int threads);
+    /* run, calling observe after every layer with its output (for debugging). */
+    int (*run_observed)(layerc_ctx *ctx, const void *input, void *output, int64_t batch, layerc_observer observe,
+                        void *user);
+    const char *const *layer_names;          /* num_layers entries, e.g. "conv1 (Conv2d)" */
+    const layerc_tensor_info *layer_outputs; /* num_layers entries */
+
+    /* Private to the runtime. */
+    void (*forward)(layerc_ctx *ctx, const void *input, void *output, void *workspace, int64_t batch);
+} layerc_model_desc;
+
+const layerc_model_desc *layerc_model(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

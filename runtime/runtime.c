@@ -1,0 +1,276 @@
+/* runtime.c - the tiny runtime linked into every generated library:
+ * contexts (activation memory, error text), argument checks, and a pthread
+ * pool that splits a kernel's work items.  Model-specific work lives in the
+ * generated code; nothing here knows a layer. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+
+extern const layerc_model_desc __layerc_desc HIDDEN;
+
+enum { WORKSPACE_ALIGN = 64, MAX_THREADS = 256, ERROR_SIZE = 256 };
+
+/* Below this many flops a layer runs on the calling thread: waking the pool costs more. */
+static const int64_t MIN_PARALLEL_WORK = 1 << 16;
+
+typedef struct Job {
+    layerc_kernel kernel;
+    const void *input;
+    void *output;
+    int64_t batch, items;
+} Job;
+
+typedef struct Pool {
+    int nworkers; /* threads besides the caller */
+    pthread_t *workers;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    uint64_t generation;
+    int running;
+    int stop;
+    Job job;
+} Pool;
+
+struct layerc_ctx {
+    const layerc_model_desc *desc;
+    void *workspace;
+    int64_t workspace_capacity;
+    int threads;
+    Pool *pool;
+    layerc_observer observe;
+    void *observe_user;
+    char error[ERROR_SIZE];
+};
+
+static int fail(layerc_ctx *ctx, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* ---- thread pool ---- */
+
+typedef struct WorkerArg {
+    Pool *pool;
+    int index; /* 1..nworkers; the caller is 0 */
+} WorkerArg;
+
+static void run_share(const Job *job, int index, int nthreads)
+{
+    int64_t begin = job->items * index / nthreads, end = job->items * (index + 1) / nthreads;
+    if (begin < end) job->kernel(job->input, job->output, job->batch, begin, end);
+}
+
+static void *worker_main(void *arg)
+{
+    WorkerArg wa = *(WorkerArg *)arg;
+    free(arg);
+    Pool *p = wa.pool;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
+        if (p->stop) break;
+        seen = p->generation;
+        Job job = p->job;
+        pthread_mutex_unlock(&p->mu);
+        run_share(&job, wa.index, p->nworkers + 1);
+        pthread_mutex_lock(&p->mu);
+        if (--p->running == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void pool_destroy(Pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p->workers);
+    free(p);
+}
+
+static Pool *pool_create(int nworkers)
+{
+    Pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->workers = calloc((size_t)nworkers, sizeof *p->workers);
+    if (!p->workers) {
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    for (int i = 0; i < nworkers; i++) {
+        WorkerArg *wa = malloc(sizeof *wa);
+        if (!wa || pthread_create(&p->workers[i], NULL, worker_main, wa ? (*wa = (WorkerArg){p, i + 1}, wa) : NULL) != 0) {
+            free(wa);
+            p->nworkers = i;
+            pool_destroy(p);
+            return NULL;
+        }
+    }
+    p->nworkers = nworkers;
+    return p;
+}
+
+HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const void *input, void *output, int64_t batch,
+                                 int64_t items, int64_t cost_per_item)
+{
+    Pool *p = ctx->pool;
+    Job job = {kernel, input, output, batch, items};
+    if (!p || items < 2 || items * cost_per_item < MIN_PARALLEL_WORK) {
+        kernel(input, output, batch, 0, items);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->job = job;
+    p->running = p->nworkers;
+    p->generation++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_share(&job, 0, p->nworkers + 1);
+    pthread_mutex_lock(&p->mu);
+    while (p->running > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+HIDDEN void __layerc_rt_observe(layerc_ctx *ctx, int32_t layer, const float *data, int64_t batch)
+{
+    if (ctx->observe) ctx->observe(ctx->observe_user, layer, data, &ctx->desc->layer_outputs[layer], batch);
+}
+
+/* ---- contexts ---- */
+
+
+static int reserve_workspace(layerc_ctx *ctx, int64_t batch)
+{
+    int64_t per = ctx->desc->workspace_bytes;
+    int64_t scale = ctx->desc->input.batch_dim == 0 ? batch : 1;
+    if (per > 0 && scale > INT64_MAX / per) return fail(ctx, LAYERC_ERR_BATCH, "batch %lld is too large", (long long)batch);
+    int64_t need = per * scale;
+    if (need <= ctx->workspace_capacity) return LAYERC_OK;
+    void *mem = NULL;
+    size_t bytes = (size_t)((need + WORKSPACE_ALIGN - 1) / WORKSPACE_ALIGN * WORKSPACE_ALIGN);
+    if (posix_memalign(&mem, WORKSPACE_ALIGN, bytes) != 0)
+        return fail(ctx, LAYERC_ERR_NOMEM, "cannot allocate %lld bytes of activation memory", (long long)need);
+    free(ctx->workspace);
+    ctx->workspace = mem;
+    ctx->workspace_capacity = need;
+    return LAYERC_OK;
+}
+
+HIDDEN layerc_ctx *__layerc_rt_create(void)
+{
+    layerc_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    ctx->desc = &__layerc_desc;
+    ctx->threads = 1;
+    if (reserve_workspace(ctx, 1) != LAYERC_OK) {
+        free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+HIDDEN void __layerc_rt_destroy(layerc_ctx *ctx)
+{
+    if (!ctx) return;
+    pool_destroy(ctx->pool);
+    free(ctx->workspace);
+    free(ctx);
+}
+
+HIDDEN const char *__layerc_rt_error(const layerc_ctx *ctx)
+{
+    if (!ctx) return "NULL context";
+    return ctx->error;
+}
+
+HIDDEN int __layerc_rt_set_threads(layerc_ctx *ctx, int threads)
+{
+    if (!ctx) return LAYERC_ERR_NULL;
+    if (threads < 1 || threads > MAX_THREADS)
+        return fail(ctx, LAYERC_ERR_THREADS, "thread count must be 1 to %d, got %d", MAX_THREADS, threads);
+    if (threads == ctx->threads) return LAYERC_OK;
+    pool_destroy(ctx->pool);
+    ctx->pool = NULL;
+    ctx->threads = 1;
+    if (threads > 1) {
+        ctx->pool = pool_create(threads - 1);
+        if (!ctx->pool) return fail(ctx, LAYERC_ERR_THREADS, "cannot start %d threads", threads);
+    }
+    ctx->threads = threads;
+    return LAYERC_OK;
+}
+
+static int64_t tensor_bytes_per_item(const layerc_tensor_info *t)
+{
+    int64_t n = t->dtype == LAYERC_I64 ? 8 : 4;
+    for (int i = 0; i < t->rank; i++) n *= t->dims[i];
+    return n;
+}
+
+static int check_batch(layerc_ctx *ctx, int64_t *batch)
+{
+    const layerc_model_desc *d = ctx->desc;
+    if (d->input.batch_dim != 0) {
+        if (*batch != 0 && *batch != d->input.dims[0])
+            return fail(ctx, LAYERC_ERR_BATCH, "model %s has a fixed batch of %lld; batch must be 0 or %lld, got %lld",
+                        d->name, (long long)d->input.dims[0], (long long)d->input.dims[0], (long long)*batch);
+        *batch = 1; /* the generated code's multiplier: shapes are fully constant */
+        return LAYERC_OK;
+    }
+    int64_t per = tensor_bytes_per_item(&d->input) > tensor_bytes_per_item(&d->output) ? tensor_bytes_per_item(&d->input)
+                                                                                       : tensor_bytes_per_item(&d->output);
+    if (*batch < 1 || (per > 0 && *batch > (INT64_MAX / 4) / per))
+        return fail(ctx, LAYERC_ERR_BATCH, "batch must be at least 1 (and the tensors must fit in memory), got %lld",
+                    (long long)*batch);
+    return LAYERC_OK;
+}
+
+static int run_model(layerc_ctx *ctx, const void *input, void *output, int64_t batch, layerc_observer observe, void *user)
+{
+    if (!ctx) return LAYERC_ERR_NULL;
+    ctx->error[0] = '\0';
+    if (!input || !output) return fail(ctx, LAYERC_ERR_NULL, "%s buffer is NULL", input ? "output" : "input");
+    int status = check_batch(ctx, &batch);
+    if (status == LAYERC_OK) status = reserve_workspace(ctx, batch);
+    if (status != LAYERC_OK) return status;
+    ctx->observe = observe;
+    ctx->observe_user = user;
+    ctx->desc->forward(ctx, input, output, ctx->workspace, batch);
+    ctx->observe = NULL;
+    return LAYERC_OK;
+}
+
+HIDDEN int __layerc_rt_run(layerc_ctx *ctx, const void *input, void *output, int64_t batch)
+{
+    return run_model(ctx, input, output, batch, NULL, NULL);
+}
+
+HIDDEN int __layerc_rt_run_observed(layerc_ctx *ctx, const void *input, void *output, int64_t batch,
+                                    layerc_observer observe, void *user)
+{
+    return run_model(ctx, input, output, batch, observe, user);
+}
+
+__attribute__((visibility("default"))) const layerc_model_desc *layerc_model(void) { return &__layerc_desc; }
