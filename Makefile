@@ -17,13 +17,24 @@ LDLIBS = -lcjson -lm $(LLVM_LIBS)
 
 SRCS := $(wildcard compiler/*.c)
 GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c
-HDRS := $(wildcard compiler/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
+HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
 
 # Debian packages: build tools, libraries, and what the test scripts use.
 DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 python3
 
-.PHONY: all test deps clean check-deps
-all: layerc
+.PHONY: all test deps clean
+all: layerc $(BUILD)/liblayerc_rt.a
+
+# The runtime linked into every generated library: position-independent, symbols hidden.
+RUNTIME_SRCS := $(wildcard runtime/*.c)
+$(BUILD)/liblayerc_rt.a: $(RUNTIME_SRCS) $(wildcard runtime/*.h) | $(BUILD)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden -c -o $(BUILD)/runtime.o runtime/runtime.c
+	ar rcs $@ $(BUILD)/runtime.o
+
+# The same runtime instrumented, for `layerc test --sanitize` (AddressSanitizer + UBSan).
+$(BUILD)/san/liblayerc_rt.a: $(RUNTIME_SRCS) $(wildcard runtime/*.h) | $(BUILD)
+	$(CC) -std=gnu11 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden $(SAN_FLAGS) -c -o $(BUILD)/san/runtime.o runtime/runtime.c
+	ar rcs $@ $(BUILD)/san/runtime.o
 
 $(BUILD):
 	mkdir -p $(BUILD) $(BUILD)/san
@@ -34,15 +45,16 @@ $(BUILD)/parser.c $(BUILD)/parser.h: grammar/parser.y | $(BUILD)
 $(BUILD)/lexer.c $(BUILD)/lexer.h: grammar/lexer.l $(BUILD)/parser.h | $(BUILD)
 	flex --header-file=$(BUILD)/lexer.h -o $(BUILD)/lexer.c $<
 
+PATH_DEFINES = -DLAYERC_RUNTIME_DIR='"$(abspath $(BUILD))"' -DLAYERC_INCLUDE_DIR='"$(abspath runtime)"'
 OBJS := $(SRCS:compiler/%.c=$(BUILD)/%.o) $(BUILD)/parser.o $(BUILD)/lexer.o
 SAN_OBJS := $(OBJS:$(BUILD)/%.o=$(BUILD)/san/%.o)
 # flex's generated code is not ours to fix: it alone is built without the unused-code warnings.
 GEN_CFLAGS := -Wno-unused-function -Wno-sign-compare -Wno-unused-parameter
 
 $(BUILD)/%.o: compiler/%.c $(HDRS) | $(BUILD)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(PATH_DEFINES) -c -o $@ $<
 $(BUILD)/san/%.o: compiler/%.c $(HDRS) | $(BUILD)
-	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) $(PATH_DEFINES) -c -o $@ $<
 $(BUILD)/%.o: $(BUILD)/%.c $(HDRS)
 	$(CC) $(CFLAGS) $(GEN_CFLAGS) -c -o $@ $<
 $(BUILD)/san/%.o: $(BUILD)/%.c $(HDRS)
@@ -58,7 +70,7 @@ deps:
 	@sh tools/install-deps.sh $(DEB_PACKAGES)
 
 test: deps
-	$(MAKE) layerc $(BUILD)/san/layerc
+	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a
 	@bash tests/run.sh
 
 clean:

@@ -12,6 +12,7 @@ void ir_init(Ir *ir, LLVMContextRef ctx, LLVMModuleRef mod)
     ir->i32 = LLVMInt32TypeInContext(ctx);
     ir->i64 = LLVMInt64TypeInContext(ctx);
     ir->f32 = LLVMFloatTypeInContext(ctx);
+    ir->f64 = LLVMDoubleTypeInContext(ctx);
     ir->ptr = LLVMPointerTypeInContext(ctx, 0);
     ir->void_t = LLVMVoidTypeInContext(ctx);
     ir->fn = NULL;

@@ -15,7 +15,7 @@ typedef struct Ir {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef i1, i32, i64, f32, ptr, void_t;
+    LLVMTypeRef i1, i32, i64, f32, f64, ptr, void_t;
     LLVMValueRef fn; /* the function being built */
 } Ir;
 

@@ -1,10 +1,14 @@
 /* main.c - the layerc command line: parses the command and its options and
  * runs the pipeline stages it needs.  Exit status: 0 success, 1 an error in
  * the model (or its files), 2 misuse of the command line. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "frontend.h"
+#include "harness.h"
 #include "report.h"
 
 #define LAYERC_VERSION "0.1.0"
@@ -107,6 +111,214 @@ static int run_shapes(int argc, char **argv)
     return ok ? 0 : EXIT_MODEL_ERROR;
 }
 
+/* ---- layerc build ---- */
+
+static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm",
+                                            "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--help", NULL};
+
+/* Value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL after reporting a missing one. */
+static const char *option_value(int argc, char **argv, int *i, const char *name, const char *cmd)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (*i + 1 < argc) return argv[++*i];
+    usage_error(cmd, "%s needs a value", name, NULL);
+    return NULL;
+}
+
+static bool is_option(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+static bool parse_seed(const char *text, uint64_t *seed)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-') return false;
+    *seed = v;
+    return true;
+}
+
+/* Parses one option shared by build, test and run; returns 1 when consumed,
+ * 0 when not a build option, -1 after a usage error. */
+static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, const char *cmd)
+{
+    const char *a = argv[*i];
+    const struct {
+        const char *name;
+        const char **slot;
+    } string_options[] = {{"--weights", &opt->weights_path}, {"--header", &opt->header},
+                          {"--target-cpu", &opt->emit.target_cpu}, {"--emit-llvm", &opt->emit.emit_llvm}};
+    for (size_t k = 0; k < sizeof string_options / sizeof string_options[0]; k++) {
+        if (!is_option(a, string_options[k].name)) continue;
+        *string_options[k].slot = option_value(argc, argv, i, string_options[k].name, cmd);
+        return *string_options[k].slot ? 1 : -1;
+    }
+    if (is_option(a, "--seed")) {
+        const char *v = option_value(argc, argv, i, "--seed", cmd);
+        if (!v) return -1;
+        if (!parse_seed(v, &opt->seed)) {
+            usage_error(cmd, "--seed needs a non-negative integer, got '%s'", v, NULL);
+            return -1;
+        }
+        return 1;
+    }
+    if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+        opt->emit.opt_level = a[2] - '0';
+        return 1;
+    }
+    return 0;
+}
+
+/* The model file argument; false after a usage error (two files). */
+static bool take_path(const char **path, const char *arg, const char *cmd)
+{
+    if (*path) {
+        usage_error(cmd, "more than one model file given ('%s')", arg, NULL);
+        return false;
+    }
+    *path = arg;
+    return true;
+}
+
+static int run_build(int argc, char **argv)
+{
+    const char *path = NULL;
+    BuildOptions opt = {.emit = {.opt_level = 3}};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int used = parse_build_option(argc, argv, &i, &opt, "build");
+        if (used < 0) return EXIT_USAGE;
+        if (used) continue;
+        if (strcmp(a, "-o") == 0 || is_option(a, "--output")) {
+            if (!(opt.output = option_value(argc, argv, &i, a[1] == 'o' ? "-o" : "--output", "build"))) return EXIT_USAGE;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("build", "unknown option '%s'", a, BUILD_OPTIONS);
+        } else if (!take_path(&path, a, "build")) {
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) return usage_error("build", "no model file given%s", "", NULL);
+    Frontend fe;
+    bool ok = frontend_run(&fe, path, stderr);
+    if (ok) {
+        if (!opt.output) opt.output = arena_printf(&fe.arena, "lib%s.so", model_symbol_prefix(&fe.arena, fe.graph->model_name));
+        ok = backend_build(&fe, &opt, NULL);
+    }
+    frontend_free(&fe);
+    return ok ? 0 : EXIT_MODEL_ERROR;
+}
+
+/* ---- layerc test ---- */
+
+static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--input", "--expect", "--atol", "--rtol", "--batch",
+                                           "--keep", "--threads", "--sanitize", "--target-cpu", "-O0", "-O1", "-O2", "-O3",
+                                           "--help", NULL};
+
+static bool parse_number(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= 0) || v > 1e30) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_count(const char *text, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static int run_test(int argc, char **argv)
+{
+    const char *path = NULL;
+    TestOptions opt = {.build = {.emit = {.opt_level = 3}}, .atol = 1e-4, .rtol = 1e-4, .threads = 1};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int used = parse_build_option(argc, argv, &i, &opt.build, "test");
+        if (used < 0) return EXIT_USAGE;
+        if (used) continue;
+        const char *v;
+        if (is_option(a, "--input") || is_option(a, "--expect") || is_option(a, "--keep")) {
+            const char *name = is_option(a, "--input") ? "--input" : is_option(a, "--expect") ? "--expect" : "--keep";
+            if (!(v = option_value(argc, argv, &i, name, "test"))) return EXIT_USAGE;
+            *(name[2] == 'i' ? &opt.input_npy : name[2] == 'e' ? &opt.expect_npy : &opt.keep_dir) = v;
+        } else if (is_option(a, "--atol") || is_option(a, "--rtol")) {
+            const char *name = is_option(a, "--atol") ? "--atol" : "--rtol";
+            if (!(v = option_value(argc, argv, &i, name, "test"))) return EXIT_USAGE;
+            if (!parse_number(v, name[2] == 'a' ? &opt.atol : &opt.rtol))
+                return usage_error("test", "tolerances are non-negative numbers, got '%s'", v, NULL);
+        } else if (is_option(a, "--batch") || is_option(a, "--threads")) {
+            bool batch = is_option(a, "--batch");
+            int64_t n;
+            if (!(v = option_value(argc, argv, &i, batch ? "--batch" : "--threads", "test"))) return EXIT_USAGE;
+            if (!parse_count(v, batch ? (int64_t)1 << 20 : 256, &n))
+                return usage_error("test", batch ? "--batch needs an integer from 1 to 1048576, got '%s'"
+                                                 : "--threads needs an integer from 1 to 256, got '%s'", v, NULL);
+            if (batch) opt.batch = n;
+            else opt.threads = (int)n;
+        } else if (strcmp(a, "--sanitize") == 0) {
+            opt.sanitize = true;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("test", "unknown option '%s'", a, TEST_OPTIONS);
+        } else if (!take_path(&path, a, "test")) {
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) return usage_error("test", "no model file given%s", "", NULL);
+    Frontend fe;
+    int status = frontend_run(&fe, path, stderr) ? harness_test(&fe, &opt) : EXIT_MODEL_ERROR;
+    frontend_free(&fe);
+    return status;
+}
+
+/* ---- layerc run ---- */
+
+static const char *const RUN_OPTIONS[] = {"--input", "-o", "--weights", "--seed", "--threads", "--target-cpu", "--help", NULL};
+
+static int run_run(int argc, char **argv)
+{
+    const char *path = NULL;
+    RunOptions opt = {.build = {.emit = {.opt_level = 3}}, .threads = 1};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int used = parse_build_option(argc, argv, &i, &opt.build, "run");
+        if (used < 0) return EXIT_USAGE;
+        if (used) continue;
+        if (is_option(a, "--input")) {
+            if (!(opt.input_npy = option_value(argc, argv, &i, "--input", "run"))) return EXIT_USAGE;
+        } else if (strcmp(a, "-o") == 0) {
+            if (!(opt.output_npy = option_value(argc, argv, &i, "-o", "run"))) return EXIT_USAGE;
+        } else if (is_option(a, "--threads")) {
+            int64_t n;
+            const char *v = option_value(argc, argv, &i, "--threads", "run");
+            if (!v) return EXIT_USAGE;
+            if (!parse_count(v, 256, &n)) return usage_error("run", "--threads needs an integer from 1 to 256, got '%s'", v, NULL);
+            opt.threads = (int)n;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("run", "unknown option '%s'", a, RUN_OPTIONS);
+        } else if (!take_path(&path, a, "run")) {
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) return usage_error("run", "no model file given%s", "", NULL);
+    if (!opt.input_npy) return usage_error("run", "--input X.npy is required%s", "", NULL);
+    if (!opt.output_npy) return usage_error("run", "-o Y.npy is required%s", "", NULL);
+    Frontend fe;
+    int status = frontend_run(&fe, path, stderr) ? harness_run(&fe, &opt) : EXIT_MODEL_ERROR;
+    frontend_free(&fe);
+    return status;
+}
+
 static const Command commands[] = {
     {"check", "report the model's errors and warnings; exit 0 when it has no errors",
      "usage: layerc check MODEL.nn\n", CHECK_OPTIONS, run_check},
@@ -115,6 +327,29 @@ static const Command commands[] = {
      "  --explain        show how each output size arose, and each parameter tensor\n"
      "  --format FORMAT  text (default, a torchinfo-like table) or json\n",
      SHAPES_OPTIONS, run_shapes},
+    {"build", "compile the model to a self-contained shared library (weights embedded)",
+     "usage: layerc build [OPTIONS] MODEL.nn\n"
+     "  --weights FILE     a .safetensors file with the PyTorch state_dict (else random weights)\n"
+     "  --seed N           seed of the random weights (default 0)\n"
+     "  -o FILE            the library to write (default libMODEL.so)\n"
+     "  --header FILE      also write a C header declaring the model's functions\n"
+     "  -O0 .. -O3         LLVM optimisation level (default -O3)\n"
+     "  --target-cpu CPU   compile for CPU (e.g. x86-64-v3, skylake-avx512) instead of this machine's\n"
+     "  --emit-llvm FILE   also write the optimised LLVM IR\n",
+     BUILD_OPTIONS, run_build},
+    {"test", "compile the model, run it and check it against the reference interpreter (and --expect)",
+     "usage: layerc test [OPTIONS] MODEL.nn\n"
+     "  --input X.npy      the input (default: deterministic random N(0, 1) values)\n"
+     "  --expect Y.npy     also compare with this output (e.g. PyTorch's)\n"
+     "  --atol A --rtol R  pass when |out - expected| <= A + R * |expected| everywhere (default 1e-4, 1e-4)\n"
+     "  --batch B          the run-time batch for a named batch dimension (default 2)\n"
+     "  --threads T        threads of the compiled model (default 1)\n"
+     "  --keep DIR         keep the library, data and generated harness.c in DIR\n"
+     "  --sanitize         build the harness, runtime and generated code with AddressSanitizer + UBSan\n"
+     "  --weights, --seed, -O0..-O3, --target-cpu   as for build\n",
+     TEST_OPTIONS, run_test},
+    {"run", "compile the model and run it on an input .npy, writing the output .npy",
+     "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n", RUN_OPTIONS, run_run},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

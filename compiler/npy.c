@@ -99,7 +99,8 @@ static bool parse_string(HeaderParser *hp, char *out, size_t size, const char *w
     size_t n = 0;
     while (hp->p < hp->end && *hp->p != quote) {
         unsigned char c = (unsigned char)*hp->p;
-        if (c == '\\' || c < 0x20 || c >= 0x7f || n + 1 >= size) return syntax_error(hp, "a short plain string");
+        if (c == '\\' || c < 0x20 || c >= 0x7f) return syntax_error(hp, "a plain string (no escapes or control bytes)");
+        if (n + 1 >= size) return syntax_error(hp, "a shorter string");
         out[n++] = (char)c;
         hp->p++;
     }

@@ -37,7 +37,8 @@ typedef struct Eval {
 static bool fail(const Eval *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool fail(const Eval *e, const char *fmt, ...)
 {
-    int len = snprintf(e->err, e->errsize, "layer %s (%s): ", e->node->name, e->node->call_text ? e->node->call_text : op_name(e->node->op));
+    const char *call = e->node->call_text ? e->node->call_text : op_name(e->node->op);
+    int len = snprintf(e->err, e->errsize, "layer %s (%s): ", e->node->name, call);
     if (len < 0 || (size_t)len >= e->errsize) return false;
     va_list ap;
     va_start(ap, fmt);
@@ -126,58 +127,66 @@ static int64_t padded_index(int64_t i, int64_t size, PadMode mode)
 }
 
 /* out[n, oc, oy, ox] = bias[oc] + sum over the group's input channels ic and taps (ky, kx) of
- *   weight[oc, ic, ky, kx] * padded_input[n, g*Cin/G + ic, oy*sh - pad_h + ky*dh, ox*sw - pad_w + kx*dw] */
-static bool eval_conv2d(Eval *e)
+ *   weight[oc, ic, ky, kx] * padded_input[n, g*Cin/G + ic, oy*sh - pad_h + ky*dh, ox*sw - pad_w + kx*dw]
+ * where g = oc / (Cout/G) is the output channel's group. */
+static double conv_at(const Eval *e, const Nchw *in, int64_t n, int64_t oc, int64_t oy, int64_t ox)
 {
     const ConvAttrs *cv = &e->node->attr.conv;
-    const float *weight = param(e, "weight");
-    const float *bias = param(e, "bias");
+    const float *weight = param(e, "weight"), *bias = param(e, "bias");
+    int64_t cin_g = cv->in_channels / cv->groups, g = oc / (cv->out_channels / cv->groups);
+    int64_t y0 = oy * cv->stride[0] - cv->pad_begin[0], x0 = ox * cv->stride[1] - cv->pad_begin[1];
+    double acc = bias ? bias[oc] : 0.0;
+    for (int64_t ic = 0; ic < cin_g; ic++)
+        for (int64_t ky = 0; ky < cv->kernel[0]; ky++)
+            for (int64_t kx = 0; kx < cv->kernel[1]; kx++) {
+                int64_t y = padded_index(y0 + ky * cv->dilation[0], in->h, cv->pad_mode);
+                int64_t x = padded_index(x0 + kx * cv->dilation[1], in->w, cv->pad_mode);
+                if (y < 0 || x < 0) continue;
+                double v = e->in[((n * in->c + g * cin_g + ic) * in->h + y) * in->w + x];
+                acc += (double)weight[((oc * cin_g + ic) * cv->kernel[0] + ky) * cv->kernel[1] + kx] * v;
+            }
+    return acc;
+}
+
+static bool eval_conv2d(Eval *e)
+{
     Nchw in = nchw_of(&e->in_shape), out = nchw_of(&e->out_shape);
-    int64_t cin_g = cv->in_channels / cv->groups, cout_g = cv->out_channels / cv->groups;
     for (int64_t n = 0; n < out.n; n++)
         for (int64_t oc = 0; oc < out.c; oc++)
             for (int64_t oy = 0; oy < out.h; oy++)
-                for (int64_t ox = 0; ox < out.w; ox++) {
-                    int64_t g = oc / cout_g;
-                    double acc = bias ? bias[oc] : 0.0;
-                    for (int64_t ic = 0; ic < cin_g; ic++)
-                        for (int64_t ky = 0; ky < cv->kernel[0]; ky++)
-                            for (int64_t kx = 0; kx < cv->kernel[1]; kx++) {
-                                int64_t y = padded_index(oy * cv->stride[0] - cv->pad_begin[0] + ky * cv->dilation[0], in.h, cv->pad_mode);
-                                int64_t x = padded_index(ox * cv->stride[1] - cv->pad_begin[1] + kx * cv->dilation[1], in.w, cv->pad_mode);
-                                if (y < 0 || x < 0) continue;
-                                int64_t c = g * cin_g + ic;
-                                double v = e->in[((n * in.c + c) * in.h + y) * in.w + x];
-                                double w = weight[((oc * cin_g + ic) * cv->kernel[0] + ky) * cv->kernel[1] + kx];
-                                acc += w * v;
-                            }
-                    e->out[((n * out.c + oc) * out.h + oy) * out.w + ox] = (float)acc;
-                }
+                for (int64_t ox = 0; ox < out.w; ox++)
+                    e->out[((n * out.c + oc) * out.h + oy) * out.w + ox] = (float)conv_at(e, &in, n, oc, oy, ox);
     return true;
 }
 
 /* ---- pooling ---- */
 
 /* Windows start at o*stride - pad and take `kernel` taps `dilation` apart; the
- * padding is -inf, so only taps inside the input count.  NaN propagates, as in ATen. */
+ * padding is -inf, so only taps inside the input count.  NaN propagates, as in ATen.
+ * `plane` is one [H, W] channel of the input. */
+static double maxpool_at(const PoolAttrs *pa, const float *plane, const Nchw *in, int64_t oy, int64_t ox)
+{
+    double best = -INFINITY;
+    for (int64_t ky = 0; ky < pa->kernel[0]; ky++)
+        for (int64_t kx = 0; kx < pa->kernel[1]; kx++) {
+            int64_t y = oy * pa->stride[0] - pa->pad[0] + ky * pa->dilation[0];
+            int64_t x = ox * pa->stride[1] - pa->pad[1] + kx * pa->dilation[1];
+            if (y < 0 || y >= in->h || x < 0 || x >= in->w) continue;
+            double v = plane[y * in->w + x];
+            if (v > best || isnan(v)) best = v;
+        }
+    return best;
+}
+
 static bool eval_maxpool2d(Eval *e)
 {
-    const PoolAttrs *pa = &e->node->attr.pool;
     Nchw in = nchw_of(&e->in_shape), out = nchw_of(&e->out_shape);
-    for (int64_t nc = 0; nc < out.n * out.c; nc++)
+    for (int64_t nc = 0; nc < out.n * out.c; nc++) {
+        const float *plane = e->in + nc * in.h * in.w;
         for (int64_t oy = 0; oy < out.h; oy++)
-            for (int64_t ox = 0; ox < out.w; ox++) {
-                double best = -INFINITY;
-                for (int64_t ky = 0; ky < pa->kernel[0]; ky++)
-                    for (int64_t kx = 0; kx < pa->kernel[1]; kx++) {
-                        int64_t y = oy * pa->stride[0] - pa->pad[0] + ky * pa->dilation[0];
-                        int64_t x = ox * pa->stride[1] - pa->pad[1] + kx * pa->dilation[1];
-                        if (y < 0 || y >= in.h || x < 0 || x >= in.w) continue;
-                        double v = e->in[(nc * in.h + y) * in.w + x];
-                        if (v > best || isnan(v)) best = v;
-                    }
-                e->out[(nc * out.h + oy) * out.w + ox] = (float)best;
-            }
+            for (int64_t ox = 0; ox < out.w; ox++)
+                e->out[(nc * out.h + oy) * out.w + ox] = (float)maxpool_at(&e->node->attr.pool, plane, &in, oy, ox);
+    }
     return true;
 }
 
@@ -200,24 +209,32 @@ static AvgSpan avg_span(int64_t o, int64_t kernel, int64_t stride, int64_t pad, 
     return s;
 }
 
+/* The sum over the clipped window divided by divisor_override, the window's
+ * size within the padded input (count_include_pad) or its size within the
+ * input.  A window with no input position is 0, as in ATen. */
+static double avgpool_at(const PoolAttrs *pa, const float *plane, const Nchw *in, int64_t oy, int64_t ox)
+{
+    AvgSpan sy = avg_span(oy, pa->kernel[0], pa->stride[0], pa->pad[0], in->h);
+    AvgSpan sx = avg_span(ox, pa->kernel[1], pa->stride[1], pa->pad[1], in->w);
+    if (sy.begin >= sy.end || sx.begin >= sx.end) return 0.0;
+    double sum = 0.0;
+    for (int64_t y = sy.begin; y < sy.end; y++)
+        for (int64_t x = sx.begin; x < sx.end; x++) sum += plane[y * in->w + x];
+    int64_t divisor = pa->divisor_override      ? pa->divisor_override
+                      : pa->count_include_pad ? sy.padded_size * sx.padded_size
+                                              : (sy.end - sy.begin) * (sx.end - sx.begin);
+    return sum / (double)divisor;
+}
+
 static bool eval_avgpool2d(Eval *e)
 {
-    const PoolAttrs *pa = &e->node->attr.pool;
     Nchw in = nchw_of(&e->in_shape), out = nchw_of(&e->out_shape);
-    for (int64_t nc = 0; nc < out.n * out.c; nc++)
+    for (int64_t nc = 0; nc < out.n * out.c; nc++) {
+        const float *plane = e->in + nc * in.h * in.w;
         for (int64_t oy = 0; oy < out.h; oy++)
-            for (int64_t ox = 0; ox < out.w; ox++) {
-                AvgSpan sy = avg_span(oy, pa->kernel[0], pa->stride[0], pa->pad[0], in.h);
-                AvgSpan sx = avg_span(ox, pa->kernel[1], pa->stride[1], pa->pad[1], in.w);
-                double sum = 0.0;
-                for (int64_t y = sy.begin; y < sy.end; y++)
-                    for (int64_t x = sx.begin; x < sx.end; x++) sum += e->in[(nc * in.h + y) * in.w + x];
-                int64_t divisor = pa->divisor_override      ? pa->divisor_override
-                                  : pa->count_include_pad ? sy.padded_size * sx.padded_size
-                                                          : (sy.end - sy.begin) * (sx.end - sx.begin);
-                bool empty = sy.begin >= sy.end || sx.begin >= sx.end; /* ATen leaves 0 */
-                e->out[(nc * out.h + oy) * out.w + ox] = empty ? 0.0f : (float)(sum / (double)divisor);
-            }
+            for (int64_t ox = 0; ox < out.w; ox++)
+                e->out[(nc * out.h + oy) * out.w + ox] = (float)avgpool_at(&e->node->attr.pool, plane, &in, oy, ox);
+    }
     return true;
 }
 
@@ -393,7 +410,9 @@ static bool embedding_row(const Eval *e, int64_t position, double *row)
     const EmbeddingAttrs *ea = &e->node->attr.emb;
     int64_t index = e->ids[position];
     if (index < 0 || index >= ea->num_embeddings)
-        return fail(e, "index %lld (at position %lld of its input) is out of range: num_embeddings is %lld, so indices run from 0 to %lld",
+        return fail(e,
+                    "index %lld (at position %lld of its input) is out of range: num_embeddings is %lld, "
+                    "so indices run from 0 to %lld",
                     (long long)index, (long long)position, (long long)ea->num_embeddings, (long long)(ea->num_embeddings - 1));
     const float *w = param(e, "weight") + index * ea->embedding_dim;
     double scale = 1.0;
@@ -758,19 +777,20 @@ static bool check_run(const Graph *g, int64_t batch, char *err, size_t errsize)
     const Node *in = g->input;
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (!n->inferred) {
-            snprintf(err, errsize, "layer %s has no inferred shape: the model has errors", n->name);
+        if (n->invalid || !n->inferred || n->recovered) {
+            snprintf(err, errsize, "layer %s has errors (see the front end's diagnostics): the model cannot be run", n->name);
             return false;
         }
     }
     if (in->shape.dynamic_batch) {
         if (batch < 1) {
-            snprintf(err, errsize, "the batch %s must be at least 1, found %lld", g->batch_name ? g->batch_name : "N", (long long)batch);
+            const char *name = g->batch_name ? g->batch_name : "N";
+            snprintf(err, errsize, "the batch %s must be at least 1, found %lld", name, (long long)batch);
             return false;
         }
     } else if (in->shape.rank > 0 && batch != in->shape.dims[0]) {
-        snprintf(err, errsize, "the input's first dimension is fixed at %lld, but the batch given is %lld", (long long)in->shape.dims[0],
-                 (long long)batch);
+        snprintf(err, errsize, "the input's first dimension is fixed at %lld, but the batch given is %lld",
+                 (long long)in->shape.dims[0], (long long)batch);
         return false;
     }
     for (int i = 0; i < g->nodes.len; i++) {

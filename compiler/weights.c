@@ -24,6 +24,9 @@
 #define MAX_WEIGHTS_FILE ((int64_t)16 << 30)      /* 16 GiB */
 #define MAX_HEADER_BYTES ((uint64_t)100 * 1000 * 1000)
 #define MAX_JSON_INT 9007199254740992.0           /* 2^53: larger integers are not exact in JSON */
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 /* Unused-tensor warnings beyond this many are summarised in one note. */
 enum { MAX_UNUSED_WARNINGS = 20, MAX_SHOWN_KEY = 100 };
 
@@ -65,7 +68,7 @@ static const char *describe_json(Arena *a, const cJSON *v)
 {
     if (!v) return "nothing";
     if (cJSON_IsString(v)) return arena_printf(a, "the string \"%s\"", shown(a, v->valuestring));
-    if (cJSON_IsNumber(v)) return arena_printf(a, "the number %.17g", v->valuedouble);
+    if (cJSON_IsNumber(v)) return arena_printf(a, "the number %.15g", v->valuedouble);
     if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
     if (cJSON_IsNull(v)) return "null";
     if (cJSON_IsArray(v)) return "an array";
@@ -426,6 +429,14 @@ static bool validate_header(Header *h, const cJSON *root)
 /* Parses the header text with libcjson; it may be padded with trailing spaces. */
 static cJSON *parse_header_json(Diag *d, const char *text, size_t len)
 {
+    /* libcjson skips every byte below 0x20 as whitespace; JSON allows none outside these four. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            diag_error(d, (SrcSpan){0}, "the header is not valid JSON: control byte 0x%02x at byte %zu of the header", c, i);
+            return NULL;
+        }
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!root) {

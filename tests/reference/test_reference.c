@@ -165,7 +165,7 @@ static bool load_layer(Case *c, Tally *t, const char *name, const char *decl, co
 
 static const float TUTORIAL_5X5[25] = {1, 2, 0, 3, 1, 0, 1, 2, 3, 1, 1, 2, 1, 0, 0, 5, 2, 3, 1, 1, 2, 1, 0, 1, 1};
 
-static float ARANGE_16[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const float ARANGE_16[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 /* ---- pooling ---- */
 
@@ -529,6 +529,28 @@ static void test_driver(Tally *t)
                                  sizeof c.err);
         record(t, ok && strstr(c.err, "include_last_offset") != NULL, c.name, c.err);
         unload(&c);
+    }
+    /* A model with errors is refused, even where shape inference recovered the output shape. */
+    {
+        char path[] = "/tmp/test_reference_XXXXXX.nn";
+        const char *text = "model T {\n input x: f32[N, 3]\n fc = Linear(4, 2)\n ReLU()\n}\n";
+        int fd = mkstemps(path, 3);
+        bool written = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+        if (fd >= 0) close(fd);
+        FILE *sink = tmpfile();
+        Frontend fe;
+        bool front_ok = !written || frontend_run(&fe, path, sink ? sink : stderr);
+        if (written && fe.graph) {
+            float in[3] = {0}, *outs[3];
+            char err[512] = "";
+            bool refused = !reference_run(&fe.arena, fe.graph, in, 1, outs, err, sizeof err);
+            record(t, !front_ok && refused && strstr(err, "fc") != NULL, "model with errors refused", err);
+        } else {
+            record(t, false, "model with errors refused", "the front end did not build a graph");
+        }
+        if (written) frontend_free(&fe);
+        if (sink) fclose(sink);
+        unlink(path);
     }
     /* A chain: every node's output is kept; the input is outputs[0]. */
     if (load(&c, t, "chain outputs", "model T {\n input x: f32[N, 2]\n ReLU()\n Linear(2, 1, bias=False)\n}\n", 1)) {

@@ -1,0 +1,186 @@
+/* emit_object.c - target machine, optimisation, object emission and linking (see emit_object.h). */
+#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
+#include "emit_object.h"
+
+#include <errno.h>
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef LAYERC_RUNTIME_DIR
+#define LAYERC_RUNTIME_DIR "build"
+#endif
+#ifndef LAYERC_INCLUDE_DIR
+#define LAYERC_INCLUDE_DIR "runtime"
+#endif
+
+extern char **environ;
+
+const char *runtime_dir(void)
+{
+    const char *env = getenv("LAYERC_RUNTIME_DIR");
+    return env && *env ? env : LAYERC_RUNTIME_DIR;
+}
+
+const char *include_dir(void)
+{
+    const char *env = getenv("LAYERC_INCLUDE_DIR");
+    return env && *env ? env : LAYERC_INCLUDE_DIR;
+}
+
+static LLVMTargetMachineRef create_target_machine(Diag *d, const EmitOptions *opt)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMTargetRef target;
+    char *error = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &error)) {
+        diag_error(d, (SrcSpan){0}, "no LLVM target for %s: %s", triple, error);
+        LLVMDisposeMessage(error);
+        LLVMDisposeMessage(triple);
+        return NULL;
+    }
+    char *host_cpu = LLVMGetHostCPUName(), *host_features = LLVMGetHostCPUFeatures();
+    const char *cpu = opt->target_cpu ? opt->target_cpu : host_cpu;
+    const char *features = opt->target_cpu ? "" : host_features;
+    static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
+                                                   LLVMCodeGenLevelAggressive};
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, levels[opt->opt_level], LLVMRelocPIC,
+                                                      LLVMCodeModelDefault);
+    LLVMDisposeMessage(host_cpu);
+    LLVMDisposeMessage(host_features);
+    LLVMDisposeMessage(triple);
+    if (!tm) diag_error(d, (SrcSpan){0}, "LLVM cannot create a target machine for CPU '%s'", cpu);
+    return tm;
+}
+
+static bool write_ir(Diag *d, LLVMModuleRef mod, const char *path)
+{
+    char *text = LLVMPrintModuleToString(mod);
+    bool ok = write_file_atomically(d, path, text, strlen(text));
+    LLVMDisposeMessage(text);
+    return ok;
+}
+
+/* The asan pass instruments only functions that carry sanitize_address. */
+static void mark_for_address_sanitizer(LLVMModuleRef mod)
+{
+    LLVMContextRef ctx = LLVMGetModuleContext(mod);
+    unsigned kind = LLVMGetEnumAttributeKindForName("sanitize_address", 16);
+    for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn))
+        if (!LLVMIsDeclaration(fn)) LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ctx, kind, 0));
+}
+
+bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path)
+{
+    LLVMTargetMachineRef tm = create_target_machine(d, opt);
+    if (!tm) return false;
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, layout);
+    LLVMDisposeTargetData(layout);
+
+    char *error = NULL;
+    bool ok = true;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &error)) {
+        diag_error(d, (SrcSpan){0}, "internal compiler error: the generated module does not verify:\n%s", error);
+        ok = false;
+    }
+    LLVMDisposeMessage(error);
+    if (ok) {
+        char passes[64];
+        snprintf(passes, sizeof passes, "default<O%d>%s", opt->opt_level, opt->sanitize ? ",asan" : "");
+        if (opt->sanitize) mark_for_address_sanitizer(mod);
+        LLVMPassBuilderOptionsRef options = LLVMCreatePassBuilderOptions();
+        LLVMErrorRef err = LLVMRunPasses(mod, passes, tm, options);
+        LLVMDisposePassBuilderOptions(options);
+        if (err) {
+            char *msg = LLVMGetErrorMessage(err);
+            diag_error(d, (SrcSpan){0}, "internal compiler error: LLVM passes failed: %s", msg);
+            LLVMDisposeErrorMessage(msg);
+            ok = false;
+        }
+    }
+    if (ok && opt->emit_llvm) ok = write_ir(d, mod, opt->emit_llvm);
+    if (ok && LLVMTargetMachineEmitToFile(tm, mod, obj_path, LLVMObjectFile, &error)) {
+        diag_error(d, (SrcSpan){0}, "cannot write the object file %s: %s", obj_path, error);
+        LLVMDisposeMessage(error);
+        ok = false;
+    }
+    LLVMDisposeTargetMachine(tm);
+    return ok;
+}
+
+int run_command(Diag *d, const char *dir, char *const argv[])
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (dir) posix_spawn_file_actions_addchdir_np(&actions, dir);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        diag_error(d, (SrcSpan){0}, "cannot run %s: %s", argv[0], strerror(rc));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            diag_error(d, (SrcSpan){0}, "cannot wait for %s: %s", argv[0], strerror(errno));
+            return -1;
+        }
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    diag_error(d, (SrcSpan){0}, "%s was killed by signal %d", argv[0], WTERMSIG(status));
+    return -1;
+}
+
+static bool run_tool(Diag *d, char *const argv[])
+{
+    int status = run_command(d, NULL, argv);
+    if (status > 0) diag_error(d, (SrcSpan){0}, "%s failed with exit status %d", argv[0], status);
+    return status == 0;
+}
+
+bool link_shared_library(Diag *d, const char *obj_path, const char *so_path, bool sanitize)
+{
+    char runtime[4096];
+    snprintf(runtime, sizeof runtime, "%s/%sliblayerc_rt.a", runtime_dir(), sanitize ? "san/" : "");
+    if (access(runtime, R_OK) != 0) {
+        diag_error(d, (SrcSpan){0}, "cannot find the layerc runtime %s (set LAYERC_RUNTIME_DIR, or run 'make')", runtime);
+        return false;
+    }
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    char *plain[] = {(char *)cc, "-shared", "-o", (char *)so_path, (char *)obj_path, runtime, "-lm", "-lpthread",
+                     "-Wl,-z,noexecstack", "-Wl,--no-undefined", NULL};
+    char *instrumented[] = {(char *)cc, "-shared", "-fsanitize=address,undefined", "-o", (char *)so_path, (char *)obj_path,
+                            runtime, "-lm", "-lpthread", "-Wl,-z,noexecstack", NULL};
+    return run_tool(d, sanitize ? instrumented : plain);
+}
+
+bool write_file_atomically(Diag *d, const char *path, const char *text, size_t len)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        diag_error(d, (SrcSpan){0}, "cannot write %s: %s", path, strerror(errno));
+        return false;
+    }
+    bool ok = fwrite(text, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, path) == 0) return true;
+    diag_error(d, (SrcSpan){0}, "cannot write %s: %s", path, strerror(errno));
+    remove(tmp);
+    return false;
+}

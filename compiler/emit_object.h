@@ -1,0 +1,41 @@
+/* emit_object.h - the last stages: optimise the module with LLVM's new pass
+ * manager for the host (or --target-cpu) target machine, write the object
+ * file, and link object + runtime into a shared library with the system
+ * linker.  Every output is written to a temporary name and renamed into
+ * place only on success, so a failed build never leaves a half-written file.
+ */
+#ifndef LAYERC_EMIT_OBJECT_H
+#define LAYERC_EMIT_OBJECT_H
+
+#include <llvm-c/Core.h>
+#include <stdbool.h>
+
+#include "diag.h"
+
+typedef struct EmitOptions {
+    int opt_level;          /* 0..3 */
+    bool sanitize;          /* instrument the generated code with AddressSanitizer */
+    const char *target_cpu; /* NULL: the host CPU with its features */
+    const char *emit_llvm;  /* also write the optimised IR here (NULL: no) */
+} EmitOptions;
+
+/* Optimises mod and writes an object file to obj_path. */
+bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path);
+
+/* Links obj_path with the runtime archive into the shared library so_path
+ * (with the sanitizer-instrumented runtime when `sanitize`). */
+bool link_shared_library(Diag *d, const char *obj_path, const char *so_path, bool sanitize);
+
+/* Runs argv (no shell) in directory dir (NULL: the current one).  Returns the
+ * exit status, or -1 after reporting that it could not run or was killed. */
+int run_command(Diag *d, const char *dir, char *const argv[]);
+
+/* Writes `text` to path through a temporary file renamed into place. */
+bool write_file_atomically(Diag *d, const char *path, const char *text, size_t len);
+
+/* The runtime's build directory (liblayerc_rt.a): $LAYERC_RUNTIME_DIR, else the one layerc was built with. */
+const char *runtime_dir(void);
+/* The directory of runtime/layerc.h: $LAYERC_INCLUDE_DIR, else the one layerc was built with. */
+const char *include_dir(void);
+
+#endif

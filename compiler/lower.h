@@ -1,0 +1,62 @@
+/* lower.h - lowering the checked graph to LLVM IR (one module per model).
+ *
+ * lower_llvm.c builds the module: weights as read-only constants, one or
+ * more kernel functions per layer (lower_kernels.c), the `forward` function
+ * that runs them in order over the planned workspace (plan_memory.h), the
+ * descriptor `__layerc_desc` of runtime/layerc.h and the model-named entry
+ * points.  emit_object.c optimises the module and writes the object file.
+ */
+#ifndef LAYERC_LOWER_H
+#define LAYERC_LOWER_H
+
+#include <llvm-c/Core.h>
+
+#include "diag.h"
+#include "graph.h"
+#include "ir.h"
+#include "plan_memory.h"
+
+/* Refuses (with an error naming the layer) what the back end cannot lower. */
+bool lower_check_supported(Diag *d, const Graph *g);
+
+/* Builds the module for g; the weights must be bound.  `symbol_prefix` names
+ * the model-named functions (<prefix>_create, ...). */
+LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix);
+
+/* ---- between lower_llvm.c and lower_kernels.c ---- */
+
+typedef enum { BUF_INPUT, BUF_OUTPUT, BUF_SCRATCH } BufferRole;
+
+/* One call of the runtime's parallel loop: fn(src, dst, batch, begin, end)
+ * over `items` work items (times the run-time batch when items_per_sample). */
+typedef struct KernelStep {
+    LLVMValueRef fn;
+    BufferRole src, dst;
+    int64_t items;
+    bool items_per_sample;
+    int64_t cost_per_item;
+} KernelStep;
+
+enum { MAX_KERNEL_STEPS = 2 };
+
+typedef struct KernelBuilder {
+    Ir *ir;
+    Arena *arena;
+    const Node *node;
+    const char *fn_prefix; /* e.g. "k3_conv1" */
+    KernelStep steps[MAX_KERNEL_STEPS];
+    int nsteps;
+} KernelBuilder;
+
+/* The parameters of the kernel function being built. */
+typedef struct KernelArgs {
+    LLVMValueRef src, dst, batch, begin, end;
+} KernelArgs;
+
+/* Emits node kb->node's kernels into kb->steps. */
+void lower_node_kernels(KernelBuilder *kb);
+
+/* A private, 64-byte aligned constant array of floats in the module. */
+LLVMValueRef lower_constant_floats(Ir *ir, const char *name, const float *data, int64_t count);
+
+#endif

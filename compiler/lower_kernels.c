@@ -1,0 +1,588 @@
+/* lower_kernels.c - the kernel of every layer the back end lowers, as LLVM IR.
+ *
+ * A kernel is `void k(ptr src, ptr dst, i64 batch, i64 begin, i64 end)`: it
+ * computes work items [begin, end) of its layer, so the runtime can split
+ * the items over threads; every output element is computed by the same code
+ * whatever the split, so results do not depend on the thread count.
+ * Tensors are NCHW-contiguous; shapes are compile-time constants except the
+ * run-time batch, which multiplies the first dimension (it is 1 for models
+ * without a named batch).  Accumulation orders follow the naive definition,
+ * and the LLVM optimiser vectorises the innermost loops.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "lower.h"
+
+enum { ELEMENTWISE_CHUNK = 4096, MAX_UNROLLED_TAPS = 4096 };
+
+static KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
+{
+    Ir *ir = kb->ir;
+    LLVMTypeRef params[5] = {ir->ptr, ir->ptr, ir->i64, ir->i64, ir->i64};
+    LLVMTypeRef type = LLVMFunctionType(ir->void_t, params, 5, 0);
+    const char *name = arena_printf(kb->arena, "%s%s", kb->fn_prefix, what);
+    LLVMValueRef fn = LLVMAddFunction(ir->mod, name, type);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    ir_begin_function(ir, fn);
+    KernelArgs a = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 3), LLVMGetParam(fn, 4)};
+    /* The buffers never alias (plan_memory.c) */
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    for (unsigned i = 1; i <= 2; i++) LLVMAddAttributeAtIndex(fn, i, LLVMCreateEnumAttribute(ir->ctx, noalias, 0));
+    return a;
+}
+
+static void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost)
+{
+    LLVMBuildRetVoid(kb->ir->b);
+    kb->steps[kb->nsteps++] = (KernelStep){kb->ir->fn, src, dst, items, per_sample, cost};
+}
+
+static const Param *param(const Node *n, const char *suffix) { return node_param(n, suffix); }
+
+static LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix)
+{
+    const Param *p = param(kb->node, suffix);
+    if (!p) return NULL;
+    return lower_constant_floats(kb->ir, p->key, p->data, shape_numel(&p->shape));
+}
+
+static int64_t numel(const Shape *s) { return shape_numel(s); }
+
+/* ---- elementwise activations ---- */
+
+static LLVMValueRef activation(Ir *ir, const Node *n, LLVMValueRef x)
+{
+    LLVMBuilderRef b = ir->b;
+    LLVMValueRef zero = ir_f32(ir, 0.0), one = ir_f32(ir, 1.0);
+    switch (n->op) {
+    case OP_RELU: /* x < 0 ? 0 : x keeps NaN, as PyTorch does */
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
+    case OP_RELU6: {
+        LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, lo, ir_f32(ir, 6.0), ""), ir_f32(ir, 6.0), lo, "");
+    }
+    case OP_LEAKYRELU:
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x,
+                               ir_fmul(ir, x, ir_f32(ir, (float)n->attr.act.negative_slope)), "");
+    case OP_SIGMOID: {
+        LLVMValueRef e = ir_call_f32(ir, "llvm.exp.f32", LLVMBuildFNeg(b, x, ""));
+        return LLVMBuildFDiv(b, one, ir_fadd(ir, one, e), "");
+    }
+    case OP_TANH: return ir_call_f32(ir, "tanhf", x);
+    case OP_SILU: {
+        LLVMValueRef e = ir_call_f32(ir, "llvm.exp.f32", LLVMBuildFNeg(b, x, ""));
+        return LLVMBuildFDiv(b, x, ir_fadd(ir, one, e), "");
+    }
+    case OP_GELU: {
+        LLVMValueRef half_x = ir_fmul(ir, x, ir_f32(ir, 0.5));
+        LLVMValueRef inner;
+        if (n->attr.act.gelu_tanh) {
+            LLVMValueRef x3 = ir_fmul(ir, ir_fmul(ir, x, x), x);
+            LLVMValueRef t = ir_fma(ir, x3, ir_f32(ir, 0.044715), x);
+            inner = ir_call_f32(ir, "tanhf", ir_fmul(ir, t, ir_f32(ir, sqrt(2.0 / M_PI))));
+        } else {
+            inner = ir_call_f32(ir, "erff", ir_fmul(ir, x, ir_f32(ir, M_SQRT1_2)));
+        }
+        return ir_fmul(ir, half_x, ir_fadd(ir, one, inner));
+    }
+    default: LAYERC_UNREACHABLE("not an elementwise activation");
+    }
+}
+
+/* [*] -> [*]; items: chunks of ELEMENTWISE_CHUNK elements of each sample. */
+static void lower_activation(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    int64_t count = numel(&kb->node->shape);
+    int64_t chunks = (count + ELEMENTWISE_CHUNK - 1) / ELEMENTWISE_CHUNK;
+    KernelArgs a = kernel_begin(kb, "");
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef sample = ir_div_const(ir, item.index, chunks);
+    LLVMValueRef chunk_start = ir_mul(ir, ir_rem_const(ir, item.index, chunks), ir_i64(ir, ELEMENTWISE_CHUNK));
+    LLVMValueRef base = ir_mad(ir, sample, count, chunk_start);
+    LLVMValueRef len = ir_min(ir, ir_i64(ir, ELEMENTWISE_CHUNK), ir_sub(ir, ir_i64(ir, count), chunk_start));
+    IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), len, "i");
+    LLVMValueRef at = ir_add(ir, base, i.index);
+    ir_store_f32(ir, a.dst, at, activation(ir, kb->node, ir_load_f32(ir, a.src, at)));
+    ir_loop_end(ir, &i);
+    ir_loop_end(ir, &item);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, chunks, true, ELEMENTWISE_CHUNK * 4);
+}
+
+/* ---- Linear: [rows, in] x W^T -> [rows, out] ---- */
+
+static void lower_linear(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    const LinearAttrs *la = &kb->node->attr.linear;
+    int64_t in_f = la->in_features, out_f = la->out_features;
+    int64_t rows = numel(&kb->node->shape) / out_f;
+    /* W^T [in, out] so the innermost loop runs along contiguous outputs. */
+    const float *w = param(kb->node, "weight")->data;
+    float *wt = arena_alloc_array(kb->arena, (size_t)(in_f * out_f), sizeof *wt);
+    for (int64_t o = 0; o < out_f; o++)
+        for (int64_t k = 0; k < in_f; k++) wt[k * out_f + o] = w[o * in_f + k];
+    LLVMValueRef weight_t = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_t", kb->node->name), wt, in_f * out_f);
+    LLVMValueRef bias = constant_param(kb, "bias");
+
+    KernelArgs a = kernel_begin(kb, "");
+    IrLoop row = ir_loop_begin(ir, a.begin, a.end, "row");
+    LLVMValueRef out_base = ir_mul(ir, row.index, ir_i64(ir, out_f));
+    LLVMValueRef in_base = ir_mul(ir, row.index, ir_i64(ir, in_f));
+    IrLoop o = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, out_f), "o");
+    ir_store_f32(ir, a.dst, ir_add(ir, out_base, o.index), bias ? ir_load_f32(ir, bias, o.index) : ir_f32(ir, 0));
+    ir_loop_end(ir, &o);
+    IrLoop k = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, in_f), "k");
+    LLVMValueRef xk = ir_load_f32(ir, a.src, ir_add(ir, in_base, k.index));
+    LLVMValueRef w_base = ir_mul(ir, k.index, ir_i64(ir, out_f));
+    IrLoop o2 = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, out_f), "o");
+    LLVMValueRef at = ir_add(ir, out_base, o2.index);
+    LLVMValueRef acc = ir_fma(ir, xk, ir_load_f32(ir, weight_t, ir_add(ir, w_base, o2.index)), ir_load_f32(ir, a.dst, at));
+    ir_store_f32(ir, a.dst, at, acc);
+    ir_loop_end(ir, &o2);
+    ir_loop_end(ir, &k);
+    ir_loop_end(ir, &row);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, rows, true, 2 * in_f * out_f);
+}
+
+/* ---- Conv2d ---- */
+
+/* The padded-input index for an index i of the padded plane (non-zero modes). */
+static LLVMValueRef pad_index(Ir *ir, PadMode mode, LLVMValueRef i, int64_t size)
+{
+    LLVMBuilderRef b = ir->b;
+    LLVMValueRef zero = ir_i64(ir, 0), last = ir_i64(ir, size - 1);
+    LLVMValueRef below = LLVMBuildICmp(b, LLVMIntSLT, i, zero, "");
+    LLVMValueRef above = LLVMBuildICmp(b, LLVMIntSGT, i, last, "");
+    switch (mode) {
+    case PAD_REFLECT: /* -1 -> 1, size -> size - 2 */
+        return LLVMBuildSelect(b, below, LLVMBuildNeg(b, i, ""),
+                               LLVMBuildSelect(b, above, ir_sub(ir, ir_i64(ir, 2 * (size - 1)), i), i, ""), "");
+    case PAD_REPLICATE: return LLVMBuildSelect(b, below, zero, LLVMBuildSelect(b, above, last, i, ""), "");
+    case PAD_CIRCULAR:
+        return LLVMBuildSelect(b, below, ir_add(ir, i, ir_i64(ir, size)),
+                               LLVMBuildSelect(b, above, ir_sub(ir, i, ir_i64(ir, size)), i, ""), "");
+    case PAD_ZEROS: break;
+    }
+    LAYERC_UNREACHABLE("zero padding is not materialised");
+}
+
+/* [planes, H, W] -> [planes, H + pads, W + pads] with reflect/replicate/circular values. */
+static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t w)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t ph = h + cv->pad_begin[0] + cv->pad_end[0], pw = w + cv->pad_begin[1] + cv->pad_end[1];
+    KernelArgs a = kernel_begin(kb, ".pad");
+    IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
+    LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, h * w));
+    LLVMValueRef out_base = ir_mul(ir, plane.index, ir_i64(ir, ph * pw));
+    IrLoop y = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, ph), "y");
+    LLVMValueRef iy = pad_index(ir, cv->pad_mode, ir_sub(ir, y.index, ir_i64(ir, cv->pad_begin[0])), h);
+    IrLoop x = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pw), "x");
+    LLVMValueRef ix = pad_index(ir, cv->pad_mode, ir_sub(ir, x.index, ir_i64(ir, cv->pad_begin[1])), w);
+    LLVMValueRef v = ir_load_f32(ir, a.src, ir_add(ir, in_base, ir_mad(ir, iy, w, ix)));
+    ir_store_f32(ir, a.dst, ir_add(ir, out_base, ir_mad(ir, y.index, pw, x.index)), v);
+    ir_loop_end(ir, &x);
+    ir_loop_end(ir, &y);
+    ir_loop_end(ir, &plane);
+    kernel_end(kb, BUF_INPUT, BUF_SCRATCH, planes, true, ph * pw);
+}
+
+typedef struct ConvGeometry {
+    int64_t in_c, h, w;          /* the (possibly pre-padded) input plane */
+    int64_t pad_top, pad_left;   /* padding the kernel applies itself (zeros) */
+    int64_t out_c, oh, ow;
+    int64_t samples;             /* per-sample leading count: 1, or the fixed batch */
+} ConvGeometry;
+
+/* Output positions o in [lo, hi) whose input index o*stride - pad + tap stays in [0, size). */
+static void valid_range(int64_t size, int64_t out, int64_t stride, int64_t pad, int64_t tap, int64_t *lo, int64_t *hi)
+{
+    int64_t first = pad - tap; /* o*stride >= first */
+    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int64_t last = size - 1 + pad - tap; /* o*stride <= last */
+    *hi = last < 0 ? 0 : last / stride + 1;
+    if (*hi > out) *hi = out;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* Item (sample, oc): out[oc] plane = bias + sum over its group's channels and taps. */
+static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRole src)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups;
+    int64_t kh = cv->kernel[0], kw = cv->kernel[1];
+    LLVMValueRef weight = constant_param(kb, "weight");
+    LLVMValueRef bias = constant_param(kb, "bias");
+
+    KernelArgs a = kernel_begin(kb, "");
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef sample = ir_div_const(ir, item.index, g->out_c);
+    LLVMValueRef oc = ir_rem_const(ir, item.index, g->out_c);
+    LLVMValueRef group = ir_div_const(ir, oc, ocg);
+    LLVMValueRef out_base = ir_mul(ir, item.index, ir_i64(ir, g->oh * g->ow));
+    LLVMValueRef init = bias ? ir_load_f32(ir, bias, oc) : ir_f32(ir, 0);
+    IrLoop p = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh * g->ow), "p");
+    ir_store_f32(ir, a.dst, ir_add(ir, out_base, p.index), init);
+    ir_loop_end(ir, &p);
+
+    IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, icg), "c");
+    LLVMValueRef in_channel = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->in_c)), ir_mad(ir, group, icg, c.index));
+    LLVMValueRef in_base = ir_mul(ir, in_channel, ir_i64(ir, g->h * g->w));
+    LLVMValueRef w_base = ir_mul(ir, ir_mad(ir, oc, icg, c.index), ir_i64(ir, kh * kw));
+    for (int64_t ty = 0; ty < kh; ty++) {
+        int64_t oy_lo, oy_hi;
+        valid_range(g->h, g->oh, cv->stride[0], g->pad_top, ty * cv->dilation[0], &oy_lo, &oy_hi);
+        for (int64_t tx = 0; tx < kw; tx++) {
+            int64_t ox_lo, ox_hi;
+            valid_range(g->w, g->ow, cv->stride[1], g->pad_left, tx * cv->dilation[1], &ox_lo, &ox_hi);
+            if (oy_lo >= oy_hi || ox_lo >= ox_hi) continue; /* the tap only ever lands on padding */
+            LLVMValueRef wv = ir_load_f32(ir, weight, ir_add(ir, w_base, ir_i64(ir, ty * kw + tx)));
+            IrLoop oy = ir_loop_begin(ir, ir_i64(ir, oy_lo), ir_i64(ir, oy_hi), "oy");
+            LLVMValueRef iy = ir_add(ir, ir_mul(ir, oy.index, ir_i64(ir, cv->stride[0])), ir_i64(ir, ty * cv->dilation[0] - g->pad_top));
+            LLVMValueRef in_row = ir_add(ir, in_base, ir_mul(ir, iy, ir_i64(ir, g->w)));
+            LLVMValueRef out_row = ir_add(ir, out_base, ir_mul(ir, oy.index, ir_i64(ir, g->ow)));
+            IrLoop ox = ir_loop_begin(ir, ir_i64(ir, ox_lo), ir_i64(ir, ox_hi), "ox");
+            LLVMValueRef ix = ir_add(ir, ir_mul(ir, ox.index, ir_i64(ir, cv->stride[1])), ir_i64(ir, tx * cv->dilation[1] - g->pad_left));
+            LLVMValueRef at = ir_add(ir, out_row, ox.index);
+            LLVMValueRef acc = ir_fma(ir, wv, ir_load_f32(ir, a.src, ir_add(ir, in_row, ix)), ir_load_f32(ir, a.dst, at));
+            ir_store_f32(ir, a.dst, at, acc);
+            ir_loop_end(ir, &ox);
+            ir_loop_end(ir, &oy);
+        }
+    }
+    ir_loop_end(ir, &c);
+    ir_loop_end(ir, &item);
+    kernel_end(kb, src, BUF_OUTPUT, g->samples * g->out_c, true, 2 * icg * kh * kw * g->oh * g->ow);
+}
+
+static void lower_conv2d(KernelBuilder *kb)
+{
+    const Node *n = kb->node;
+    const ConvAttrs *cv = &n->attr.conv;
+    const Shape *in = &n->inputs[0]->shape;
+    int c = in->rank - 3;
+    ConvGeometry g = {
+        .in_c = in->dims[c], .h = in->dims[c + 1], .w = in->dims[c + 2],
+        .pad_top = cv->pad_begin[0], .pad_left = cv->pad_begin[1],
+        .out_c = cv->out_channels, .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
+        .samples = c == 1 ? in->dims[0] : 1,
+    };
+    BufferRole src = BUF_INPUT;
+    if (cv->pad_mode != PAD_ZEROS) {
+        lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w);
+        g.h += cv->pad_begin[0] + cv->pad_end[0];
+        g.w += cv->pad_begin[1] + cv->pad_end[1];
+        g.pad_top = g.pad_left = 0;
+        src = BUF_SCRATCH;
+    }
+    lower_conv_direct(kb, &g, src);
+}
+
+/* ---- pooling ---- */
+
+typedef struct PlaneGeometry {
+    int64_t planes, h, w, oh, ow;
+} PlaneGeometry;
+
+static PlaneGeometry plane_geometry(const Node *n)
+{
+    const Shape *in = &n->inputs[0]->shape;
+    int c = in->rank - 3;
+    PlaneGeometry g = {numel(in) / (in->dims[c + 1] * in->dims[c + 2]), in->dims[c + 1], in->dims[c + 2], n->shape.dims[c + 1],
+                       n->shape.dims[c + 2]};
+    return g;
+}
+
+/* Max or average over one window, PyTorch's bounds (pooling_output_shape, avg_pool2d). */
+static void lower_pool(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    LLVMBuilderRef b = ir->b;
+    const Node *n = kb->node;
+    const PoolAttrs *pa = &n->attr.pool;
+    bool is_max = n->op == OP_MAXPOOL2D;
+    PlaneGeometry g = plane_geometry(n);
+
+    KernelArgs a = kernel_begin(kb, "");
+    LLVMValueRef acc = ir_var(ir, ir->f32, NULL, "acc");
+    LLVMValueRef count = ir_var(ir, ir->i64, NULL, "count");
+    IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
+    LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, g.h * g.w));
+    LLVMValueRef out_base = ir_mul(ir, plane.index, ir_i64(ir, g.oh * g.ow));
+    IrLoop oy = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g.oh), "oy");
+    IrLoop ox = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g.ow), "ox");
+    LLVMValueRef y0 = ir_sub(ir, ir_mul(ir, oy.index, ir_i64(ir, pa->stride[0])), ir_i64(ir, pa->pad[0]));
+    LLVMValueRef x0 = ir_sub(ir, ir_mul(ir, ox.index, ir_i64(ir, pa->stride[1])), ir_i64(ir, pa->pad[1]));
+    LLVMBuildStore(b, ir_f32(ir, is_max ? -INFINITY : 0.0), acc);
+    LLVMBuildStore(b, ir_i64(ir, 0), count);
+    IrLoop ky = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pa->kernel[0]), "ky");
+    LLVMValueRef y = ir_add(ir, y0, ir_mul(ir, ky.index, ir_i64(ir, pa->dilation[0])));
+    LLVMValueRef y_ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, y, ir_i64(ir, 0), ""),
+                                     LLVMBuildICmp(b, LLVMIntSLT, y, ir_i64(ir, g.h), ""), "");
+    LLVMBasicBlockRef y_done = ir_if_begin(ir, y_ok);
+    IrLoop kx = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pa->kernel[1]), "kx");
+    LLVMValueRef x = ir_add(ir, x0, ir_mul(ir, kx.index, ir_i64(ir, pa->dilation[1])));
+    LLVMValueRef x_ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, x, ir_i64(ir, 0), ""),
+                                     LLVMBuildICmp(b, LLVMIntSLT, x, ir_i64(ir, g.w), ""), "");
+    LLVMBasicBlockRef x_done = ir_if_begin(ir, x_ok);
+    LLVMValueRef v = ir_load_f32(ir, a.src, ir_add(ir, in_base, ir_mad(ir, y, g.w, x)));
+    LLVMValueRef cur = LLVMBuildLoad2(b, ir->f32, acc, "");
+    if (is_max) { /* v > cur or v is NaN, as PyTorch's max_pool2d */
+        LLVMValueRef take = LLVMBuildOr(b, LLVMBuildFCmp(b, LLVMRealOGT, v, cur, ""), LLVMBuildFCmp(b, LLVMRealUNO, v, v, ""), "");
+        LLVMBuildStore(b, LLVMBuildSelect(b, take, v, cur, ""), acc);
+    } else {
+        LLVMBuildStore(b, ir_fadd(ir, cur, v), acc);
+        LLVMBuildStore(b, ir_add(ir, LLVMBuildLoad2(b, ir->i64, count, ""), ir_i64(ir, 1)), count);
+    }
+    ir_if_end(ir, x_done);
+    ir_loop_end(ir, &kx);
+    ir_if_end(ir, y_done);
+    ir_loop_end(ir, &ky);
+    LLVMValueRef result = LLVMBuildLoad2(b, ir->f32, acc, "");
+    if (!is_max) {
+        LLVMValueRef divisor;
+        if (pa->divisor_override) {
+            divisor = ir_i64(ir, pa->divisor_override);
+        } else if (pa->count_include_pad) { /* the window clipped to the padded input, not the input */
+            LLVMValueRef y1 = ir_min(ir, ir_add(ir, y0, ir_i64(ir, pa->kernel[0])), ir_i64(ir, g.h + pa->pad[0]));
+            LLVMValueRef x1 = ir_min(ir, ir_add(ir, x0, ir_i64(ir, pa->kernel[1])), ir_i64(ir, g.w + pa->pad[1]));
+            divisor = ir_mul(ir, ir_sub(ir, y1, y0), ir_sub(ir, x1, x0));
+        } else {
+            divisor = LLVMBuildLoad2(b, ir->i64, count, "");
+        }
+        result = LLVMBuildFDiv(b, result, LLVMBuildSIToFP(b, divisor, ir->f32, ""), "");
+    }
+    ir_store_f32(ir, a.dst, ir_add(ir, out_base, ir_mad(ir, oy.index, g.ow, ox.index)), result);
+    ir_loop_end(ir, &ox);
+    ir_loop_end(ir, &oy);
+    ir_loop_end(ir, &plane);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, g.planes, true, g.oh * g.ow * pa->kernel[0] * pa->kernel[1]);
+}
+
+/* AdaptiveAvgPool2d: window [floor(o*in/out), ceil((o+1)*in/out)) on each axis. */
+static void lower_adaptive_avgpool(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    LLVMBuilderRef b = ir->b;
+    PlaneGeometry g = plane_geometry(kb->node);
+    KernelArgs a = kernel_begin(kb, "");
+    LLVMValueRef acc = ir_var(ir, ir->f32, NULL, "acc");
+    IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
+    LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, g.h * g.w));
+    LLVMValueRef out_base = ir_mul(ir, plane.index, ir_i64(ir, g.oh * g.ow));
+    IrLoop oy = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g.oh), "oy");
+    LLVMValueRef y0 = ir_div_const(ir, ir_mul(ir, oy.index, ir_i64(ir, g.h)), g.oh);
+    LLVMValueRef y1 = ir_div_const(ir, ir_add(ir, ir_mul(ir, oy.index, ir_i64(ir, g.h)), ir_i64(ir, g.h + g.oh - 1)), g.oh);
+    IrLoop ox = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g.ow), "ox");
+    LLVMValueRef x0 = ir_div_const(ir, ir_mul(ir, ox.index, ir_i64(ir, g.w)), g.ow);
+    LLVMValueRef x1 = ir_div_const(ir, ir_add(ir, ir_mul(ir, ox.index, ir_i64(ir, g.w)), ir_i64(ir, g.w + g.ow - 1)), g.ow);
+    LLVMBuildStore(b, ir_f32(ir, 0), acc);
+    IrLoop y = ir_loop_begin(ir, y0, y1, "y");
+    IrLoop x = ir_loop_begin(ir, x0, x1, "x");
+    LLVMValueRef v = ir_load_f32(ir, a.src, ir_add(ir, in_base, ir_mad(ir, y.index, g.w, x.index)));
+    LLVMBuildStore(b, ir_fadd(ir, LLVMBuildLoad2(b, ir->f32, acc, ""), v), acc);
+    ir_loop_end(ir, &x);
+    ir_loop_end(ir, &y);
+    LLVMValueRef size = ir_mul(ir, ir_sub(ir, y1, y0), ir_sub(ir, x1, x0));
+    LLVMValueRef mean = LLVMBuildFDiv(b, LLVMBuildLoad2(b, ir->f32, acc, ""), LLVMBuildSIToFP(b, size, ir->f32, ""), "");
+    ir_store_f32(ir, a.dst, ir_add(ir, out_base, ir_mad(ir, oy.index, g.ow, ox.index)), mean);
+    ir_loop_end(ir, &ox);
+    ir_loop_end(ir, &oy);
+    ir_loop_end(ir, &plane);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, g.planes, true, g.h * g.w);
+}
+
+/* ---- normalisation ---- */
+
+/* Eval BatchNorm with running statistics: y = x * scale[c] + shift[c], folded at compile time. */
+static void lower_batchnorm_running(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    const Node *n = kb->node;
+    const NormAttrs *na = &n->attr.norm;
+    int64_t channels = na->num_features;
+    const Shape *s = &n->shape;
+    int64_t inner = numel(s) / (s->dims[0] * channels);
+    float *scale = arena_alloc_array(kb->arena, (size_t)channels, sizeof *scale);
+    float *shift = arena_alloc_array(kb->arena, (size_t)channels, sizeof *shift);
+    const float *mean = param(n, "running_mean")->data, *var = param(n, "running_var")->data;
+    const Param *w = param(n, "weight"), *bias = param(n, "bias");
+    for (int64_t c = 0; c < channels; c++) {
+        double k = 1.0 / sqrt((double)var[c] + na->eps) * (w ? w->data[c] : 1.0);
+        scale[c] = (float)k;
+        shift[c] = (float)((bias ? bias->data[c] : 0.0) - mean[c] * k);
+    }
+    LLVMValueRef scale_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.scale", n->name), scale, channels);
+    LLVMValueRef shift_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.shift", n->name), shift, channels);
+
+    KernelArgs a = kernel_begin(kb, "");
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, channel) */
+    LLVMValueRef c = ir_rem_const(ir, item.index, channels);
+    LLVMValueRef k = ir_load_f32(ir, scale_c, c), sh = ir_load_f32(ir, shift_c, c);
+    LLVMValueRef base = ir_mul(ir, item.index, ir_i64(ir, inner));
+    IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, inner), "i");
+    LLVMValueRef at = ir_add(ir, base, i.index);
+    ir_store_f32(ir, a.dst, at, ir_fma(ir, ir_load_f32(ir, a.src, at), k, sh));
+    ir_loop_end(ir, &i);
+    ir_loop_end(ir, &item);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, s->dims[0] * channels, true, 2 * inner);
+}
+
+/* Eval BatchNorm with track_running_stats=False uses the batch's statistics:
+ * item c computes channel c's mean and biased variance (in double) over
+ * every sample and position, then normalises it. */
+static void lower_batchnorm_batch_stats(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    LLVMBuilderRef b = ir->b;
+    const Node *n = kb->node;
+    const NormAttrs *na = &n->attr.norm;
+    int64_t channels = na->num_features;
+    const Shape *s = &n->shape;
+    int64_t inner = numel(s) / (s->dims[0] * channels);
+    LLVMValueRef weight = constant_param(kb, "weight"), bias = constant_param(kb, "bias");
+
+    KernelArgs a = kernel_begin(kb, "");
+    LLVMValueRef sum = ir_var(ir, ir->f64, NULL, "sum");
+    LLVMValueRef samples = ir_mul(ir, a.batch, ir_i64(ir, s->dims[0]));
+    LLVMValueRef count = LLVMBuildSIToFP(b, ir_mul(ir, samples, ir_i64(ir, inner)), ir->f64, "");
+    IrLoop c = ir_loop_begin(ir, a.begin, a.end, "c");
+    LLVMValueRef stats[2];
+    for (int pass = 0; pass < 2; pass++) { /* mean, then variance */
+        LLVMBuildStore(b, LLVMConstReal(ir->f64, 0), sum);
+        IrLoop sm = ir_loop_begin(ir, ir_i64(ir, 0), samples, "n");
+        LLVMValueRef base = ir_mul(ir, ir_mad(ir, sm.index, channels, c.index), ir_i64(ir, inner));
+        IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, inner), "i");
+        LLVMValueRef x = LLVMBuildFPExt(b, ir_load_f32(ir, a.src, ir_add(ir, base, i.index)), ir->f64, "");
+        LLVMValueRef term = pass == 0 ? x : LLVMBuildFMul(b, LLVMBuildFSub(b, x, stats[0], ""), LLVMBuildFSub(b, x, stats[0], ""), "");
+        LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ir->f64, sum, ""), term, ""), sum);
+        ir_loop_end(ir, &i);
+        ir_loop_end(ir, &sm);
+        stats[pass] = LLVMBuildFDiv(b, LLVMBuildLoad2(b, ir->f64, sum, ""), count, "");
+    }
+    LLVMValueRef var_eps = LLVMBuildFPTrunc(b, LLVMBuildFAdd(b, stats[1], LLVMConstReal(ir->f64, na->eps), ""), ir->f32, "");
+    LLVMValueRef k = LLVMBuildFDiv(b, ir_f32(ir, 1.0), ir_call_f32(ir, "llvm.sqrt.f32", var_eps), "");
+    LLVMValueRef mean = LLVMBuildFPTrunc(b, stats[0], ir->f32, "");
+    LLVMValueRef w = weight ? ir_load_f32(ir, weight, c.index) : ir_f32(ir, 1.0);
+    LLVMValueRef bv = bias ? ir_load_f32(ir, bias, c.index) : ir_f32(ir, 0.0);
+    IrLoop sm = ir_loop_begin(ir, ir_i64(ir, 0), samples, "n");
+    LLVMValueRef base = ir_mul(ir, ir_mad(ir, sm.index, channels, c.index), ir_i64(ir, inner));
+    IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, inner), "i");
+    LLVMValueRef at = ir_add(ir, base, i.index);
+    LLVMValueRef y = ir_fmul(ir, LLVMBuildFSub(b, ir_load_f32(ir, a.src, at), mean, ""), k);
+    ir_store_f32(ir, a.dst, at, ir_fma(ir, y, w, bv));
+    ir_loop_end(ir, &i);
+    ir_loop_end(ir, &sm);
+    ir_loop_end(ir, &c);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, channels, false, 4 * inner * s->dims[0]);
+}
+
+/* LayerNorm over the last norm_rank dims: rows of `width` values. */
+static void lower_layernorm(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    LLVMBuilderRef b = ir->b;
+    const Node *n = kb->node;
+    const NormAttrs *na = &n->attr.norm;
+    int64_t width = na->num_features, rows = numel(&n->shape) / width;
+    LLVMValueRef weight = constant_param(kb, "weight"), bias = constant_param(kb, "bias");
+    KernelArgs a = kernel_begin(kb, "");
+    LLVMValueRef sum = ir_var(ir, ir->f64, NULL, "sum");
+    IrLoop row = ir_loop_begin(ir, a.begin, a.end, "row");
+    LLVMValueRef base = ir_mul(ir, row.index, ir_i64(ir, width));
+    LLVMValueRef stats[2];
+    for (int pass = 0; pass < 2; pass++) {
+        LLVMBuildStore(b, LLVMConstReal(ir->f64, 0), sum);
+        IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, width), "i");
+        LLVMValueRef x = LLVMBuildFPExt(b, ir_load_f32(ir, a.src, ir_add(ir, base, i.index)), ir->f64, "");
+        LLVMValueRef term = pass == 0 ? x : LLVMBuildFMul(b, LLVMBuildFSub(b, x, stats[0], ""), LLVMBuildFSub(b, x, stats[0], ""), "");
+        LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ir->f64, sum, ""), term, ""), sum);
+        ir_loop_end(ir, &i);
+        stats[pass] = LLVMBuildFDiv(b, LLVMBuildLoad2(b, ir->f64, sum, ""), LLVMConstReal(ir->f64, (double)width), "");
+    }
+    LLVMValueRef var_eps = LLVMBuildFPTrunc(b, LLVMBuildFAdd(b, stats[1], LLVMConstReal(ir->f64, na->eps), ""), ir->f32, "");
+    LLVMValueRef k = LLVMBuildFDiv(b, ir_f32(ir, 1.0), ir_call_f32(ir, "llvm.sqrt.f32", var_eps), "");
+    LLVMValueRef mean = LLVMBuildFPTrunc(b, stats[0], ir->f32, "");
+    IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, width), "i");
+    LLVMValueRef at = ir_add(ir, base, i.index);
+    LLVMValueRef y = ir_fmul(ir, LLVMBuildFSub(b, ir_load_f32(ir, a.src, at), mean, ""), k);
+    if (weight) y = ir_fmul(ir, y, ir_load_f32(ir, weight, i.index));
+    if (bias) y = ir_fadd(ir, y, ir_load_f32(ir, bias, i.index));
+    ir_store_f32(ir, a.dst, at, y);
+    ir_loop_end(ir, &i);
+    ir_loop_end(ir, &row);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, rows, true, 6 * width);
+}
+
+/* ---- Softmax / LogSoftmax over one dimension ---- */
+
+static void lower_softmax(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    LLVMBuilderRef b = ir->b;
+    const Node *n = kb->node;
+    const Shape *s = &n->shape;
+    int dim = n->attr.axis.dim;
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < dim; i++) outer *= s->dims[i];
+    for (int i = dim + 1; i < s->rank; i++) inner *= s->dims[i];
+    /* Over dimension 0 the length includes the run-time batch; else the batch multiplies `outer`. */
+    bool over_batch = dim == 0;
+    KernelArgs a = kernel_begin(kb, "");
+    LLVMValueRef len = over_batch ? ir_mul(ir, a.batch, ir_i64(ir, s->dims[0])) : ir_i64(ir, s->dims[dim]);
+    LLVMValueRef maxv = ir_var(ir, ir->f32, NULL, "max");
+    LLVMValueRef sum = ir_var(ir, ir->f64, NULL, "sum");
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef o = ir_div_const(ir, item.index, inner), in_i = ir_rem_const(ir, item.index, inner);
+    LLVMValueRef base = ir_add(ir, ir_mul(ir, ir_mul(ir, o, len), ir_i64(ir, inner)), in_i);
+    LLVMBuildStore(b, ir_f32(ir, -INFINITY), maxv);
+    IrLoop j = ir_loop_begin(ir, ir_i64(ir, 0), len, "j");
+    LLVMValueRef x = ir_load_f32(ir, a.src, ir_mad(ir, j.index, inner, base));
+    LLVMBuildStore(b, ir_call_f32_2(ir, "llvm.maxnum.f32", x, LLVMBuildLoad2(b, ir->f32, maxv, "")), maxv);
+    ir_loop_end(ir, &j);
+    LLVMValueRef m = LLVMBuildLoad2(b, ir->f32, maxv, "");
+    LLVMBuildStore(b, LLVMConstReal(ir->f64, 0), sum);
+    IrLoop j2 = ir_loop_begin(ir, ir_i64(ir, 0), len, "j");
+    LLVMValueRef e = ir_call_f32(ir, "llvm.exp.f32", LLVMBuildFSub(b, ir_load_f32(ir, a.src, ir_mad(ir, j2.index, inner, base)), m, ""));
+    LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ir->f64, sum, ""), LLVMBuildFPExt(b, e, ir->f64, ""), ""), sum);
+    ir_loop_end(ir, &j2);
+    LLVMValueRef total = LLVMBuildFPTrunc(b, LLVMBuildLoad2(b, ir->f64, sum, ""), ir->f32, "");
+    LLVMValueRef log_total = ir_call_f32(ir, "llvm.log.f32", total);
+    IrLoop j3 = ir_loop_begin(ir, ir_i64(ir, 0), len, "j");
+    LLVMValueRef at = ir_mad(ir, j3.index, inner, base);
+    LLVMValueRef shifted = LLVMBuildFSub(b, ir_load_f32(ir, a.src, at), m, "");
+    LLVMValueRef y = n->op == OP_LOGSOFTMAX ? LLVMBuildFSub(b, shifted, log_total, "")
+                                            : LLVMBuildFDiv(b, ir_call_f32(ir, "llvm.exp.f32", shifted), total, "");
+    ir_store_f32(ir, a.dst, at, y);
+    ir_loop_end(ir, &j3);
+    ir_loop_end(ir, &item);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, over_batch ? inner : outer * inner, !over_batch, 8 * (over_batch ? 1 : s->dims[dim]));
+}
+
+void lower_node_kernels(KernelBuilder *kb)
+{
+    switch (kb->node->op) {
+    case OP_CONV2D: lower_conv2d(kb); break;
+    case OP_MAXPOOL2D:
+    case OP_AVGPOOL2D: lower_pool(kb); break;
+    case OP_ADAPTIVEAVGPOOL2D: lower_adaptive_avgpool(kb); break;
+    case OP_RELU: case OP_RELU6: case OP_LEAKYRELU: case OP_SIGMOID: case OP_TANH: case OP_GELU: case OP_SILU:
+        lower_activation(kb);
+        break;
+    case OP_SOFTMAX:
+    case OP_LOGSOFTMAX: lower_softmax(kb); break;
+    case OP_BATCHNORM1D:
+    case OP_BATCHNORM2D:
+        if (kb->node->attr.norm.track_running_stats) lower_batchnorm_running(kb);
+        else lower_batchnorm_batch_stats(kb);
+        break;
+    case OP_LAYERNORM: lower_layernorm(kb); break;
+    case OP_LINEAR:
+    case OP_LAZYLINEAR: lower_linear(kb); break;
+    default: LAYERC_UNREACHABLE("layer without a kernel reached lowering");
+    }
+}

@@ -1,0 +1,273 @@
+/* lower_llvm.c - builds the LLVM module of a model (see lower.h): weights as
+ * constants, kernels per layer, the forward function over the memory plan,
+ * the layerc_model_desc descriptor and the model-named entry points. */
+#include <ctype.h>
+#include <string.h>
+
+#include "layerc.h"
+#include "lower.h"
+
+static bool op_is_lowered(OpKind op)
+{
+    switch (op) {
+    case OP_CONV2D: case OP_MAXPOOL2D: case OP_AVGPOOL2D: case OP_ADAPTIVEAVGPOOL2D:
+    case OP_RELU: case OP_RELU6: case OP_LEAKYRELU: case OP_SIGMOID: case OP_TANH: case OP_GELU: case OP_SILU:
+    case OP_SOFTMAX: case OP_LOGSOFTMAX: case OP_BATCHNORM1D: case OP_BATCHNORM2D: case OP_LAYERNORM:
+    case OP_LINEAR: case OP_LAZYLINEAR: case OP_IDENTITY: case OP_FLATTEN: case OP_DROPOUT: case OP_DROPOUT2D:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool lower_check_supported(Diag *d, const Graph *g)
+{
+    int errors = d->errors;
+    if (g->input->dtype != DT_F32)
+        diag_error(d, g->input->loc, "models with token-id (i64) inputs cannot be compiled yet: they need Embedding, "
+                                     "which the back end does not lower");
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (op_is_lowered(n->op)) continue;
+        diag_error(d, n->op_loc, "layer %s (%s) cannot be compiled yet: the back end lowers the CNN layers (Conv2d, "
+                                 "pooling, activations, Softmax, BatchNorm, LayerNorm, Linear, Flatten, Dropout)",
+                   n->name, op_name(n->op));
+        diag_note(d, n->op_loc, "'layerc check' and 'layerc shapes' accept it");
+    }
+    return d->errors == errors;
+}
+
+LLVMValueRef lower_constant_floats(Ir *ir, const char *name, const float *data, int64_t count)
+{
+    LLVMValueRef init = LLVMConstStringInContext2(ir->ctx, (const char *)data, (size_t)count * sizeof(float), 1);
+    LLVMValueRef g = LLVMAddGlobal(ir->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    LLVMSetAlignment(g, 64);
+    return g;
+}
+
+typedef struct Lowering {
+    Ir ir;
+    Arena arena; /* scratch for names and re-laid-out weights; freed at the end */
+    const Graph *g;
+    const MemoryPlan *plan;
+    KernelStep (*steps)[MAX_KERNEL_STEPS];
+    int *nsteps;
+    LLVMTypeRef tensor_info_t, desc_t, kernel_t, parallel_t, observe_t;
+} Lowering;
+
+static LLVMValueRef constant_string(Ir *ir, const char *text, const char *name)
+{
+    LLVMValueRef init = LLVMConstStringInContext2(ir->ctx, text, strlen(text), 0);
+    LLVMValueRef g = LLVMAddGlobal(ir->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    return g;
+}
+
+static LLVMValueRef declare(Ir *ir, const char *name, LLVMTypeRef type)
+{
+    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
+    if (!fn) {
+        fn = LLVMAddFunction(ir->mod, name, type);
+        LLVMSetVisibility(fn, LLVMHiddenVisibility);
+    }
+    return fn;
+}
+
+static void define_types(Lowering *lw)
+{
+    Ir *ir = &lw->ir;
+    LLVMTypeRef info[5] = {ir->i32, ir->i32, ir->i32, ir->i32, LLVMArrayType2(ir->i64, LAYERC_MAX_RANK)};
+    lw->tensor_info_t = LLVMStructTypeInContext(ir->ctx, info, 5, 0);
+    LLVMTypeRef p = ir->ptr;
+    /* Field for field, runtime/layerc.h's layerc_model_desc. */
+    LLVMTypeRef desc[15] = {ir->i32, ir->i32, p, lw->tensor_info_t, lw->tensor_info_t, ir->i64, p, p, p, p, p, p, p, p, p};
+    lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, 15, 0);
+    LLVMTypeRef kparams[5] = {p, p, ir->i64, ir->i64, ir->i64};
+    lw->kernel_t = LLVMFunctionType(ir->void_t, kparams, 5, 0);
+    LLVMTypeRef par[7] = {p, p, p, p, ir->i64, ir->i64, ir->i64};
+    lw->parallel_t = LLVMFunctionType(ir->void_t, par, 7, 0);
+    LLVMTypeRef obs[4] = {p, ir->i32, p, ir->i64};
+    lw->observe_t = LLVMFunctionType(ir->void_t, obs, 4, 0);
+}
+
+static LLVMValueRef tensor_info(Lowering *lw, const Shape *s, DType dtype)
+{
+    Ir *ir = &lw->ir;
+    LLVMValueRef dims[LAYERC_MAX_RANK];
+    for (int i = 0; i < LAYERC_MAX_RANK; i++) dims[i] = ir_i64(ir, i < s->rank ? s->dims[i] : 0);
+    LLVMValueRef fields[5] = {
+        LLVMConstInt(ir->i32, (unsigned long long)s->rank, 0),
+        LLVMConstInt(ir->i32, dtype == DT_I64 ? LAYERC_I64 : LAYERC_F32, 0),
+        LLVMConstInt(ir->i32, s->dynamic_batch ? 0 : (unsigned long long)-1, 1),
+        LLVMConstInt(ir->i32, 0, 0),
+        LLVMConstArray2(ir->i64, dims, LAYERC_MAX_RANK),
+    };
+    return LLVMConstNamedStruct(lw->tensor_info_t, fields, 5);
+}
+
+static void lower_kernels(Lowering *lw)
+{
+    const Graph *g = lw->g;
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (node_is_view(n)) continue;
+        KernelBuilder kb = {.ir = &lw->ir, .arena = &lw->arena, .node = n};
+        kb.fn_prefix = arena_printf(&lw->arena, "k%d.%s", i, n->name);
+        lower_node_kernels(&kb);
+        memcpy(lw->steps[i], kb.steps, sizeof kb.steps);
+        lw->nsteps[i] = kb.nsteps;
+    }
+}
+
+/* Where node r's buffer lives in forward(): the input, the output, or the workspace. */
+static LLVMValueRef storage(Lowering *lw, int root, LLVMValueRef in, LLVMValueRef out, LLVMValueRef ws, LLVMValueRef batch)
+{
+    int64_t off = lw->plan->offset[root];
+    if (off == STORAGE_INPUT) return in;
+    if (off == STORAGE_OUTPUT) return out;
+    Ir *ir = &lw->ir;
+    LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, off), batch);
+    return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
+}
+
+static LLVMValueRef lower_forward(Lowering *lw)
+{
+    Ir *ir = &lw->ir;
+    const Graph *g = lw->g;
+    const MemoryPlan *plan = lw->plan;
+    LLVMTypeRef params[5] = {ir->ptr, ir->ptr, ir->ptr, ir->ptr, ir->i64};
+    LLVMValueRef fn = LLVMAddFunction(ir->mod, "__layerc_forward", LLVMFunctionType(ir->void_t, params, 5, 0));
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    ir_begin_function(ir, fn);
+    LLVMValueRef ctx = LLVMGetParam(fn, 0), in = LLVMGetParam(fn, 1), out = LLVMGetParam(fn, 2);
+    LLVMValueRef ws = LLVMGetParam(fn, 3), batch = LLVMGetParam(fn, 4);
+    LLVMValueRef parallel = declare(ir, "__layerc_rt_parallel", lw->parallel_t);
+    LLVMValueRef observe = declare(ir, "__layerc_rt_observe", lw->observe_t);
+
+    if (plan->copy_input_to_output) {
+        LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, node_output_bytes(g->input)), batch);
+        LLVMBuildMemCpy(ir->b, out, 4, in, 4, bytes);
+    }
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        LLVMValueRef src = storage(lw, plan->root[n->inputs[0]->id], in, out, ws, batch);
+        LLVMValueRef dst = storage(lw, plan->root[i], in, out, ws, batch);
+        if (plan->copy_input_to_output) dst = out;
+        for (int s = 0; s < lw->nsteps[i]; s++) {
+            const KernelStep *st = &lw->steps[i][s];
+            LLVMValueRef scratch = NULL;
+            if (st->src == BUF_SCRATCH || st->dst == BUF_SCRATCH) {
+                LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, plan->scratch_offset[i]), batch);
+                scratch = LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
+            }
+            LLVMValueRef items = ir_i64(ir, st->items);
+            if (st->items_per_sample) items = ir_mul(ir, items, batch);
+            LLVMValueRef args[7] = {ctx, st->fn, st->src == BUF_SCRATCH ? scratch : src,
+                                    st->dst == BUF_SCRATCH ? scratch : dst, batch, items, ir_i64(ir, st->cost_per_item)};
+            LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 7, "");
+        }
+        LLVMValueRef oargs[4] = {ctx, LLVMConstInt(ir->i32, (unsigned long long)(i - 1), 0), dst, batch};
+        LLVMBuildCall2(ir->b, lw->observe_t, observe, oargs, 4, "");
+    }
+    LLVMBuildRetVoid(ir->b);
+    return fn;
+}
+
+static LLVMValueRef constant_array_global(Ir *ir, LLVMTypeRef elem, LLVMValueRef *items, int count, const char *name)
+{
+    LLVMValueRef init = LLVMConstArray2(elem, items, (uint64_t)count);
+    LLVMValueRef g = LLVMAddGlobal(ir->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    return g;
+}
+
+static void lower_descriptor(Lowering *lw, LLVMValueRef forward)
+{
+    Ir *ir = &lw->ir;
+    const Graph *g = lw->g;
+    int layers = g->nodes.len - 1;
+    LLVMValueRef *names = arena_alloc_array(&lw->arena, (size_t)(layers + 1), sizeof *names);
+    LLVMValueRef *shapes = arena_alloc_array(&lw->arena, (size_t)(layers + 1), sizeof *shapes);
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        names[i - 1] = constant_string(ir, arena_printf(&lw->arena, "%s (%s)", n->name, op_name(n->op)), "layer.name");
+        shapes[i - 1] = tensor_info(lw, &n->shape, n->dtype);
+    }
+    LLVMTypeRef empty = LLVMFunctionType(ir->void_t, NULL, 0, 0); /* the runtime's functions, by address only */
+    LLVMValueRef fields[15] = {
+        LLVMConstInt(ir->i32, LAYERC_ABI_VERSION, 0),
+        LLVMConstInt(ir->i32, (unsigned long long)layers, 0),
+        constant_string(ir, g->model_name, "model.name"),
+        tensor_info(lw, &g->input->shape, g->input->dtype),
+        tensor_info(lw, &g->output->shape, g->output->dtype),
+        ir_i64(ir, lw->plan->workspace_bytes),
+        declare(ir, "__layerc_rt_create", empty),
+        declare(ir, "__layerc_rt_run", empty),
+        declare(ir, "__layerc_rt_destroy", empty),
+        declare(ir, "__layerc_rt_error", empty),
+        declare(ir, "__layerc_rt_set_threads", empty),
+        declare(ir, "__layerc_rt_run_observed", empty),
+        constant_array_global(ir, ir->ptr, names, layers, "layer.names"),
+        constant_array_global(ir, lw->tensor_info_t, shapes, layers, "layer.outputs"),
+        forward,
+    };
+    LLVMValueRef desc = LLVMAddGlobal(ir->mod, lw->desc_t, "__layerc_desc");
+    LLVMSetInitializer(desc, LLVMConstNamedStruct(lw->desc_t, fields, 15));
+    LLVMSetGlobalConstant(desc, 1);
+    LLVMSetVisibility(desc, LLVMHiddenVisibility);
+}
+
+/* <prefix>_create() etc.: thin exported wrappers over the runtime. */
+static void lower_entry_point(Lowering *lw, const char *prefix, const char *suffix, LLVMTypeRef ret, LLVMTypeRef *params,
+                              unsigned nparams)
+{
+    Ir *ir = &lw->ir;
+    LLVMTypeRef type = LLVMFunctionType(ret, params, nparams, 0);
+    LLVMValueRef target = LLVMGetNamedFunction(ir->mod, arena_printf(&lw->arena, "__layerc_rt_%s", suffix));
+    LLVMValueRef fn = LLVMAddFunction(ir->mod, arena_printf(&lw->arena, "%s_%s", prefix, suffix), type);
+    ir_begin_function(ir, fn);
+    LLVMValueRef args[4];
+    for (unsigned i = 0; i < nparams; i++) args[i] = LLVMGetParam(fn, i);
+    LLVMValueRef r = LLVMBuildCall2(ir->b, type, target, args, nparams, "");
+    if (ret == ir->void_t) LLVMBuildRetVoid(ir->b);
+    else LLVMBuildRet(ir->b, r);
+}
+
+static void lower_entry_points(Lowering *lw, const char *prefix)
+{
+    Ir *ir = &lw->ir;
+    LLVMTypeRef p = ir->ptr, i32 = ir->i32;
+    LLVMTypeRef run[4] = {p, p, p, ir->i64}, one[1] = {p}, threads[2] = {p, i32};
+    lower_entry_point(lw, prefix, "create", p, NULL, 0);
+    lower_entry_point(lw, prefix, "run", i32, run, 4);
+    lower_entry_point(lw, prefix, "destroy", ir->void_t, one, 1);
+    lower_entry_point(lw, prefix, "error", p, one, 1);
+    lower_entry_point(lw, prefix, "set_threads", i32, threads, 2);
+}
+
+LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix)
+{
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
+    Lowering lw = {.g = g, .plan = plan};
+    arena_init(&lw.arena);
+    ir_init(&lw.ir, ctx, mod);
+    define_types(&lw);
+    lw.steps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.steps);
+    lw.nsteps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.nsteps);
+    lower_kernels(&lw);
+    LLVMValueRef forward = lower_forward(&lw);
+    lower_descriptor(&lw, forward);
+    lower_entry_points(&lw, symbol_prefix);
+    ir_dispose(&lw.ir);
+    arena_free(&lw.arena);
+    return mod;
+}

@@ -1,0 +1,33 @@
+/* plan_memory.h - the activation memory plan, made at compile time.
+ *
+ * Every layer output that is not a view (Flatten, Identity, Dropout share
+ * their input's storage) gets a byte offset in one workspace; buffers whose
+ * lifetimes do not overlap share bytes (first fit, in layer order).  The
+ * model's input is read in place and the last layer writes straight into the
+ * caller's output buffer.  Sizes are per sample when the batch is named
+ * (the runtime multiplies offsets by the batch), else for the whole batch.
+ */
+#ifndef LAYERC_PLAN_MEMORY_H
+#define LAYERC_PLAN_MEMORY_H
+
+#include "graph.h"
+
+enum { STORAGE_INPUT = -1, STORAGE_OUTPUT = -2 };
+
+typedef struct MemoryPlan {
+    int *root;               /* per node: the node whose buffer holds its output */
+    int64_t *offset;         /* per root node: workspace byte offset, or STORAGE_INPUT / STORAGE_OUTPUT */
+    int64_t *scratch_offset; /* per node: its scratch buffer's offset (-1: none) */
+    int64_t workspace_bytes; /* peak */
+    int64_t naive_bytes;     /* without reuse: every output and scratch buffer */
+    bool copy_input_to_output; /* the model's output is a view of its input */
+} MemoryPlan;
+
+/* Bytes of scratch memory node n's kernels need (0 for most layers). */
+int64_t node_scratch_bytes(const Node *n);
+bool node_is_view(const Node *n);
+int64_t node_output_bytes(const Node *n);
+
+MemoryPlan *plan_memory(Arena *a, const Graph *g);
+
+#endif
