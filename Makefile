@@ -22,7 +22,7 @@ HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(B
 # Debian packages: build tools, libraries, and what the test scripts use.
 DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 python3
 
-.PHONY: all test deps clean
+.PHONY: all test deps clean unit-tests
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden.
@@ -66,11 +66,23 @@ layerc: $(OBJS)
 $(BUILD)/san/layerc: $(SAN_OBJS)
 	$(CC) $(SAN_FLAGS) -o $@ $(SAN_OBJS) $(LDLIBS)
 
+# Unit-test programs over the compiler's objects (everything but main.o), plain and sanitized.
+LIB_OBJS = $(filter-out $(BUILD)/main.o,$(OBJS))
+SAN_LIB_OBJS = $(filter-out $(BUILD)/san/main.o,$(SAN_OBJS))
+UNIT_TESTS := io/test_io reference/test_reference
+$(BUILD)/unit/%: tests/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+$(BUILD)/san/unit/%: tests/%.c $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(LDLIBS)
+unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
+
 deps:
 	@sh tools/install-deps.sh $(DEB_PACKAGES)
 
 test: deps
-	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a
+	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests
 	@bash tests/run.sh
 
 clean:

@@ -7,7 +7,11 @@
 #   reports       `layerc shapes --explain` text vs tests/reports/*.expected
 #   diagnostics   `layerc check` output and exit status vs tests/diagnostics/*.expected
 #   hostile       garbage, huge lines, deep nesting, overflowing sizes: exit 1, no crash, no hang
-# The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc).
+#   unit          C unit tests of the .npy/safetensors readers and the reference interpreter
+#   golden        `layerc test` of every case in tests/golden/outputs against PyTorch's outputs
+#   examples      `layerc test` of every example (random weights, checked against the reference)
+# The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
+# `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
 # Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites.
 set -u
 cd "$(dirname "$0")/.."
@@ -103,6 +107,55 @@ suite_hostile() {
     for f in "$TMP"/hostile/*.nn; do hostile "$L" "$tag" "$(basename "$f" .nn)" "$f"; done
 }
 
+# A unit-test program prints "NAME: N passed, M failed"; its counts join the totals.
+suite_unit() {
+    local dir=$1 tag=$2 prog out line p f
+    for prog in "$dir"/io/test_io "$dir"/reference/test_reference; do
+        out=$("$prog" 2>&1)
+        line=$(tail -n 1 <<<"$out")
+        if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+            p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
+            PASS=$((PASS + p)); FAIL=$((FAIL + f))
+            [ "$f" = 0 ] || fail "$tag unit $(basename "$prog")" "$(grep -i fail <<<"$out" | head -20)"
+        else
+            fail "$tag unit $(basename "$prog")" "$(tail -n 20 <<<"$out")"
+        fi
+    done
+}
+
+case_tolerance() { python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c['atol'], c['rtol'])" "$1"; }
+
+suite_golden() {
+    local L=$1 tag=$2 extra=$3 dir name tol out rc
+    for dir in tests/golden/outputs/*/; do
+        name=$(basename "$dir")
+        if grep -qx "$name" tests/golden/outputs/NOT_LOWERED; then
+            out=$(cd "$dir" && "$L" test model.nn --weights weights.safetensors 2>&1); rc=$?
+            [ $rc = 1 ] && grep -q "cannot be compiled yet" <<<"$out" && pass "$tag golden $name (refused)" \
+                || fail "$tag golden $name (refused)" "exit $rc: $out"
+            continue
+        fi
+        read -r -a tol < <(case_tolerance "$dir/case.json")
+        out=$(cd "$dir" && "$L" test model.nn --weights weights.safetensors --input input.npy --expect expected.npy \
+              --atol "${tol[0]}" --rtol "${tol[1]}" $extra 2>&1); rc=$?
+        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag golden $name" || fail "$tag golden $name" "exit $rc: $out"
+    done
+}
+
+# Every example compiles and passes its harness (random weights, against the reference interpreter).
+suite_examples() {
+    local L=$1 tag=$2 extra=$3 src name out rc
+    for src in examples/*.nn; do
+        name=$(basename "$src" .nn)
+        if grep -qx "example_$name" tests/golden/outputs/NOT_LOWERED; then continue; fi
+        [ "$name" = vgg16_bn ] && [ -n "$extra" ] && continue # too slow under the sanitizers; run in the plain pass
+        local batch=""
+        [ "$name" = vgg16_bn ] && batch="--batch 1" # 15 GMAC a sample: the naive reference takes a minute
+        out=$("$L" test "$src" --threads 2 $batch $extra 2>&1); rc=$?
+        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag example $name" || fail "$tag example $name" "exit $rc: $out"
+    done
+}
+
 run_all() {
     local L=$1 tag=$2
     suite_cli "$L" "$tag"
@@ -110,13 +163,16 @@ run_all() {
     suite_reports "$L" "$tag"
     suite_diagnostics "$L" "$tag"
     suite_hostile "$L" "$tag"
+    suite_unit "$4" "$tag"
+    suite_golden "$L" "$tag" "$3"
+    suite_examples "$L" "$tag" "$3"
 }
 
-run_all "$ROOT/layerc" "[O2]"
+run_all "$ROOT/layerc" "[O2]" "" "$ROOT/build/unit"
 # Sanitizers: any report aborts the process, which the suites see as a failure.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 unset UPDATE
-run_all "$ROOT/build/san/layerc" "[asan+ubsan]"
+run_all "$ROOT/build/san/layerc" "[asan+ubsan]" "--sanitize" "$ROOT/build/san/unit"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
