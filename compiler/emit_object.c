@@ -7,6 +7,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,29 @@ const char *include_dir(void)
     return env && *env ? env : LAYERC_INCLUDE_DIR;
 }
 
+/* LLVM 19's 64-bit x86 processors (llc -mcpu=help), checked here because LLVM
+ * itself only prints a warning and falls back to a generic CPU. */
+static const char *const X86_64_CPUS[] = {
+    "native", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "generic", "nocona", "core2", "penryn", "bonnell",
+    "atom", "silvermont", "slm", "goldmont", "goldmont-plus", "tremont", "nehalem", "corei7", "westmere",
+    "sandybridge", "corei7-avx", "ivybridge", "core-avx-i", "haswell", "core-avx2", "broadwell", "skylake",
+    "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake", "icelake-client", "rocketlake",
+    "icelake-server", "tigerlake", "sapphirerapids", "alderlake", "raptorlake", "meteorlake", "arrowlake",
+    "arrowlake-s", "lunarlake", "gracemont", "pantherlake", "sierraforest", "grandridge", "graniterapids",
+    "graniterapids-d", "emeraldrapids", "clearwaterforest", "knl", "knm", "k8", "athlon64", "athlon-fx", "opteron",
+    "k8-sse3", "athlon64-sse3", "opteron-sse3", "amdfam10", "barcelona", "btver1", "btver2", "bdver1", "bdver2",
+    "bdver3", "bdver4", "znver1", "znver2", "znver3", "znver4", "znver5",
+};
+
+bool target_cpu_known(const char *name, const char **nearest)
+{
+    int n = (int)(sizeof X86_64_CPUS / sizeof X86_64_CPUS[0]);
+    for (int i = 0; i < n; i++)
+        if (strcmp(X86_64_CPUS[i], name) == 0) return true;
+    *nearest = nearest_word(name, X86_64_CPUS, n);
+    return false;
+}
+
 static LLVMTargetMachineRef create_target_machine(Diag *d, const EmitOptions *opt)
 {
     LLVMInitializeNativeTarget();
@@ -49,8 +73,9 @@ static LLVMTargetMachineRef create_target_machine(Diag *d, const EmitOptions *op
         return NULL;
     }
     char *host_cpu = LLVMGetHostCPUName(), *host_features = LLVMGetHostCPUFeatures();
-    const char *cpu = opt->target_cpu ? opt->target_cpu : host_cpu;
-    const char *features = opt->target_cpu ? "" : host_features;
+    bool host = !opt->target_cpu || strcmp(opt->target_cpu, "native") == 0;
+    const char *cpu = host ? host_cpu : opt->target_cpu;
+    const char *features = host ? host_features : "";
     static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
                                                    LLVMCodeGenLevelAggressive};
     LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, levels[opt->opt_level], LLVMRelocPIC,
@@ -141,7 +166,9 @@ int run_command(Diag *d, const char *dir, char *const argv[])
         }
     }
     if (WIFEXITED(status)) return WEXITSTATUS(status);
-    diag_error(d, (SrcSpan){0}, "%s was killed by signal %d", argv[0], WTERMSIG(status));
+    diag_error(d, (SrcSpan){0}, "%s was killed by signal %d%s", argv[0], WTERMSIG(status),
+               WTERMSIG(status) == SIGILL ? " (an illegal instruction: code compiled with --target-cpu for a CPU this "
+                                            "machine is not?)" : "");
     return -1;
 }
 

@@ -19,6 +19,10 @@ typedef struct EmitOptions {
     const char *emit_llvm;  /* also write the optimised IR here (NULL: no) */
 } EmitOptions;
 
+/* Whether LLVM's x86-64 back end knows CPU `name` ("native" means this machine);
+ * when not, *nearest is the closest known name or NULL. */
+bool target_cpu_known(const char *name, const char **nearest);
+
 /* Optimises mod and writes an object file to obj_path. */
 bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path);
 

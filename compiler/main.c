@@ -142,6 +142,15 @@ static bool parse_seed(const char *text, uint64_t *seed)
     return true;
 }
 
+static bool check_target_cpu(const char *cpu)
+{
+    const char *near = NULL;
+    if (target_cpu_known(cpu, &near)) return true;
+    fprintf(stderr, "layerc: error: unknown --target-cpu '%s'%s%s%s\n", cpu, near ? "; did you mean '" : "", near ? near : "",
+            near ? "'?" : " (x86-64 CPUs such as x86-64-v3, skylake-avx512, znver4, or native)");
+    return false;
+}
+
 /* Parses one option shared by build, test and run; returns 1 when consumed,
  * 0 when not a build option, -1 after a usage error. */
 static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, const char *cmd)
@@ -155,7 +164,9 @@ static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, 
     for (size_t k = 0; k < sizeof string_options / sizeof string_options[0]; k++) {
         if (!is_option(a, string_options[k].name)) continue;
         *string_options[k].slot = option_value(argc, argv, i, string_options[k].name, cmd);
-        return *string_options[k].slot ? 1 : -1;
+        if (!*string_options[k].slot) return -1;
+        if (string_options[k].slot == &opt->emit.target_cpu && !check_target_cpu(opt->emit.target_cpu)) return -1;
+        return 1;
     }
     if (is_option(a, "--seed")) {
         const char *v = option_value(argc, argv, i, "--seed", cmd);

@@ -5,6 +5,8 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "plan_memory.h"
+
 static int64_t dtype_size(DType t) { return t == DT_I64 ? 8 : 4; }
 
 static int64_t tensor_bytes(const Shape *s, DType t)
@@ -24,6 +26,7 @@ ReportTotals report_totals(const Graph *g)
         t.activation_bytes += tensor_bytes(&n->shape, n->dtype);
         for (int p = 0; p < n->nparams; p++) t.param_bytes += tensor_bytes(&n->params[p].shape, n->params[p].dtype);
     }
+    t.planned_bytes = plan_memory(g->arena, g)->workspace_bytes;
     return t;
 }
 
@@ -90,6 +93,8 @@ void report_text(FILE *out, const Graph *g, bool explain)
             g->batch_name ? arena_printf(g->arena, " (per sample: %s = 1)", g->batch_name) : "");
     fprintf(out, "Activation bytes: %s (%s, all layer outputs)\n", grouped(t.activation_bytes, b, sizeof b),
             human_bytes(t.activation_bytes, c, sizeof c));
+    fprintf(out, "Planned activation memory: %s (%s%s, buffers reused by liveness; input and output are the caller's)\n",
+            grouped(t.planned_bytes, b, sizeof b), human_bytes(t.planned_bytes, c, sizeof c), g->batch_name ? " per sample" : "");
     rule_line(out, '=');
 }
 
@@ -146,6 +151,7 @@ bool report_json(FILE *out, const Graph *g, bool explain)
     cJSON_AddNumberToObject(totals, "param_bytes", (double)t.param_bytes);
     cJSON_AddNumberToObject(totals, "macs", (double)t.macs);
     cJSON_AddNumberToObject(totals, "activation_bytes", (double)t.activation_bytes);
+    cJSON_AddNumberToObject(totals, "planned_activation_bytes", (double)t.planned_bytes);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return false;

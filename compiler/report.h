@@ -13,6 +13,7 @@ typedef struct ReportTotals {
     int64_t param_bytes;      /* every state_dict tensor (parameters and buffers) as stored */
     int64_t macs;
     int64_t activation_bytes; /* every layer output, as if none were reused */
+    int64_t planned_bytes;    /* the compiled model's workspace: buffers reused by liveness (plan_memory.h) */
 } ReportTotals;
 
 ReportTotals report_totals(const Graph *g);
