@@ -130,17 +130,21 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const BuildOptions
 
 static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryPlan *plan);
 
-bool backend_build(Frontend *fe, const BuildOptions *opt, MemoryPlan **plan_out)
+void backend_run_passes(Graph *g, const BuildOptions *opt)
 {
-    if (!lower_check_supported(&fe->diag, fe->graph)) return false;
-    if (!backend_load_weights(fe, opt)) return false;
-    MemoryPlan *plan = plan_memory(&fe->arena, fe->graph);
-    if (plan_out) *plan_out = plan;
-    return build_with_plan(fe, opt, plan);
+    PassOptions passes = opt->passes;
+    passes.opt_level = opt->emit.opt_level;
+    run_passes(g, &passes);
+}
+
+bool backend_build(Frontend *fe, const BuildOptions *opt)
+{
+    return lower_check_supported(&fe->diag, fe->graph) && backend_load_weights(fe, opt) && backend_build_bound(fe, opt);
 }
 
 bool backend_build_bound(Frontend *fe, const BuildOptions *opt)
 {
+    backend_run_passes(fe->graph, opt);
     return build_with_plan(fe, opt, plan_memory(&fe->arena, fe->graph));
 }
 
@@ -149,7 +153,7 @@ static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryP
     Graph *g = fe->graph;
     const char *prefix = model_symbol_prefix(&fe->arena, g->model_name);
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix);
+    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, opt->inject_fault_layer);
     bool ok = compile_and_link(fe, mod, opt);
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);

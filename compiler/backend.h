@@ -8,6 +8,7 @@
 
 #include "emit_object.h"
 #include "frontend.h"
+#include "passes.h"
 #include "plan_memory.h"
 
 typedef struct BuildOptions {
@@ -15,8 +16,10 @@ typedef struct BuildOptions {
     uint64_t seed;
     const char *output;       /* the .so */
     const char *header;       /* NULL: none */
-    EmitOptions emit;
+    EmitOptions emit;         /* emit.opt_level 0 also turns the graph passes off */
+    PassOptions passes;
     bool quiet_random_weights; /* no warning (layerc test: its reference uses the same weights) */
+    int inject_fault_layer;   /* test the tests: compiled layer K (1-based) adds 1 to its first output; 0: none */
 } BuildOptions;
 
 /* Binds weights to fe's graph: from the file, or random with a warning. */
@@ -24,10 +27,14 @@ bool backend_load_weights(Frontend *fe, const BuildOptions *opt);
 
 /* Compiles the checked model of fe to opt->output (and opt->header).
  * Nothing is written unless everything succeeds. */
-bool backend_build(Frontend *fe, const BuildOptions *opt, MemoryPlan **plan_out);
+bool backend_build(Frontend *fe, const BuildOptions *opt);
 
-/* backend_build for a graph whose weights are already bound (layerc test, run). */
+/* backend_build for a graph whose weights are already bound (layerc test, run):
+ * graph passes, memory plan, lowering, object, link. */
 bool backend_build_bound(Frontend *fe, const BuildOptions *opt);
+
+/* The graph passes as opt asks (also for shapes and dump-ir, without weights). */
+void backend_run_passes(Graph *g, const BuildOptions *opt);
 
 /* The prefix of the model-named C functions: the model name in lower case. */
 const char *model_symbol_prefix(Arena *a, const char *model_name);

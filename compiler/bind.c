@@ -461,7 +461,7 @@ Graph *bind_model(Arena *a, Diag *d, const Model *m)
         const LayerStmt *st = m->layers.items[i];
         if (st->name) check_duplicate_name(&b, st, m, i);
         Node *n = arena_alloc(a, sizeof *n);
-        n->id = g->nodes.len;
+        n->id = n->source_id = g->nodes.len;
         n->op = st->broken ? OP_IDENTITY : op_lookup(st->layer);
         n->name = st->name ? st->name : arena_printf(a, "%d", i);
         n->named = st->name != NULL;

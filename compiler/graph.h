@@ -193,6 +193,14 @@ typedef struct Node {
     int64_t param_count; /* learnable parameters */
     int64_t macs;        /* multiply-accumulates for one batch of the declared size */
     PtrVec explain;      /* lines of --explain text (char*) */
+
+    /* Set by the optimizer (pass_*.c); see passes.h. */
+    int source_id;          /* the node of the unoptimised graph whose output this node computes */
+    bool has_epilogue;      /* an activation is applied inside this node's kernel: */
+    OpKind epilogue;        /* which one, */
+    ActAttrs epilogue_attr; /* with its arguments */
+    PtrVec absorbed;        /* the nodes folded or fused into this one (Node*), in order */
+    bool bn_folded;         /* BatchNorm: its parameters are NAME.scale and NAME.shift (y = x * scale + shift) */
 } Node;
 
 typedef struct Graph {
@@ -217,6 +225,19 @@ const BoundArg *node_arg(const Node *n, const char *name);
 const Param *node_param(const Node *n, const char *suffix);
 
 int64_t shape_numel(const Shape *s); /* -1 on overflow */
+
+/* ---- rewriting (graph.c) ---- */
+
+/* Removes node n, whose single input takes its place for every consumer. */
+void graph_bypass_node(Graph *g, Node *n);
+/* The nodes that read n's output. */
+int graph_count_uses(const Graph *g, const Node *n);
+/* The only consumer of n, or NULL when it has none or several. */
+Node *graph_single_user(const Graph *g, const Node *n);
+/* "conv1 + bn1 + relu1" for a node with absorbed nodes, else its name. */
+const char *node_group_name(Arena *a, const Node *n);
+/* "Conv2d + BatchNorm2d + ReLU" likewise, with the layers' types. */
+const char *node_group_types(Arena *a, const Node *n);
 /* "[64, 3, 32, 32]" or "[N, 3, 32, 32]" into buf. */
 const char *shape_format(const Shape *s, const char *batch_name, char *buf, size_t size);
 

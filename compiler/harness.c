@@ -21,6 +21,7 @@
 #include "layerc.h"
 #include "lower.h"
 #include "npy.h"
+#include "passes.h"
 #include "reference.h"
 
 /* splitmix64 -> N(0, 1) by Box-Muller: deterministic test inputs. */
@@ -109,7 +110,9 @@ static const char HARNESS_TEMPLATE[] =
     "static const long long BATCH = %lld; /* passed to run() */\n"
     "static const long long IN_COUNT = %lld, OUT_COUNT = %lld;\n"
     "static const double ATOL = %.9g, RTOL = %.9g;\n"
-    "static const int THREADS = %d, HAS_EXPECT = %d;\n";
+    "static const int THREADS = %d, HAS_EXPECT = %d;\n"
+    "/* ref_K.bin of each compiled layer: a fused group is checked at its last layer's output */\n"
+    "static const int REF_FILE[] = {%s};\n";
 
 static const char HARNESS_BODY[] =
     "\n"
@@ -156,7 +159,7 @@ static const char HARNESS_BODY[] =
     "    long long n = 1;\n"
     "    for (int i = 0; i < t->rank; i++) n *= (i == 0 && t->batch_dim == 0) ? batch : t->dims[i];\n"
     "    char path[64];\n"
-    "    snprintf(path, sizeof path, \"ref_%d.bin\", layer + 1);\n"
+    "    snprintf(path, sizeof path, \"ref_%d.bin\", REF_FILE[layer]);\n"
     "    float *want = read_floats(path, n);\n"
     "    Check c = compare(data, want, n);\n"
     "    if (c.bad > 0) {\n"
@@ -214,9 +217,13 @@ static const char HARNESS_BODY[] =
 
 static bool write_harness(Frontend *fe, const char *dir, const char *so_path, const RunData *rd, const TestOptions *opt)
 {
-    char *text = arena_printf(&fe->arena, HARNESS_TEMPLATE, fe->graph->model_name, so_path, so_path, (long long)rd->api_batch,
+    const Graph *g = fe->graph;
+    char *refs = arena_strdup(&fe->arena, g->nodes.len > 1 ? "" : "0");
+    for (int i = 1; i < g->nodes.len; i++)
+        refs = arena_printf(&fe->arena, "%s%s%d", refs, i > 1 ? ", " : "", ((const Node *)g->nodes.items[i])->source_id);
+    char *text = arena_printf(&fe->arena, HARNESS_TEMPLATE, g->model_name, so_path, so_path, (long long)rd->api_batch,
                               (long long)shape_numel(&rd->in_shape), (long long)shape_numel(&rd->out_shape), opt->atol,
-                              opt->rtol, opt->threads, opt->expect_npy != NULL);
+                              opt->rtol, opt->threads, opt->expect_npy != NULL, refs);
     text = arena_printf(&fe->arena, "%s%s", text, HARNESS_BODY); /* the body is plain C, not a format */
     return write_file_atomically(&fe->diag, arena_printf(&fe->arena, "%s/harness.c", dir), text, strlen(text));
 }
@@ -315,7 +322,9 @@ int harness_test(Frontend *fe, const TestOptions *opt)
     build.quiet_random_weights = true;
     build.emit.sanitize = opt->sanitize;
     int status = 1;
-    if (backend_build_bound(fe, &build) && write_test_data(fe, dir, &rd, ref, opt) &&
+    int original_layers = g->nodes.len - 1;
+    /* The reference data describes the graph as written; then the passes rewrite it. */
+    if (write_test_data(fe, dir, &rd, ref, opt) && backend_build_bound(fe, &build) &&
         write_harness(fe, dir, "./libmodel.so", &rd, opt) && compile_harness(fe, dir, opt->sanitize)) {
         char *argv[] = {"./harness", NULL};
         fflush(stdout);
@@ -323,7 +332,7 @@ int harness_test(Frontend *fe, const TestOptions *opt)
         if (status < 0) status = 1;
     }
     if (opt->keep_dir) fprintf(stderr, "layerc: kept the library, data and harness in %s\n", dir);
-    else remove_work_dir(fe, dir, g->nodes.len - 1);
+    else remove_work_dir(fe, dir, original_layers);
     return status == 0 ? 0 : 1;
 }
 

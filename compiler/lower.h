@@ -21,7 +21,8 @@ bool lower_check_supported(Diag *d, const Graph *g);
 
 /* Builds the module for g; the weights must be bound.  `symbol_prefix` names
  * the model-named functions (<prefix>_create, ...). */
-LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix);
+LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
+                          int inject_fault_layer);
 
 /* ---- between lower_llvm.c and lower_kernels.c ---- */
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lower.h"
+#include "passes.h"
 
 enum { ELEMENTWISE_CHUNK = 4096, MAX_UNROLLED_TAPS = 4096 };
 
@@ -51,11 +52,11 @@ static int64_t numel(const Shape *s) { return shape_numel(s); }
 
 /* ---- elementwise activations ---- */
 
-static LLVMValueRef activation(Ir *ir, const Node *n, LLVMValueRef x)
+static LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
 {
     LLVMBuilderRef b = ir->b;
     LLVMValueRef zero = ir_f32(ir, 0.0), one = ir_f32(ir, 1.0);
-    switch (n->op) {
+    switch (op) {
     case OP_RELU: /* x < 0 ? 0 : x keeps NaN, as PyTorch does */
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
     case OP_RELU6: {
@@ -64,7 +65,7 @@ static LLVMValueRef activation(Ir *ir, const Node *n, LLVMValueRef x)
     }
     case OP_LEAKYRELU:
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x,
-                               ir_fmul(ir, x, ir_f32(ir, (float)n->attr.act.negative_slope)), "");
+                               ir_fmul(ir, x, ir_f32(ir, (float)attr->negative_slope)), "");
     case OP_SIGMOID: {
         LLVMValueRef e = ir_call_f32(ir, "llvm.exp.f32", LLVMBuildFNeg(b, x, ""));
         return LLVMBuildFDiv(b, one, ir_fadd(ir, one, e), "");
@@ -77,7 +78,7 @@ static LLVMValueRef activation(Ir *ir, const Node *n, LLVMValueRef x)
     case OP_GELU: {
         LLVMValueRef half_x = ir_fmul(ir, x, ir_f32(ir, 0.5));
         LLVMValueRef inner;
-        if (n->attr.act.gelu_tanh) {
+        if (attr->gelu_tanh) {
             LLVMValueRef x3 = ir_fmul(ir, ir_fmul(ir, x, x), x);
             LLVMValueRef t = ir_fma(ir, x3, ir_f32(ir, 0.044715), x);
             inner = ir_call_f32(ir, "tanhf", ir_fmul(ir, t, ir_f32(ir, sqrt(2.0 / M_PI))));
@@ -88,6 +89,19 @@ static LLVMValueRef activation(Ir *ir, const Node *n, LLVMValueRef x)
     }
     default: LAYERC_UNREACHABLE("not an elementwise activation");
     }
+}
+
+/* A fused activation (pass_fuse_epilogue.c) over dst[base, base + count), right
+ * after the producer's accumulation, while those values are still in cache. */
+static void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count)
+{
+    const Node *n = kb->node;
+    if (!n->has_epilogue) return;
+    Ir *ir = kb->ir;
+    IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, count), "e");
+    LLVMValueRef at = ir_add(ir, base, i.index);
+    ir_store_f32(ir, dst, at, activation(ir, n->epilogue, &n->epilogue_attr, ir_load_f32(ir, dst, at)));
+    ir_loop_end(ir, &i);
 }
 
 /* [*] -> [*]; items: chunks of ELEMENTWISE_CHUNK elements of each sample. */
@@ -104,7 +118,7 @@ static void lower_activation(KernelBuilder *kb)
     LLVMValueRef len = ir_min(ir, ir_i64(ir, ELEMENTWISE_CHUNK), ir_sub(ir, ir_i64(ir, count), chunk_start));
     IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), len, "i");
     LLVMValueRef at = ir_add(ir, base, i.index);
-    ir_store_f32(ir, a.dst, at, activation(ir, kb->node, ir_load_f32(ir, a.src, at)));
+    ir_store_f32(ir, a.dst, at, activation(ir, kb->node->op, &kb->node->attr.act, ir_load_f32(ir, a.src, at)));
     ir_loop_end(ir, &i);
     ir_loop_end(ir, &item);
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, chunks, true, ELEMENTWISE_CHUNK * 4);
@@ -142,6 +156,7 @@ static void lower_linear(KernelBuilder *kb)
     ir_store_f32(ir, a.dst, at, acc);
     ir_loop_end(ir, &o2);
     ir_loop_end(ir, &k);
+    apply_epilogue(kb, a.dst, out_base, out_f);
     ir_loop_end(ir, &row);
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, rows, true, 2 * in_f * out_f);
 }
@@ -255,6 +270,7 @@ static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRo
         }
     }
     ir_loop_end(ir, &c);
+    apply_epilogue(kb, a.dst, out_base, g->oh * g->ow);
     ir_loop_end(ir, &item);
     kernel_end(kb, src, BUF_OUTPUT, g->samples * g->out_c, true, 2 * icg * kh * kw * g->oh * g->ow);
 }
@@ -407,17 +423,17 @@ static void lower_batchnorm_running(KernelBuilder *kb)
     int64_t channels = na->num_features;
     const Shape *s = &n->shape;
     int64_t inner = numel(s) / (s->dims[0] * channels);
-    float *scale = arena_alloc_array(kb->arena, (size_t)channels, sizeof *scale);
-    float *shift = arena_alloc_array(kb->arena, (size_t)channels, sizeof *shift);
-    const float *mean = param(n, "running_mean")->data, *var = param(n, "running_var")->data;
-    const Param *w = param(n, "weight"), *bias = param(n, "bias");
-    for (int64_t c = 0; c < channels; c++) {
-        double k = 1.0 / sqrt((double)var[c] + na->eps) * (w ? w->data[c] : 1.0);
-        scale[c] = (float)k;
-        shift[c] = (float)((bias ? bias->data[c] : 0.0) - mean[c] * k);
+    LLVMValueRef scale_c, shift_c;
+    if (n->bn_folded) { /* pass_fold_constants.c computed them */
+        scale_c = constant_param(kb, "scale");
+        shift_c = constant_param(kb, "shift");
+    } else {
+        float *scale = arena_alloc_array(kb->arena, (size_t)channels, sizeof *scale);
+        float *shift = arena_alloc_array(kb->arena, (size_t)channels, sizeof *shift);
+        batchnorm_scale_shift(n, scale, shift);
+        scale_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.scale", n->name), scale, channels);
+        shift_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.shift", n->name), shift, channels);
     }
-    LLVMValueRef scale_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.scale", n->name), scale, channels);
-    LLVMValueRef shift_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.shift", n->name), shift, channels);
 
     KernelArgs a = kernel_begin(kb, "");
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, channel) */

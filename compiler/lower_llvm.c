@@ -57,6 +57,7 @@ typedef struct Lowering {
     KernelStep (*steps)[MAX_KERNEL_STEPS];
     int *nsteps;
     LLVMTypeRef tensor_info_t, desc_t, kernel_t, parallel_t, observe_t;
+    int fault_layer; /* --inject-fault */
 } Lowering;
 
 static LLVMValueRef constant_string(Ir *ir, const char *text, const char *name)
@@ -173,6 +174,8 @@ static LLVMValueRef lower_forward(Lowering *lw)
                                     st->dst == BUF_SCRATCH ? scratch : dst, batch, items, ir_i64(ir, st->cost_per_item)};
             LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 7, "");
         }
+        if (i == lw->fault_layer) /* a deliberate error, to show that layerc test finds it */
+            ir_store_f32(ir, dst, ir_i64(ir, 0), ir_fadd(ir, ir_load_f32(ir, dst, ir_i64(ir, 0)), ir_f32(ir, 1.0)));
         LLVMValueRef oargs[4] = {ctx, LLVMConstInt(ir->i32, (unsigned long long)(i - 1), 0), dst, batch};
         LLVMBuildCall2(ir->b, lw->observe_t, observe, oargs, 4, "");
     }
@@ -199,7 +202,9 @@ static void lower_descriptor(Lowering *lw, LLVMValueRef forward)
     LLVMValueRef *shapes = arena_alloc_array(&lw->arena, (size_t)(layers + 1), sizeof *shapes);
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        names[i - 1] = constant_string(ir, arena_printf(&lw->arena, "%s (%s)", n->name, op_name(n->op)), "layer.name");
+        const char *label = arena_printf(&lw->arena, "%s (%s)%s", node_group_name(&lw->arena, n),
+                                         node_group_types(&lw->arena, n), n->absorbed.len ? " [fused]" : "");
+        names[i - 1] = constant_string(ir, label, "layer.name");
         shapes[i - 1] = tensor_info(lw, &n->shape, n->dtype);
     }
     LLVMTypeRef empty = LLVMFunctionType(ir->void_t, NULL, 0, 0); /* the runtime's functions, by address only */
@@ -254,10 +259,11 @@ static void lower_entry_points(Lowering *lw, const char *prefix)
     lower_entry_point(lw, prefix, "set_threads", i32, threads, 2);
 }
 
-LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix)
+LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
+                          int inject_fault_layer)
 {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
-    Lowering lw = {.g = g, .plan = plan};
+    Lowering lw = {.g = g, .plan = plan, .fault_layer = inject_fault_layer};
     arena_init(&lw.arena);
     ir_init(&lw.ir, ctx, mod);
     define_types(&lw);

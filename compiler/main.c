@@ -80,33 +80,85 @@ static int run_check(int argc, char **argv)
 
 /* ---- layerc shapes ---- */
 
-static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--help", NULL};
+static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--disable-pass", "-O0", "--help", NULL};
+
+static bool is_option(const char *arg, const char *name);
+static bool is_pass_option(const char *arg);
+static bool check_pass_name(const char *name);
+static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, const char *cmd);
+static bool take_path(const char **path, const char *arg, const char *cmd);
+static const char *option_value(int argc, char **argv, int *i, const char *name, const char *cmd);
 
 static int run_shapes(int argc, char **argv)
 {
     const char *path = NULL;
     bool explain = false, json = false;
+    BuildOptions opt = {.emit = {.opt_level = 3}};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--explain") == 0) {
             explain = true;
-        } else if (strcmp(a, "--format") == 0 || strncmp(a, "--format=", 9) == 0) {
-            const char *v = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) return usage_error("shapes", "--format needs a value: text or json%s", "", NULL);
+        } else if (is_option(a, "--format")) {
+            const char *v = option_value(argc, argv, &i, "--format", "shapes");
+            if (!v) return EXIT_USAGE;
             if (strcmp(v, "json") == 0) json = true;
             else if (strcmp(v, "text") != 0) return usage_error("shapes", "unknown format '%s' (expected text or json)", v, NULL);
+        } else if (is_pass_option(a)) {
+            if (parse_build_option(argc, argv, &i, &opt, "shapes") < 0) return EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("shapes", "unknown option '%s'", a, SHAPES_OPTIONS);
-        } else if (path) {
-            return usage_error("shapes", "more than one model file given ('%s')", a, NULL);
-        } else {
-            path = a;
+        } else if (!take_path(&path, a, "shapes")) {
+            return EXIT_USAGE;
         }
     }
     if (!path) return usage_error("shapes", "no model file given%s", "", NULL);
     Frontend fe;
     bool ok = frontend_run(&fe, path, stderr);
-    if (ok) ok = json ? report_json(stdout, fe.graph, explain) : (report_text(stdout, fe.graph, explain), true);
+    if (ok) {
+        ReportTotals before = report_totals(fe.graph);
+        backend_run_passes(fe.graph, &opt);
+        if (json) ok = report_json(stdout, fe.graph, explain, &before);
+        else report_text(stdout, fe.graph, explain, &before);
+    }
+    frontend_free(&fe);
+    return ok ? 0 : EXIT_MODEL_ERROR;
+}
+
+/* ---- layerc dump-ir ---- */
+
+static const char *const DUMP_OPTIONS[] = {"--after", "--print-after-all", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
+                                           "--help", NULL};
+
+static int run_dump_ir(int argc, char **argv)
+{
+    const char *path = NULL;
+    BuildOptions opt = {.emit = {.opt_level = 3}};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_option(a, "--after")) {
+            const char *v = option_value(argc, argv, &i, "--after", "dump-ir");
+            if (!v || !check_pass_name(v)) return EXIT_USAGE;
+            opt.passes.print_after = v;
+        } else if (strcmp(a, "--print-after-all") == 0) {
+            opt.passes.print_after_all = true;
+        } else if (is_pass_option(a)) {
+            if (parse_build_option(argc, argv, &i, &opt, "dump-ir") < 0) return EXIT_USAGE;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("dump-ir", "unknown option '%s'", a, DUMP_OPTIONS);
+        } else if (!take_path(&path, a, "dump-ir")) {
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) return usage_error("dump-ir", "no model file given%s", "", NULL);
+    Frontend fe;
+    bool ok = frontend_run(&fe, path, stderr);
+    if (ok) {
+        opt.passes.dump = stdout;
+        if (opt.passes.print_after_all) dump_ir(stdout, fe.graph, "before passes");
+        backend_run_passes(fe.graph, &opt);
+        if (!opt.passes.print_after && !opt.passes.print_after_all)
+            dump_ir(stdout, fe.graph, opt.emit.opt_level == 0 ? "-O0: no passes" : "after all passes");
+    }
     frontend_free(&fe);
     return ok ? 0 : EXIT_MODEL_ERROR;
 }
@@ -114,7 +166,7 @@ static int run_shapes(int argc, char **argv)
 /* ---- layerc build ---- */
 
 static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm",
-                                            "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--help", NULL};
+                                            "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--disable-pass", "--help", NULL};
 
 /* Value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL after reporting a missing one. */
 static const char *option_value(int argc, char **argv, int *i, const char *name, const char *cmd)
@@ -132,6 +184,12 @@ static bool is_option(const char *arg, const char *name)
     return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
 }
 
+/* -O0..-O3 and --disable-pass: the options that steer the graph passes. */
+static bool is_pass_option(const char *arg)
+{
+    return is_option(arg, "--disable-pass") || (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]);
+}
+
 static bool parse_seed(const char *text, uint64_t *seed)
 {
     char *end;
@@ -139,6 +197,33 @@ static bool parse_seed(const char *text, uint64_t *seed)
     unsigned long long v = strtoull(text, &end, 10);
     if (errno || end == text || *end || text[0] == '-') return false;
     *seed = v;
+    return true;
+}
+
+static bool parse_count(const char *text, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static bool check_pass_name(const char *name)
+{
+    const char *near = NULL;
+    if (pass_known(name, &near)) return true;
+    fprintf(stderr, "layerc: error: unknown pass '%s'%s%s%s (see 'layerc dump-ir --help')\n", name,
+            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    return false;
+}
+
+static bool add_disabled_pass(PassOptions *po, const char *name)
+{
+    if (!check_pass_name(name)) return false;
+    if (po->ndisabled == (int)(sizeof po->disabled / sizeof po->disabled[0])) return true;
+    po->disabled[po->ndisabled++] = name;
     return true;
 }
 
@@ -181,6 +266,21 @@ static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, 
         opt->emit.opt_level = a[2] - '0';
         return 1;
     }
+    if (is_option(a, "--disable-pass")) {
+        const char *name = option_value(argc, argv, i, "--disable-pass", cmd);
+        return name && add_disabled_pass(&opt->passes, name) ? 1 : -1;
+    }
+    if (is_option(a, "--inject-fault")) {
+        int64_t layer;
+        const char *v = option_value(argc, argv, i, "--inject-fault", cmd);
+        if (!v) return -1;
+        if (!parse_count(v, 1 << 30, &layer)) {
+            usage_error(cmd, "--inject-fault needs a layer number (1 is the first layer), got '%s'", v, NULL);
+            return -1;
+        }
+        opt->inject_fault_layer = (int)layer;
+        return 1;
+    }
     return 0;
 }
 
@@ -217,7 +317,7 @@ static int run_build(int argc, char **argv)
     bool ok = frontend_run(&fe, path, stderr);
     if (ok) {
         if (!opt.output) opt.output = arena_printf(&fe.arena, "lib%s.so", model_symbol_prefix(&fe.arena, fe.graph->model_name));
-        ok = backend_build(&fe, &opt, NULL);
+        ok = backend_build(&fe, &opt);
     }
     frontend_free(&fe);
     return ok ? 0 : EXIT_MODEL_ERROR;
@@ -226,7 +326,7 @@ static int run_build(int argc, char **argv)
 /* ---- layerc test ---- */
 
 static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--input", "--expect", "--atol", "--rtol", "--batch",
-                                           "--keep", "--threads", "--sanitize", "--target-cpu", "-O0", "-O1", "-O2", "-O3",
+                                           "--keep", "--threads", "--sanitize", "--target-cpu", "--disable-pass", "--inject-fault", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
 static bool parse_number(const char *text, double *out)
@@ -235,16 +335,6 @@ static bool parse_number(const char *text, double *out)
     errno = 0;
     double v = strtod(text, &end);
     if (errno || end == text || *end || !(v >= 0) || v > 1e30) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_count(const char *text, int64_t max, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < 1 || v > max) return false;
     *out = v;
     return true;
 }
@@ -334,17 +424,29 @@ static const Command commands[] = {
     {"check", "report the model's errors and warnings; exit 0 when it has no errors",
      "usage: layerc check MODEL.nn\n", CHECK_OPTIONS, run_check},
     {"shapes", "print the shape-inference report: a row per layer, parameter and MAC totals",
-     "usage: layerc shapes [--explain] [--format text|json] MODEL.nn\n"
+     "usage: layerc shapes [--explain] [--format text|json] [-O0] [--disable-pass PASS] MODEL.nn\n"
      "  --explain        show how each output size arose, and each parameter tensor\n"
-     "  --format FORMAT  text (default, a torchinfo-like table) or json\n",
+     "  --format FORMAT  text (default, a torchinfo-like table) or json\n"
+     "  -O0, --disable-pass PASS   show the graph without the optimizer's passes (or one of them);\n"
+     "                   fused groups are marked [fused], totals before the passes are shown beside\n",
      SHAPES_OPTIONS, run_shapes},
+    {"dump-ir", "print the graph IR after the optimizer's passes (or after one, or after each)",
+     "usage: layerc dump-ir [--after PASS | --print-after-all] [--disable-pass PASS]... [-O0] MODEL.nn\n"
+     "passes, in order:\n"
+     "  simplify-inference  remove Identity, Dropout and Dropout2d (the identity at inference)\n"
+     "  fold-batchnorm      fold eval-mode BatchNorm into the Conv2d or Linear before it\n"
+     "  fuse-epilogue       apply the activation after a Conv2d or Linear inside its kernel\n"
+     "  fold-constants      compute the remaining BatchNorms' scale and shift at compile time\n"
+     "-O0 runs no pass; --disable-pass (repeatable) skips one, here and in shapes, build, test and run\n",
+     DUMP_OPTIONS, run_dump_ir},
     {"build", "compile the model to a self-contained shared library (weights embedded)",
      "usage: layerc build [OPTIONS] MODEL.nn\n"
      "  --weights FILE     a .safetensors file with the PyTorch state_dict (else random weights)\n"
      "  --seed N           seed of the random weights (default 0)\n"
      "  -o FILE            the library to write (default libMODEL.so)\n"
      "  --header FILE      also write a C header declaring the model's functions\n"
-     "  -O0 .. -O3         LLVM optimisation level (default -O3)\n"
+     "  -O0 .. -O3         optimisation level (default -O3); -O0 also runs no graph pass\n"
+     "  --disable-pass P   skip one graph pass (repeatable; see 'layerc dump-ir --help')\n"
      "  --target-cpu CPU   compile for CPU (e.g. x86-64-v3, skylake-avx512) instead of this machine's\n"
      "  --emit-llvm FILE   also write the optimised LLVM IR\n",
      BUILD_OPTIONS, run_build},
@@ -357,7 +459,8 @@ static const Command commands[] = {
      "  --threads T        threads of the compiled model (default 1)\n"
      "  --keep DIR         keep the library, data and generated harness.c in DIR\n"
      "  --sanitize         build the harness, runtime and generated code with AddressSanitizer + UBSan\n"
-     "  --weights, --seed, -O0..-O3, --target-cpu   as for build\n",
+     "  --inject-fault K   make compiled layer K wrong on purpose (to see the divergence report)\n"
+     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass   as for build\n",
      TEST_OPTIONS, run_test},
     {"run", "compile the model and run it on an input .npy, writing the output .npy",
      "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n", RUN_OPTIONS, run_run},

@@ -60,22 +60,30 @@ static const char *human_bytes(int64_t bytes, char *buf, size_t size)
 
 static void rule_line(FILE *out, char c)
 {
-    for (int i = 0; i < 96; i++) fputc(c, out);
+    for (int i = 0; i < 106; i++) fputc(c, out);
     fputc('\n', out);
 }
 
-void report_text(FILE *out, const Graph *g, bool explain)
+/* "  (before passes: 1,234)" when the optimizer changed the number. */
+static const char *before_text(Arena *a, int64_t before, int64_t after)
+{
+    char buf[32];
+    return before == after ? "" : arena_printf(a, "  (before passes: %s)", grouped(before, buf, sizeof buf));
+}
+
+void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *before)
 {
     char shape[MAX_SHAPE_TEXT], a[32], b[32], c[32];
     const Node *in = g->input;
     fprintf(out, "Model: %s    input %s: %s%s\n", g->model_name, in->name, in->dtype == DT_I64 ? "i64" : "f32",
             shape_format(&in->shape, g->batch_name, shape, sizeof shape));
     rule_line(out, '=');
-    fprintf(out, "%-24s %-24s %-22s %12s %14s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs");
+    fprintf(out, "%-26s %-30s %-20s %12s %14s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs");
     rule_line(out, '=');
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        fprintf(out, "%-24s %-24s %-22s %12s %14s\n", n->name, op_name(n->op),
+        const char *name = n->absorbed.len ? arena_printf(g->arena, "%s [fused]", node_group_name(g->arena, n)) : n->name;
+        fprintf(out, "%-26s %-30s %-20s %12s %14s\n", name, node_group_types(g->arena, n),
                 n->inferred ? shape_format(&n->shape, g->batch_name, shape, sizeof shape) : "?",
                 grouped(n->param_count, a, sizeof a), grouped(n->macs, b, sizeof b));
         if (!explain) continue;
@@ -86,15 +94,17 @@ void report_text(FILE *out, const Graph *g, bool explain)
     }
     rule_line(out, '=');
     ReportTotals t = report_totals(g);
-    fprintf(out, "Total params: %s\n", grouped(t.params, a, sizeof a));
-    fprintf(out, "Param bytes: %s (%s, buffers included)\n", grouped(t.param_bytes, b, sizeof b),
-            human_bytes(t.param_bytes, c, sizeof c));
-    fprintf(out, "Total MACs: %s%s\n", grouped(t.macs, a, sizeof a),
-            g->batch_name ? arena_printf(g->arena, " (per sample: %s = 1)", g->batch_name) : "");
-    fprintf(out, "Activation bytes: %s (%s, all layer outputs)\n", grouped(t.activation_bytes, b, sizeof b),
-            human_bytes(t.activation_bytes, c, sizeof c));
-    fprintf(out, "Planned activation memory: %s (%s%s, buffers reused by liveness; input and output are the caller's)\n",
-            grouped(t.planned_bytes, b, sizeof b), human_bytes(t.planned_bytes, c, sizeof c), g->batch_name ? " per sample" : "");
+    fprintf(out, "Total params: %s%s\n", grouped(t.params, a, sizeof a), before_text(g->arena, before->params, t.params));
+    fprintf(out, "Param bytes: %s (%s, buffers included)%s\n", grouped(t.param_bytes, b, sizeof b),
+            human_bytes(t.param_bytes, c, sizeof c), before_text(g->arena, before->param_bytes, t.param_bytes));
+    fprintf(out, "Total MACs: %s%s%s\n", grouped(t.macs, a, sizeof a),
+            g->batch_name ? arena_printf(g->arena, " (per sample: %s = 1)", g->batch_name) : "",
+            before_text(g->arena, before->macs, t.macs));
+    fprintf(out, "Activation bytes: %s (%s, all layer outputs)%s\n", grouped(t.activation_bytes, b, sizeof b),
+            human_bytes(t.activation_bytes, c, sizeof c), before_text(g->arena, before->activation_bytes, t.activation_bytes));
+    fprintf(out, "Planned activation memory: %s (%s%s, buffers reused by liveness; input and output are the caller's)%s\n",
+            grouped(t.planned_bytes, b, sizeof b), human_bytes(t.planned_bytes, c, sizeof c), g->batch_name ? " per sample" : "",
+            before_text(g->arena, before->planned_bytes, t.planned_bytes));
     rule_line(out, '=');
 }
 
@@ -115,6 +125,16 @@ static cJSON *node_json(const Node *n, const Graph *g, bool explain)
     cJSON *obj = cJSON_CreateObject();
     cJSON_AddStringToObject(obj, "name", n->name);
     cJSON_AddStringToObject(obj, "type", op_name(n->op));
+    if (n->absorbed.len) {
+        cJSON *fused = cJSON_AddArrayToObject(obj, "fused");
+        for (int i = 0; i < n->absorbed.len; i++) {
+            const Node *m = n->absorbed.items[i];
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "name", m->name);
+            cJSON_AddStringToObject(f, "type", op_name(m->op));
+            cJSON_AddItemToArray(fused, f);
+        }
+    }
     cJSON_AddItemToObject(obj, "output_shape", n->inferred ? shape_json(&n->shape, g->batch_name) : cJSON_CreateNull());
     cJSON_AddNumberToObject(obj, "params", (double)n->param_count);
     cJSON_AddNumberToObject(obj, "macs", (double)n->macs);
@@ -133,7 +153,18 @@ static cJSON *node_json(const Node *n, const Graph *g, bool explain)
     return obj;
 }
 
-bool report_json(FILE *out, const Graph *g, bool explain)
+static cJSON *totals_json(const ReportTotals *t)
+{
+    cJSON *totals = cJSON_CreateObject();
+    cJSON_AddNumberToObject(totals, "params", (double)t->params);
+    cJSON_AddNumberToObject(totals, "param_bytes", (double)t->param_bytes);
+    cJSON_AddNumberToObject(totals, "macs", (double)t->macs);
+    cJSON_AddNumberToObject(totals, "activation_bytes", (double)t->activation_bytes);
+    cJSON_AddNumberToObject(totals, "planned_activation_bytes", (double)t->planned_bytes);
+    return totals;
+}
+
+bool report_json(FILE *out, const Graph *g, bool explain, const ReportTotals *before)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", g->model_name);
@@ -146,12 +177,8 @@ bool report_json(FILE *out, const Graph *g, bool explain)
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
     for (int i = 1; i < g->nodes.len; i++) cJSON_AddItemToArray(layers, node_json(g->nodes.items[i], g, explain));
     ReportTotals t = report_totals(g);
-    cJSON *totals = cJSON_AddObjectToObject(root, "totals");
-    cJSON_AddNumberToObject(totals, "params", (double)t.params);
-    cJSON_AddNumberToObject(totals, "param_bytes", (double)t.param_bytes);
-    cJSON_AddNumberToObject(totals, "macs", (double)t.macs);
-    cJSON_AddNumberToObject(totals, "activation_bytes", (double)t.activation_bytes);
-    cJSON_AddNumberToObject(totals, "planned_activation_bytes", (double)t.planned_bytes);
+    cJSON_AddItemToObject(root, "totals", totals_json(&t));
+    cJSON_AddItemToObject(root, "totals_before_passes", totals_json(before));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return false;

@@ -17,8 +17,9 @@ typedef struct ReportTotals {
 } ReportTotals;
 
 ReportTotals report_totals(const Graph *g);
-void report_text(FILE *out, const Graph *g, bool explain);
+/* `before`: the totals of the graph before the optimizer's passes (shown beside the final ones). */
+void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *before);
 /* Returns false only when the JSON could not be built (out of memory). */
-bool report_json(FILE *out, const Graph *g, bool explain);
+bool report_json(FILE *out, const Graph *g, bool explain, const ReportTotals *before);
 
 #endif

@@ -10,6 +10,11 @@
 #   unit          C unit tests of the .npy/safetensors readers and the reference interpreter
 #   golden        `layerc test` of every case in tests/golden/outputs against PyTorch's outputs
 #   examples      `layerc test` of every example (random weights, checked against the reference)
+#   ir            `layerc dump-ir --print-after-all` of tests/ir/*.nn vs their .expected (args from a
+#                 "# layerc-args:" line), and the emitted LLVM IR of a fused Conv2d + BatchNorm2d + ReLU
+#   api           tests/api/test_api.c: the C API's promises (NULL pointers, bad batches, threads,
+#                 concurrent contexts) on a named-batch and a fixed-batch model; examples/c_api end to end
+#   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (rtol 1e-5)
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
 # Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites.
@@ -60,7 +65,7 @@ suite_torch_shapes() {
         stem=$(basename "$golden" .torch.json)
         src=examples/$stem.nn
         [ -f "$src" ] || src=tests/shapes/$stem.nn
-        if ! $L shapes --format json "$src" >"$TMP/$stem.json" 2>"$TMP/$stem.err"; then
+        if ! $L shapes -O0 --format json "$src" >"$TMP/$stem.json" 2>"$TMP/$stem.err"; then
             fail "$tag torch-shapes $stem" "$(cat "$TMP/$stem.err")"
             continue
         fi
@@ -156,6 +161,74 @@ suite_examples() {
     done
 }
 
+suite_ir() {
+    local L=$1 tag=$2 src stem args
+    for src in tests/ir/*.nn; do
+        stem=$(basename "$src" .nn)
+        args=$(sed -n 's/^# layerc-args: //p' "$src")
+        (cd tests/ir && $L dump-ir --print-after-all $args "$stem.nn") >"$TMP/$stem.ir" 2>&1
+        expect_output "$tag ir $stem" "tests/ir/$stem.expected" "$TMP/$stem.ir"
+    done
+    # One kernel for the fused group, one parallel call in forward, no kernel for BatchNorm or ReLU.
+    local ll="$TMP/conv_bn_relu.ll" kernels calls
+    if ! $L build tests/ir/conv_bn_relu.nn -o "$TMP/conv_bn_relu.so" --emit-llvm "$ll" 2>/dev/null; then
+        fail "$tag llvm-ir conv+bn+relu" "build failed"; return
+    fi
+    kernels=$(grep -c '^define internal void @k' "$ll")
+    calls=$(grep -c 'call void @__layerc_rt_parallel' "$ll")
+    if [ "$kernels" = 2 ] && [ "$calls" = 2 ] && grep -q '^define internal void @k1.conv1(' "$ll" \
+        && ! grep -q '@k[0-9]*\.\(bn1\|relu1\)' "$ll"; then
+        pass "$tag llvm-ir conv+bn+relu is one kernel"
+    else
+        fail "$tag llvm-ir conv+bn+relu is one kernel" "kernels=$kernels parallel calls=$calls (want 2 and 2: conv group + pool)"
+    fi
+}
+
+# No pass changes results: -O0 passes against PyTorch, and -O3 matches -O0 within 1e-5 relative.
+suite_passes() {
+    local L=$1 tag=$2 dir name tol out rc
+    for dir in tests/golden/outputs/*/; do
+        name=$(basename "$dir")
+        grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
+        read -r -a tol < <(case_tolerance "$dir/case.json")
+        out=$(cd "$dir" && "$L" test -O0 model.nn --weights weights.safetensors --input input.npy --expect expected.npy \
+              --atol "${tol[0]}" --rtol "${tol[1]}" 2>&1) && grep -q "^PASS$" <<<"$out" \
+            && pass "$tag -O0 golden $name" || { fail "$tag -O0 golden $name" "$out"; continue; }
+        out=$(cd "$dir" && "$L" run -O0 model.nn --weights weights.safetensors --input input.npy -o "$TMP/o0.npy" 2>&1 &&
+              "$L" test -O3 model.nn --weights weights.safetensors --input input.npy --expect "$TMP/o0.npy" \
+                  --atol 1e-6 --rtol 1e-5 2>&1) && grep -q "^PASS$" <<<"$out" \
+            && pass "$tag -O3 = -O0 $name" || fail "$tag -O3 = -O0 $name" "$out"
+    done
+}
+
+# The C API's promises (tests/api/test_api.c) on a named-batch and a fixed-batch model.
+suite_api() {
+    local L=$1 tag=$2 extra=$3 dir="$TMP/api${3:+-san}" san="" name out line
+    [ -n "$extra" ] && san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+    mkdir -p "$dir"
+    if ! out=$(${CC:-cc} -std=gnu11 -O1 -g -Wall -Wextra -Werror -Iruntime $san -o "$dir/test_api" tests/api/test_api.c \
+               -ldl -lpthread -lm 2>&1); then
+        fail "$tag api build" "$out"; return
+    fi
+    for name in cifar10 tutorial_conv; do
+        if ! out=$("$L" test "examples/$name.nn" $extra --keep "$dir/$name" 2>&1); then
+            fail "$tag api $name (layerc test)" "$out"; continue
+        fi
+        out=$("$dir/test_api" "$dir/$name/libmodel.so" 2>&1)
+        line=$(tail -n 1 <<<"$out")
+        if [[ $line =~ ^api:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+            PASS=$((PASS + BASH_REMATCH[1])); FAIL=$((FAIL + BASH_REMATCH[2]))
+            [ "${BASH_REMATCH[2]}" = 0 ] || fail "$tag api $name" "$(grep '^FAIL' <<<"$out")"
+        else
+            fail "$tag api $name" "$(tail -n 20 <<<"$out")"
+        fi
+    done
+    [ -n "$extra" ] && return
+    # The README's path: build with --header, compile a C program against it, run it.
+    out=$(LAYERC="$L" bash examples/c_api/run.sh 2>&1) && grep -q "^image 3: class" <<<"$out" \
+        && pass "$tag example c_api" || fail "$tag example c_api" "$out"
+}
+
 run_all() {
     local L=$1 tag=$2
     suite_cli "$L" "$tag"
@@ -166,6 +239,9 @@ run_all() {
     suite_unit "$4" "$tag"
     suite_golden "$L" "$tag" "$3"
     suite_examples "$L" "$tag" "$3"
+    suite_ir "$L" "$tag"
+    suite_api "$L" "$tag" "$3"
+    [ -z "$3" ] && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
 }
 
 run_all "$ROOT/layerc" "[O2]" "" "$ROOT/build/unit"

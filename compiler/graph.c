@@ -1,0 +1,59 @@
+/* graph.c - small rewriting utilities over the graph IR used by the passes. */
+#include "graph.h"
+
+#include <string.h>
+
+int graph_count_uses(const Graph *g, const Node *n)
+{
+    int uses = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *m = g->nodes.items[i];
+        for (int k = 0; k < m->ninputs; k++) uses += m->inputs[k] == n;
+    }
+    return uses;
+}
+
+Node *graph_single_user(const Graph *g, const Node *n)
+{
+    Node *user = NULL;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *m = g->nodes.items[i];
+        for (int k = 0; k < m->ninputs; k++) {
+            if (m->inputs[k] != n) continue;
+            if (user) return NULL;
+            user = m;
+        }
+    }
+    return user;
+}
+
+void graph_bypass_node(Graph *g, Node *n)
+{
+    Node *replacement = n->inputs[0];
+    int k = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *m = g->nodes.items[i];
+        if (m == n) continue;
+        for (int j = 0; j < m->ninputs; j++)
+            if (m->inputs[j] == n) m->inputs[j] = replacement;
+        m->id = k;
+        g->nodes.items[k++] = m;
+    }
+    g->nodes.len = k;
+    if (g->output == n) g->output = replacement;
+}
+
+const char *node_group_name(Arena *a, const Node *n)
+{
+    if (n->absorbed.len == 0) return n->name;
+    char *s = arena_strdup(a, n->name);
+    for (int i = 0; i < n->absorbed.len; i++) s = arena_printf(a, "%s + %s", s, ((const Node *)n->absorbed.items[i])->name);
+    return s;
+}
+
+const char *node_group_types(Arena *a, const Node *n)
+{
+    char *s = arena_strdup(a, op_name(n->op));
+    for (int i = 0; i < n->absorbed.len; i++) s = arena_printf(a, "%s + %s", s, op_name(((const Node *)n->absorbed.items[i])->op));
+    return s;
+}
