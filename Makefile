@@ -22,7 +22,7 @@ HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(B
 # Debian packages: build tools, libraries, and what the test scripts use.
 DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 python3
 
-.PHONY: all test deps clean unit-tests
+.PHONY: all test deps clean unit-tests bench
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden.
@@ -77,6 +77,10 @@ $(BUILD)/san/unit/%: tests/%.c $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(LDLIBS)
 unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
+
+# The fusion benchmark (bench/fusion.sh; the measured table is in docs/benchmarks.md).  Not part of `make test`.
+bench: all
+	@bash bench/fusion.sh
 
 deps:
 	@sh tools/install-deps.sh $(DEB_PACKAGES)

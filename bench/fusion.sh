@@ -44,18 +44,21 @@ declare -A FLAGS=(
     [-O0]="-O0"
 )
 
-configs_for_batch() { # the configurations measured at batch $1
-    if [ "$1" = 1 ]; then echo "fused unfused -O0"; else echo "fused unfused"; fi
+configs_for_batch() { # the configurations measured at batch $1, reversed when $2 is even
+    local list=(fused unfused)
+    [ "$1" = 1 ] && list+=(-O0)
+    if [ $(($2 % 2)) = 0 ]; then
+        for ((i = ${#list[@]} - 1; i >= 0; i--)); do echo "${list[i]}"; done
+    else
+        printf '%s\n' "${list[@]}"
+    fi
 }
-
-reverse() { local out=""; for w in "$@"; do out="$w $out"; done; echo "$out"; }
 
 echo "fusion benchmark: $MODEL, batches $BATCHES, $THREADS thread(s), $ROUNDS rounds ($LAYERC)" >&2
 for round in $(seq 1 "$ROUNDS"); do
     for batch in $BATCHES; do
-        configs=$(configs_for_batch "$batch")
-        [ $((round % 2)) = 0 ] && configs=$(reverse $configs)
-        for config in $configs; do
+        mapfile -t configs < <(configs_for_batch "$batch" "$round")
+        for config in "${configs[@]}"; do
             echo "  round $round/$ROUNDS  batch $batch  $config" >&2
             # shellcheck disable=SC2086 # the flags are words
             json=$("$LAYERC" bench "$MODEL" --json --batch "$batch" --threads "$THREADS" ${FLAGS[$config]} $EXTRA)

@@ -153,7 +153,8 @@ static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryP
     Graph *g = fe->graph;
     const char *prefix = model_symbol_prefix(&fe->arena, g->model_name);
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, opt->inject_fault_layer);
+    VectorShape vs = target_vector_shape(opt->emit.target_cpu);
+    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer);
     bool ok = compile_and_link(fe, mod, opt);
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);

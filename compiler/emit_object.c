@@ -59,6 +59,38 @@ bool target_cpu_known(const char *name, const char **nearest)
     return false;
 }
 
+/* CPUs in X86_64_CPUS with AVX-512 (F), and those without AVX2. */
+static const char *const AVX512_CPUS[] = {"x86-64-v4", "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
+                                          "icelake-client", "rocketlake", "icelake-server", "tigerlake", "sapphirerapids",
+                                          "graniterapids", "graniterapids-d", "emeraldrapids", "knl", "knm", "znver4", "znver5"};
+static const char *const NO_AVX2_CPUS[] = {"x86-64", "x86-64-v2", "generic", "nocona", "core2", "penryn", "bonnell", "atom",
+                                           "silvermont", "slm", "goldmont", "goldmont-plus", "tremont", "nehalem", "corei7",
+                                           "westmere", "sandybridge", "corei7-avx", "ivybridge", "core-avx-i", "k8", "athlon64",
+                                           "athlon-fx", "opteron", "k8-sse3", "athlon64-sse3", "opteron-sse3", "amdfam10",
+                                           "barcelona", "btver1", "btver2", "bdver1", "bdver2", "bdver3"};
+
+static bool in_list(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0) return true;
+    return false;
+}
+
+VectorShape target_vector_shape(const char *target_cpu)
+{
+    if (!target_cpu || strcmp(target_cpu, "native") == 0) {
+        char *features = LLVMGetHostCPUFeatures();
+        VectorShape v = strstr(features, "+avx512f") ? (VectorShape){16, 32}
+                        : strstr(features, "+avx2") && strstr(features, "+fma") ? (VectorShape){8, 16}
+                                                                                 : (VectorShape){4, 16};
+        LLVMDisposeMessage(features);
+        return v;
+    }
+    if (in_list(target_cpu, AVX512_CPUS, sizeof AVX512_CPUS / sizeof AVX512_CPUS[0])) return (VectorShape){16, 32};
+    if (in_list(target_cpu, NO_AVX2_CPUS, sizeof NO_AVX2_CPUS / sizeof NO_AVX2_CPUS[0])) return (VectorShape){4, 16};
+    return (VectorShape){8, 16};
+}
+
 static LLVMTargetMachineRef create_target_machine(Diag *d, const EmitOptions *opt)
 {
     LLVMInitializeNativeTarget();

@@ -23,6 +23,12 @@ typedef struct EmitOptions {
  * when not, *nearest is the closest known name or NULL. */
 bool target_cpu_known(const char *name, const char **nearest);
 
+/* The vector unit the code is generated for: floats per register and register count. */
+typedef struct VectorShape {
+    int width, registers;
+} VectorShape;
+VectorShape target_vector_shape(const char *target_cpu);
+
 /* Optimises mod and writes an object file to obj_path. */
 bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path);
 

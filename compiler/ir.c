@@ -16,6 +16,8 @@ void ir_init(Ir *ir, LLVMContextRef ctx, LLVMModuleRef mod)
     ir->ptr = LLVMPointerTypeInContext(ctx, 0);
     ir->void_t = LLVMVoidTypeInContext(ctx);
     ir->fn = NULL;
+    ir->vector_width = 8;
+    ir->vector_registers = 16;
 }
 
 void ir_dispose(Ir *ir) { LLVMDisposeBuilder(ir->b); }

@@ -22,7 +22,7 @@ bool lower_check_supported(Diag *d, const Graph *g);
 /* Builds the module for g; the weights must be bound.  `symbol_prefix` names
  * the model-named functions (<prefix>_create, ...). */
 LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
-                          int inject_fault_layer);
+                          int vector_width, int vector_registers, int inject_fault_layer);
 
 /* ---- between lower_llvm.c and lower_kernels.c ---- */
 
@@ -56,6 +56,17 @@ typedef struct KernelArgs {
 
 /* Emits node kb->node's kernels into kb->steps. */
 void lower_node_kernels(KernelBuilder *kb);
+void lower_conv2d(KernelBuilder *kb); /* lower_conv.c */
+
+/* Kernel-building helpers shared by lower_kernels.c and lower_conv.c. */
+KernelArgs kernel_begin(KernelBuilder *kb, const char *what);
+void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost);
+/* The node's parameter `suffix` as a constant array, or NULL when it has none. */
+LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
+/* op applied to a float or a vector of floats. */
+LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x);
+/* The node's fused activation over dst[base, base + count), if it has one. */
+void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count);
 
 /* A private, 64-byte aligned constant array of floats in the module. */
 LLVMValueRef lower_constant_floats(Ir *ir, const char *name, const float *data, int64_t count);

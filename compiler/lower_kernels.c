@@ -17,7 +17,7 @@
 
 enum { ELEMENTWISE_CHUNK = 4096, MAX_UNROLLED_TAPS = 4096 };
 
-static KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
+KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
 {
     Ir *ir = kb->ir;
     LLVMTypeRef params[5] = {ir->ptr, ir->ptr, ir->i64, ir->i64, ir->i64};
@@ -33,7 +33,7 @@ static KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
     return a;
 }
 
-static void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost)
+void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost)
 {
     LLVMBuildRetVoid(kb->ir->b);
     kb->steps[kb->nsteps++] = (KernelStep){kb->ir->fn, src, dst, items, per_sample, cost};
@@ -41,7 +41,7 @@ static void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_
 
 static const Param *param(const Node *n, const char *suffix) { return node_param(n, suffix); }
 
-static LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix)
+LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix)
 {
     const Param *p = param(kb->node, suffix);
     if (!p) return NULL;
@@ -52,7 +52,7 @@ static int64_t numel(const Shape *s) { return shape_numel(s); }
 
 /* ---- elementwise activations ---- */
 
-static LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
+LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
 {
     LLVMBuilderRef b = ir->b;
     LLVMValueRef zero = ir_f32(ir, 0.0), one = ir_f32(ir, 1.0);
@@ -93,7 +93,7 @@ static LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValu
 
 /* A fused activation (pass_fuse_epilogue.c) over dst[base, base + count), right
  * after the producer's accumulation, while those values are still in cache. */
-static void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count)
+void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count)
 {
     const Node *n = kb->node;
     if (!n->has_epilogue) return;
@@ -159,143 +159,6 @@ static void lower_linear(KernelBuilder *kb)
     apply_epilogue(kb, a.dst, out_base, out_f);
     ir_loop_end(ir, &row);
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, rows, true, 2 * in_f * out_f);
-}
-
-/* ---- Conv2d ---- */
-
-/* The padded-input index for an index i of the padded plane (non-zero modes). */
-static LLVMValueRef pad_index(Ir *ir, PadMode mode, LLVMValueRef i, int64_t size)
-{
-    LLVMBuilderRef b = ir->b;
-    LLVMValueRef zero = ir_i64(ir, 0), last = ir_i64(ir, size - 1);
-    LLVMValueRef below = LLVMBuildICmp(b, LLVMIntSLT, i, zero, "");
-    LLVMValueRef above = LLVMBuildICmp(b, LLVMIntSGT, i, last, "");
-    switch (mode) {
-    case PAD_REFLECT: /* -1 -> 1, size -> size - 2 */
-        return LLVMBuildSelect(b, below, LLVMBuildNeg(b, i, ""),
-                               LLVMBuildSelect(b, above, ir_sub(ir, ir_i64(ir, 2 * (size - 1)), i), i, ""), "");
-    case PAD_REPLICATE: return LLVMBuildSelect(b, below, zero, LLVMBuildSelect(b, above, last, i, ""), "");
-    case PAD_CIRCULAR:
-        return LLVMBuildSelect(b, below, ir_add(ir, i, ir_i64(ir, size)),
-                               LLVMBuildSelect(b, above, ir_sub(ir, i, ir_i64(ir, size)), i, ""), "");
-    case PAD_ZEROS: break;
-    }
-    LAYERC_UNREACHABLE("zero padding is not materialised");
-}
-
-/* [planes, H, W] -> [planes, H + pads, W + pads] with reflect/replicate/circular values. */
-static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t w)
-{
-    Ir *ir = kb->ir;
-    const ConvAttrs *cv = &kb->node->attr.conv;
-    int64_t ph = h + cv->pad_begin[0] + cv->pad_end[0], pw = w + cv->pad_begin[1] + cv->pad_end[1];
-    KernelArgs a = kernel_begin(kb, ".pad");
-    IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
-    LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, h * w));
-    LLVMValueRef out_base = ir_mul(ir, plane.index, ir_i64(ir, ph * pw));
-    IrLoop y = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, ph), "y");
-    LLVMValueRef iy = pad_index(ir, cv->pad_mode, ir_sub(ir, y.index, ir_i64(ir, cv->pad_begin[0])), h);
-    IrLoop x = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pw), "x");
-    LLVMValueRef ix = pad_index(ir, cv->pad_mode, ir_sub(ir, x.index, ir_i64(ir, cv->pad_begin[1])), w);
-    LLVMValueRef v = ir_load_f32(ir, a.src, ir_add(ir, in_base, ir_mad(ir, iy, w, ix)));
-    ir_store_f32(ir, a.dst, ir_add(ir, out_base, ir_mad(ir, y.index, pw, x.index)), v);
-    ir_loop_end(ir, &x);
-    ir_loop_end(ir, &y);
-    ir_loop_end(ir, &plane);
-    kernel_end(kb, BUF_INPUT, BUF_SCRATCH, planes, true, ph * pw);
-}
-
-typedef struct ConvGeometry {
-    int64_t in_c, h, w;          /* the (possibly pre-padded) input plane */
-    int64_t pad_top, pad_left;   /* padding the kernel applies itself (zeros) */
-    int64_t out_c, oh, ow;
-    int64_t samples;             /* per-sample leading count: 1, or the fixed batch */
-} ConvGeometry;
-
-/* Output positions o in [lo, hi) whose input index o*stride - pad + tap stays in [0, size). */
-static void valid_range(int64_t size, int64_t out, int64_t stride, int64_t pad, int64_t tap, int64_t *lo, int64_t *hi)
-{
-    int64_t first = pad - tap; /* o*stride >= first */
-    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
-    int64_t last = size - 1 + pad - tap; /* o*stride <= last */
-    *hi = last < 0 ? 0 : last / stride + 1;
-    if (*hi > out) *hi = out;
-    if (*lo > *hi) *lo = *hi;
-}
-
-/* Item (sample, oc): out[oc] plane = bias + sum over its group's channels and taps. */
-static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRole src)
-{
-    Ir *ir = kb->ir;
-    const ConvAttrs *cv = &kb->node->attr.conv;
-    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups;
-    int64_t kh = cv->kernel[0], kw = cv->kernel[1];
-    LLVMValueRef weight = constant_param(kb, "weight");
-    LLVMValueRef bias = constant_param(kb, "bias");
-
-    KernelArgs a = kernel_begin(kb, "");
-    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
-    LLVMValueRef sample = ir_div_const(ir, item.index, g->out_c);
-    LLVMValueRef oc = ir_rem_const(ir, item.index, g->out_c);
-    LLVMValueRef group = ir_div_const(ir, oc, ocg);
-    LLVMValueRef out_base = ir_mul(ir, item.index, ir_i64(ir, g->oh * g->ow));
-    LLVMValueRef init = bias ? ir_load_f32(ir, bias, oc) : ir_f32(ir, 0);
-    IrLoop p = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh * g->ow), "p");
-    ir_store_f32(ir, a.dst, ir_add(ir, out_base, p.index), init);
-    ir_loop_end(ir, &p);
-
-    IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, icg), "c");
-    LLVMValueRef in_channel = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->in_c)), ir_mad(ir, group, icg, c.index));
-    LLVMValueRef in_base = ir_mul(ir, in_channel, ir_i64(ir, g->h * g->w));
-    LLVMValueRef w_base = ir_mul(ir, ir_mad(ir, oc, icg, c.index), ir_i64(ir, kh * kw));
-    for (int64_t ty = 0; ty < kh; ty++) {
-        int64_t oy_lo, oy_hi;
-        valid_range(g->h, g->oh, cv->stride[0], g->pad_top, ty * cv->dilation[0], &oy_lo, &oy_hi);
-        for (int64_t tx = 0; tx < kw; tx++) {
-            int64_t ox_lo, ox_hi;
-            valid_range(g->w, g->ow, cv->stride[1], g->pad_left, tx * cv->dilation[1], &ox_lo, &ox_hi);
-            if (oy_lo >= oy_hi || ox_lo >= ox_hi) continue; /* the tap only ever lands on padding */
-            LLVMValueRef wv = ir_load_f32(ir, weight, ir_add(ir, w_base, ir_i64(ir, ty * kw + tx)));
-            IrLoop oy = ir_loop_begin(ir, ir_i64(ir, oy_lo), ir_i64(ir, oy_hi), "oy");
-            LLVMValueRef iy = ir_add(ir, ir_mul(ir, oy.index, ir_i64(ir, cv->stride[0])), ir_i64(ir, ty * cv->dilation[0] - g->pad_top));
-            LLVMValueRef in_row = ir_add(ir, in_base, ir_mul(ir, iy, ir_i64(ir, g->w)));
-            LLVMValueRef out_row = ir_add(ir, out_base, ir_mul(ir, oy.index, ir_i64(ir, g->ow)));
-            IrLoop ox = ir_loop_begin(ir, ir_i64(ir, ox_lo), ir_i64(ir, ox_hi), "ox");
-            LLVMValueRef ix = ir_add(ir, ir_mul(ir, ox.index, ir_i64(ir, cv->stride[1])), ir_i64(ir, tx * cv->dilation[1] - g->pad_left));
-            LLVMValueRef at = ir_add(ir, out_row, ox.index);
-            LLVMValueRef acc = ir_fma(ir, wv, ir_load_f32(ir, a.src, ir_add(ir, in_row, ix)), ir_load_f32(ir, a.dst, at));
-            ir_store_f32(ir, a.dst, at, acc);
-            ir_loop_end(ir, &ox);
-            ir_loop_end(ir, &oy);
-        }
-    }
-    ir_loop_end(ir, &c);
-    apply_epilogue(kb, a.dst, out_base, g->oh * g->ow);
-    ir_loop_end(ir, &item);
-    kernel_end(kb, src, BUF_OUTPUT, g->samples * g->out_c, true, 2 * icg * kh * kw * g->oh * g->ow);
-}
-
-static void lower_conv2d(KernelBuilder *kb)
-{
-    const Node *n = kb->node;
-    const ConvAttrs *cv = &n->attr.conv;
-    const Shape *in = &n->inputs[0]->shape;
-    int c = in->rank - 3;
-    ConvGeometry g = {
-        .in_c = in->dims[c], .h = in->dims[c + 1], .w = in->dims[c + 2],
-        .pad_top = cv->pad_begin[0], .pad_left = cv->pad_begin[1],
-        .out_c = cv->out_channels, .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
-        .samples = c == 1 ? in->dims[0] : 1,
-    };
-    BufferRole src = BUF_INPUT;
-    if (cv->pad_mode != PAD_ZEROS) {
-        lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w);
-        g.h += cv->pad_begin[0] + cv->pad_end[0];
-        g.w += cv->pad_begin[1] + cv->pad_end[1];
-        g.pad_top = g.pad_left = 0;
-        src = BUF_SCRATCH;
-    }
-    lower_conv_direct(kb, &g, src);
 }
 
 /* ---- pooling ---- */

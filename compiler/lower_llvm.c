@@ -260,12 +260,14 @@ static void lower_entry_points(Lowering *lw, const char *prefix)
 }
 
 LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
-                          int inject_fault_layer)
+                          int vector_width, int vector_registers, int inject_fault_layer)
 {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
     Lowering lw = {.g = g, .plan = plan, .fault_layer = inject_fault_layer};
     arena_init(&lw.arena);
     ir_init(&lw.ir, ctx, mod);
+    lw.ir.vector_width = vector_width;
+    lw.ir.vector_registers = vector_registers;
     define_types(&lw);
     lw.steps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.steps);
     lw.nsteps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.nsteps);

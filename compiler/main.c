@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "bench.h"
 #include "frontend.h"
 #include "harness.h"
 #include "report.h"
@@ -420,6 +421,50 @@ static int run_run(int argc, char **argv)
     return status;
 }
 
+/* ---- layerc bench ---- */
+
+static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--per-layer", "--json", "--min-time", "--weights",
+                                            "--seed", "--target-cpu", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
+                                            "--help", NULL};
+
+static int run_bench(int argc, char **argv)
+{
+    const char *path = NULL;
+    BenchOptions opt = {.build = {.emit = {.opt_level = 3}}, .threads = 1, .min_seconds = 1.0};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int used = parse_build_option(argc, argv, &i, &opt.build, "bench");
+        if (used < 0) return EXIT_USAGE;
+        if (used) continue;
+        const char *v;
+        if (is_option(a, "--batch") || is_option(a, "--threads")) {
+            bool batch = is_option(a, "--batch");
+            int64_t n;
+            if (!(v = option_value(argc, argv, &i, batch ? "--batch" : "--threads", "bench"))) return EXIT_USAGE;
+            if (!parse_count(v, batch ? (int64_t)1 << 20 : 256, &n))
+                return usage_error("bench", batch ? "--batch needs an integer from 1 to 1048576, got '%s'"
+                                                  : "--threads needs an integer from 1 to 256, got '%s'", v, NULL);
+            if (batch) opt.batch = n;
+            else opt.threads = (int)n;
+        } else if (is_option(a, "--min-time")) {
+            if (!(v = option_value(argc, argv, &i, "--min-time", "bench"))) return EXIT_USAGE;
+            if (!parse_number(v, &opt.min_seconds) || opt.min_seconds <= 0 || opt.min_seconds > 3600)
+                return usage_error("bench", "--min-time needs seconds above 0 and at most 3600, got '%s'", v, NULL);
+        } else if (strcmp(a, "--per-layer") == 0 || strcmp(a, "--json") == 0) {
+            *(a[2] == 'p' ? &opt.per_layer : &opt.json) = true;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("bench", "unknown option '%s'", a, BENCH_OPTIONS);
+        } else if (!take_path(&path, a, "bench")) {
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) return usage_error("bench", "no model file given%s", "", NULL);
+    Frontend fe;
+    int status = frontend_run(&fe, path, stderr) ? bench_model(&fe, &opt) : EXIT_MODEL_ERROR;
+    frontend_free(&fe);
+    return status;
+}
+
 static const Command commands[] = {
     {"check", "report the model's errors and warnings; exit 0 when it has no errors",
      "usage: layerc check MODEL.nn\n", CHECK_OPTIONS, run_check},
@@ -464,6 +509,17 @@ static const Command commands[] = {
      TEST_OPTIONS, run_test},
     {"run", "compile the model and run it on an input .npy, writing the output .npy",
      "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n", RUN_OPTIONS, run_run},
+    {"bench", "compile the model and time it: median, min and p90 of many runs, GFLOP/s, per layer",
+     "usage: layerc bench [OPTIONS] MODEL.nn\n"
+     "  --batch B          the run-time batch for a named batch dimension (default 1)\n"
+     "  --threads T        threads of the compiled model (default 1)\n"
+     "  --per-layer        also time every compiled layer (a fused group once), through run_observed\n"
+     "  --min-time S       measure for at least S seconds and 10 runs (default 1; per layer again)\n"
+     "  --json             print the results as JSON\n"
+     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass   as for build\n"
+     "GFLOP/s counts 2 x the multiply-accumulates of the model as written (before the passes),\n"
+     "so builds with and without fusion are credited with the same work.\n",
+     BENCH_OPTIONS, run_bench},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

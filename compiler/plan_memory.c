@@ -12,9 +12,18 @@ static int64_t aligned(int64_t bytes) { return (bytes + BUFFER_ALIGN - 1) / BUFF
 
 int64_t node_output_bytes(const Node *n) { return shape_numel(&n->shape) * (n->dtype == DT_I64 ? 8 : 4); }
 
+bool conv_is_tiled(const Node *n) { return n->attr.conv.stride[0] == 1 && n->attr.conv.stride[1] == 1; }
+
+bool conv_pads_into_scratch(const Node *n)
+{
+    const ConvAttrs *cv = &n->attr.conv;
+    bool padded = cv->pad_begin[0] || cv->pad_end[0] || cv->pad_begin[1] || cv->pad_end[1];
+    return padded && (cv->pad_mode != PAD_ZEROS || conv_is_tiled(n));
+}
+
 int64_t node_scratch_bytes(const Node *n)
 {
-    if (n->op != OP_CONV2D || n->attr.conv.pad_mode == PAD_ZEROS) return 0;
+    if (n->op != OP_CONV2D || !conv_pads_into_scratch(n)) return 0;
     /* Non-zero padding modes pad the input into scratch first, as PyTorch does. */
     const ConvAttrs *cv = &n->attr.conv;
     const Shape *in = &n->inputs[0]->shape;

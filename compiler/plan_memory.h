@@ -23,6 +23,11 @@ typedef struct MemoryPlan {
     bool copy_input_to_output; /* the model's output is a view of its input */
 } MemoryPlan;
 
+/* Conv2d lowering choices that decide memory: the register-tiled kernel
+ * (stride 1) reads its input pre-padded, as do the non-zero padding modes. */
+bool conv_is_tiled(const Node *n);
+bool conv_pads_into_scratch(const Node *n);
+
 /* Bytes of scratch memory node n's kernels need (0 for most layers). */
 int64_t node_scratch_bytes(const Node *n);
 bool node_is_view(const Node *n);

@@ -1,0 +1,387 @@
+/* lower_conv.c - the Conv2d kernels: a padding step (into scratch memory),
+ * a register-tiled direct convolution for stride 1, and a plain direct
+ * convolution for the other cases.
+ *
+ * Tiled kernel: a work item is (sample, group, block of OC_TILE output
+ * channels).  For each output row it walks the row in tiles of V vectors of
+ * the target's width; a tile keeps OC_TILE x V accumulators in registers
+ * through the whole reduction over input channels and kernel taps (the taps
+ * unrolled at compile time), then adds the fused epilogue in registers and
+ * stores.  Per tap it loads V input vectors (shared by the OC_TILE channels)
+ * and broadcasts OC_TILE weights from a block laid out at compile time as
+ * [group][block][ic][kh][kw][OC_TILE].  The input is read pre-padded, so the
+ * inner loops have no bounds checks.
+ */
+#include <string.h>
+
+#include "lower.h"
+#include "plan_memory.h"
+
+/* ---- Conv2d ---- */
+
+/* The padded-input index for an index i of the padded plane (non-zero modes). */
+static LLVMValueRef pad_index(Ir *ir, PadMode mode, LLVMValueRef i, int64_t size)
+{
+    LLVMBuilderRef b = ir->b;
+    LLVMValueRef zero = ir_i64(ir, 0), last = ir_i64(ir, size - 1);
+    LLVMValueRef below = LLVMBuildICmp(b, LLVMIntSLT, i, zero, "");
+    LLVMValueRef above = LLVMBuildICmp(b, LLVMIntSGT, i, last, "");
+    switch (mode) {
+    case PAD_REFLECT: /* -1 -> 1, size -> size - 2 */
+        return LLVMBuildSelect(b, below, LLVMBuildNeg(b, i, ""),
+                               LLVMBuildSelect(b, above, ir_sub(ir, ir_i64(ir, 2 * (size - 1)), i), i, ""), "");
+    case PAD_REPLICATE: return LLVMBuildSelect(b, below, zero, LLVMBuildSelect(b, above, last, i, ""), "");
+    case PAD_CIRCULAR:
+        return LLVMBuildSelect(b, below, ir_add(ir, i, ir_i64(ir, size)),
+                               LLVMBuildSelect(b, above, ir_sub(ir, i, ir_i64(ir, size)), i, ""), "");
+    case PAD_ZEROS: /* a clamped index; the caller selects 0 outside */
+        return LLVMBuildSelect(b, below, zero, LLVMBuildSelect(b, above, last, i, ""), "");
+    }
+    LAYERC_UNREACHABLE("unknown padding mode");
+}
+
+/* [planes, H, W] -> [planes, H + pads, W + pads] with zero, reflect, replicate or circular values. */
+static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t w)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t ph = h + cv->pad_begin[0] + cv->pad_end[0], pw = w + cv->pad_begin[1] + cv->pad_end[1];
+    KernelArgs a = kernel_begin(kb, ".pad");
+    IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
+    LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, h * w));
+    LLVMValueRef out_base = ir_mul(ir, plane.index, ir_i64(ir, ph * pw));
+    IrLoop y = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, ph), "y");
+    LLVMValueRef sy = ir_sub(ir, y.index, ir_i64(ir, cv->pad_begin[0]));
+    LLVMValueRef iy = pad_index(ir, cv->pad_mode, sy, h);
+    IrLoop x = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pw), "x");
+    LLVMValueRef sx = ir_sub(ir, x.index, ir_i64(ir, cv->pad_begin[1]));
+    LLVMValueRef ix = pad_index(ir, cv->pad_mode, sx, w);
+    LLVMValueRef v = ir_load_f32(ir, a.src, ir_add(ir, in_base, ir_mad(ir, iy, w, ix)));
+    if (cv->pad_mode == PAD_ZEROS) { /* outside the input: 0 */
+        LLVMBuilderRef b = ir->b;
+        LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, iy, sy, ""), LLVMBuildICmp(b, LLVMIntEQ, ix, sx, ""), "");
+        v = LLVMBuildSelect(b, inside, v, ir_f32(ir, 0), "");
+    }
+    ir_store_f32(ir, a.dst, ir_add(ir, out_base, ir_mad(ir, y.index, pw, x.index)), v);
+    ir_loop_end(ir, &x);
+    ir_loop_end(ir, &y);
+    ir_loop_end(ir, &plane);
+    kernel_end(kb, BUF_INPUT, BUF_SCRATCH, planes, true, ph * pw);
+}
+
+typedef struct ConvGeometry {
+    int64_t in_c, h, w;          /* the (possibly pre-padded) input plane */
+    int64_t pad_top, pad_left;   /* padding the kernel applies itself (zeros) */
+    int64_t out_c, oh, ow;
+    int64_t samples;             /* per-sample leading count: 1, or the fixed batch */
+} ConvGeometry;
+
+/* Output positions o in [lo, hi) whose input index o*stride - pad + tap stays in [0, size). */
+static void valid_range(int64_t size, int64_t out, int64_t stride, int64_t pad, int64_t tap, int64_t *lo, int64_t *hi)
+{
+    int64_t first = pad - tap; /* o*stride >= first */
+    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int64_t last = size - 1 + pad - tap; /* o*stride <= last */
+    *hi = last < 0 ? 0 : last / stride + 1;
+    if (*hi > out) *hi = out;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* Item (sample, oc): out[oc] plane = bias + sum over its group's channels and taps. */
+static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRole src)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups;
+    int64_t kh = cv->kernel[0], kw = cv->kernel[1];
+    LLVMValueRef weight = constant_param(kb, "weight");
+    LLVMValueRef bias = constant_param(kb, "bias");
+
+    KernelArgs a = kernel_begin(kb, "");
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef sample = ir_div_const(ir, item.index, g->out_c);
+    LLVMValueRef oc = ir_rem_const(ir, item.index, g->out_c);
+    LLVMValueRef group = ir_div_const(ir, oc, ocg);
+    LLVMValueRef out_base = ir_mul(ir, item.index, ir_i64(ir, g->oh * g->ow));
+    LLVMValueRef init = bias ? ir_load_f32(ir, bias, oc) : ir_f32(ir, 0);
+    IrLoop p = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh * g->ow), "p");
+    ir_store_f32(ir, a.dst, ir_add(ir, out_base, p.index), init);
+    ir_loop_end(ir, &p);
+
+    IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, icg), "c");
+    LLVMValueRef in_channel = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->in_c)), ir_mad(ir, group, icg, c.index));
+    LLVMValueRef in_base = ir_mul(ir, in_channel, ir_i64(ir, g->h * g->w));
+    LLVMValueRef w_base = ir_mul(ir, ir_mad(ir, oc, icg, c.index), ir_i64(ir, kh * kw));
+    for (int64_t ty = 0; ty < kh; ty++) {
+        int64_t oy_lo, oy_hi;
+        valid_range(g->h, g->oh, cv->stride[0], g->pad_top, ty * cv->dilation[0], &oy_lo, &oy_hi);
+        for (int64_t tx = 0; tx < kw; tx++) {
+            int64_t ox_lo, ox_hi;
+            valid_range(g->w, g->ow, cv->stride[1], g->pad_left, tx * cv->dilation[1], &ox_lo, &ox_hi);
+            if (oy_lo >= oy_hi || ox_lo >= ox_hi) continue; /* the tap only ever lands on padding */
+            LLVMValueRef wv = ir_load_f32(ir, weight, ir_add(ir, w_base, ir_i64(ir, ty * kw + tx)));
+            IrLoop oy = ir_loop_begin(ir, ir_i64(ir, oy_lo), ir_i64(ir, oy_hi), "oy");
+            LLVMValueRef iy = ir_add(ir, ir_mul(ir, oy.index, ir_i64(ir, cv->stride[0])), ir_i64(ir, ty * cv->dilation[0] - g->pad_top));
+            LLVMValueRef in_row = ir_add(ir, in_base, ir_mul(ir, iy, ir_i64(ir, g->w)));
+            LLVMValueRef out_row = ir_add(ir, out_base, ir_mul(ir, oy.index, ir_i64(ir, g->ow)));
+            IrLoop ox = ir_loop_begin(ir, ir_i64(ir, ox_lo), ir_i64(ir, ox_hi), "ox");
+            LLVMValueRef ix = ir_add(ir, ir_mul(ir, ox.index, ir_i64(ir, cv->stride[1])), ir_i64(ir, tx * cv->dilation[1] - g->pad_left));
+            LLVMValueRef at = ir_add(ir, out_row, ox.index);
+            LLVMValueRef acc = ir_fma(ir, wv, ir_load_f32(ir, a.src, ir_add(ir, in_row, ix)), ir_load_f32(ir, a.dst, at));
+            ir_store_f32(ir, a.dst, at, acc);
+            ir_loop_end(ir, &ox);
+            ir_loop_end(ir, &oy);
+        }
+    }
+    ir_loop_end(ir, &c);
+    apply_epilogue(kb, a.dst, out_base, g->oh * g->ow);
+    ir_loop_end(ir, &item);
+    kernel_end(kb, src, BUF_OUTPUT, g->samples * g->out_c, true, 2 * icg * kh * kw * g->oh * g->ow);
+}
+
+/* ---- the register-tiled kernel (stride 1) ---- */
+
+enum { OC_TILE = 4 };
+
+typedef struct Tile {
+    Ir *ir;
+    const ConvGeometry *g;
+    const ConvAttrs *cv;
+    const Node *node;
+    LLVMValueRef src, dst, wpack, bias;
+    LLVMTypeRef vt; /* <lanes x float>, or float when lanes is 1 */
+    int lanes;
+} Tile;
+
+static LLVMValueRef splat(Tile *t, LLVMValueRef x)
+{
+    Ir *ir = t->ir;
+    if (t->lanes == 1) return x;
+    LLVMValueRef v = LLVMBuildInsertElement(ir->b, LLVMGetUndef(t->vt), x, LLVMConstInt(ir->i32, 0, 0), "");
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(ir->i32, (unsigned)t->lanes));
+    return LLVMBuildShuffleVector(ir->b, v, LLVMGetUndef(t->vt), mask, "");
+}
+
+static LLVMValueRef load_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index)
+{
+    Ir *ir = t->ir;
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(ir->b, t->vt, p, "");
+    LLVMSetAlignment(v, 4);
+    return v;
+}
+
+static void store_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v)
+{
+    Ir *ir = t->ir;
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(ir->b, v, p), 4);
+}
+
+static const char *fma_name(Tile *t)
+{
+    static const char *const names[] = {"llvm.fmuladd.v4f32", "llvm.fmuladd.v8f32", "llvm.fmuladd.v16f32"};
+    return names[t->lanes == 4 ? 0 : t->lanes == 8 ? 1 : 2];
+}
+
+static LLVMValueRef fma_lanes(Tile *t, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+    Ir *ir = t->ir;
+    const char *name = t->lanes == 1 ? "llvm.fmuladd.f32" : fma_name(t);
+    LLVMTypeRef params[3] = {t->vt, t->vt, t->vt};
+    LLVMTypeRef type = LLVMFunctionType(t->vt, params, 3, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
+    if (!fn) fn = LLVMAddFunction(ir->mod, name, type);
+    LLVMValueRef args[3] = {a, b, c};
+    return LLVMBuildCall2(ir->b, type, fn, args, 3, "");
+}
+
+/* The activation on every lane: vector selects for the ReLU family, else lane by lane. */
+static LLVMValueRef epilogue_lanes(Tile *t, LLVMValueRef v)
+{
+    const Node *n = t->node;
+    if (!n->has_epilogue) return v;
+    Ir *ir = t->ir;
+    if (t->lanes == 1 || n->epilogue == OP_LEAKYRELU) return activation(ir, n->epilogue, &n->epilogue_attr, v);
+    if (n->epilogue == OP_RELU || n->epilogue == OP_RELU6) {
+        LLVMValueRef zero = LLVMConstNull(t->vt);
+        LLVMValueRef r = LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOLT, v, zero, ""), zero, v, "");
+        if (n->epilogue == OP_RELU) return r;
+        LLVMValueRef six = splat(t, ir_f32(ir, 6.0));
+        return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOGT, r, six, ""), six, r, "");
+    }
+    for (int l = 0; l < t->lanes; l++) {
+        LLVMValueRef lane = LLVMConstInt(ir->i32, (unsigned long long)l, 0);
+        LLVMValueRef x = LLVMBuildExtractElement(ir->b, v, lane, "");
+        v = LLVMBuildInsertElement(ir->b, v, activation(ir, n->epilogue, &n->epilogue_attr, x), lane, "");
+    }
+    return v;
+}
+
+/* One row segment: `nvec` groups of `lanes` outputs starting at column ow0, for
+ * `ocn` output channels starting at oc (whose weights start at wblock). */
+static void emit_tile(Tile *t, LLVMValueRef in_group, LLVMValueRef out_row0, LLVMValueRef ow0, int nvec, int ocn,
+                      LLVMValueRef oc, LLVMValueRef wblock, LLVMValueRef oh)
+{
+    Ir *ir = t->ir;
+    const ConvGeometry *g = t->g;
+    const ConvAttrs *cv = t->cv;
+    int64_t kh = cv->kernel[0], kw = cv->kernel[1], icg = g->in_c / cv->groups;
+    LLVMValueRef acc[OC_TILE][8];
+    for (int o = 0; o < ocn; o++) {
+        LLVMValueRef init = t->bias ? splat(t, ir_load_f32(ir, t->bias, ir_add(ir, oc, ir_i64(ir, o)))) : LLVMConstNull(t->vt);
+        for (int v = 0; v < nvec; v++) acc[o][v] = ir_var(ir, t->vt, init, "acc");
+    }
+    IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, icg), "ic");
+    LLVMValueRef plane = ir_add(ir, in_group, ir_mul(ir, c.index, ir_i64(ir, g->h * g->w)));
+    LLVMValueRef wc = ir_add(ir, wblock, ir_mul(ir, c.index, ir_i64(ir, kh * kw * OC_TILE)));
+    LLVMValueRef cur[OC_TILE][8];
+    for (int o = 0; o < ocn; o++)
+        for (int v = 0; v < nvec; v++) cur[o][v] = LLVMBuildLoad2(ir->b, t->vt, acc[o][v], "");
+    for (int64_t y = 0; y < kh; y++) {
+        LLVMValueRef row = ir_add(ir, plane, ir_mul(ir, ir_add(ir, oh, ir_i64(ir, y * cv->dilation[0])), ir_i64(ir, g->w)));
+        for (int64_t x = 0; x < kw; x++) {
+            LLVMValueRef in_at = ir_add(ir, row, ir_add(ir, ow0, ir_i64(ir, x * cv->dilation[1])));
+            LLVMValueRef xs[8];
+            for (int v = 0; v < nvec; v++) xs[v] = load_lanes(t, t->src, ir_add(ir, in_at, ir_i64(ir, v * t->lanes)));
+            LLVMValueRef wtap = ir_add(ir, wc, ir_i64(ir, (y * kw + x) * OC_TILE));
+            for (int o = 0; o < ocn; o++) {
+                LLVMValueRef w = splat(t, ir_load_f32(ir, t->wpack, ir_add(ir, wtap, ir_i64(ir, o))));
+                for (int v = 0; v < nvec; v++) cur[o][v] = fma_lanes(t, w, xs[v], cur[o][v]);
+            }
+        }
+    }
+    for (int o = 0; o < ocn; o++)
+        for (int v = 0; v < nvec; v++) LLVMBuildStore(ir->b, cur[o][v], acc[o][v]);
+    ir_loop_end(ir, &c);
+    for (int o = 0; o < ocn; o++) {
+        LLVMValueRef out_row = ir_add(ir, out_row0, ir_i64(ir, o * g->oh * g->ow));
+        for (int v = 0; v < nvec; v++) {
+            LLVMValueRef r = epilogue_lanes(t, LLVMBuildLoad2(ir->b, t->vt, acc[o][v], ""));
+            store_lanes(t, t->dst, ir_add(ir, out_row, ir_add(ir, ow0, ir_i64(ir, v * t->lanes))), r);
+        }
+    }
+}
+
+static void set_lanes(Tile *t, int lanes)
+{
+    t->lanes = lanes;
+    t->vt = lanes == 1 ? t->ir->f32 : LLVMVectorType(t->ir->f32, (unsigned)lanes);
+}
+
+/* A whole output row for ocn channels: tiles of V vectors, a shorter tile, then single columns. */
+static void emit_row(Tile *t, int vectors, LLVMValueRef in_group, LLVMValueRef out_row0, int ocn, LLVMValueRef oc,
+                     LLVMValueRef wblock, LLVMValueRef oh)
+{
+    Ir *ir = t->ir;
+    int width = t->ir->vector_width;
+    int64_t ow = t->g->ow, tile = (int64_t)vectors * width, full = ow / tile;
+    set_lanes(t, width);
+    if (full > 0) {
+        IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "tile");
+        emit_tile(t, in_group, out_row0, ir_mul(ir, i.index, ir_i64(ir, tile)), vectors, ocn, oc, wblock, oh);
+        ir_loop_end(ir, &i);
+    }
+    int64_t done = full * tile;
+    int rest_vectors = (int)((ow - done) / width);
+    if (rest_vectors > 0) emit_tile(t, in_group, out_row0, ir_i64(ir, done), rest_vectors, ocn, oc, wblock, oh);
+    done += (int64_t)rest_vectors * width;
+    set_lanes(t, 1);
+    for (; done < ow; done += 8) {
+        int cols = (int)(ow - done < 8 ? ow - done : 8);
+        emit_tile(t, in_group, out_row0, ir_i64(ir, done), cols, ocn, oc, wblock, oh);
+    }
+}
+
+/* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][OC_TILE], zero-filled past OCg. */
+static float *pack_weights(KernelBuilder *kb, const ConvGeometry *g, int64_t *count)
+{
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
+    int64_t blocks = (ocg + OC_TILE - 1) / OC_TILE;
+    *count = cv->groups * blocks * icg * taps * OC_TILE;
+    float *packed = arena_alloc_array(kb->arena, (size_t)*count, sizeof *packed);
+    const float *w = node_param(kb->node, "weight")->data;
+    for (int64_t oc = 0; oc < g->out_c; oc++) {
+        int64_t group = oc / ocg, in_group = oc % ocg, block = in_group / OC_TILE, lane = in_group % OC_TILE;
+        for (int64_t c = 0; c < icg; c++)
+            for (int64_t k = 0; k < taps; k++)
+                packed[(((group * blocks + block) * icg + c) * taps + k) * OC_TILE + lane] = w[(oc * icg + c) * taps + k];
+    }
+    return packed;
+}
+
+static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRole src)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
+    int64_t blocks = (ocg + OC_TILE - 1) / OC_TILE;
+    int64_t packed_count;
+    float *packed = pack_weights(kb, g, &packed_count);
+    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node};
+    t.wpack = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_packed", kb->node->name), packed, packed_count);
+    t.bias = constant_param(kb, "bias");
+    /* OC_TILE x V accumulators plus V inputs and a broadcast weight fit the register file. */
+    int vectors = (ir->vector_registers - 1) / (OC_TILE + 1);
+    if (vectors > 8) vectors = 8;
+
+    KernelArgs a = kernel_begin(kb, "");
+    t.src = a.src;
+    t.dst = a.dst;
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, group, block) */
+    LLVMValueRef sample = ir_div_const(ir, item.index, cv->groups * blocks);
+    LLVMValueRef group = ir_rem_const(ir, ir_div_const(ir, item.index, blocks), cv->groups);
+    LLVMValueRef block = ir_rem_const(ir, item.index, blocks);
+    LLVMValueRef oc = ir_add(ir, ir_mul(ir, group, ir_i64(ir, ocg)), ir_mul(ir, block, ir_i64(ir, OC_TILE)));
+    LLVMValueRef in_group = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->in_c)), ir_mul(ir, group, ir_i64(ir, icg))),
+                                   ir_i64(ir, g->h * g->w));
+    LLVMValueRef out_plane = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->out_c)), oc), ir_i64(ir, g->oh * g->ow));
+    LLVMValueRef wblock = ir_mul(ir, ir_add(ir, ir_mul(ir, group, ir_i64(ir, blocks)), block), ir_i64(ir, icg * taps * OC_TILE));
+    int last = (int)(ocg - (blocks - 1) * OC_TILE); /* channels in a group's last block */
+    LLVMBasicBlockRef partial = NULL, done = NULL;
+    if (last != OC_TILE) {
+        LLVMValueRef is_last = LLVMBuildICmp(ir->b, LLVMIntEQ, block, ir_i64(ir, blocks - 1), "");
+        LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "full");
+        partial = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "partial");
+        done = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "block.done");
+        LLVMBuildCondBr(ir->b, is_last, partial, full);
+        LLVMPositionBuilderAtEnd(ir->b, full);
+    }
+    for (int pass = 0; pass < (last != OC_TILE ? 2 : 1); pass++) {
+        int ocn = pass == 0 ? OC_TILE : last;
+        if (pass == 1) LLVMPositionBuilderAtEnd(ir->b, partial);
+        IrLoop oh = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh), "oh");
+        LLVMValueRef out_row0 = ir_add(ir, out_plane, ir_mul(ir, oh.index, ir_i64(ir, g->ow)));
+        emit_row(&t, vectors, in_group, out_row0, ocn, oc, wblock, oh.index);
+        ir_loop_end(ir, &oh);
+        if (done) LLVMBuildBr(ir->b, done);
+    }
+    if (done) LLVMPositionBuilderAtEnd(ir->b, done);
+    ir_loop_end(ir, &item);
+    kernel_end(kb, src, BUF_OUTPUT, g->samples * cv->groups * blocks, true, 2 * icg * taps * OC_TILE * g->oh * g->ow);
+}
+
+void lower_conv2d(KernelBuilder *kb)
+{
+    const Node *n = kb->node;
+    const ConvAttrs *cv = &n->attr.conv;
+    const Shape *in = &n->inputs[0]->shape;
+    int c = in->rank - 3;
+    ConvGeometry g = {
+        .in_c = in->dims[c], .h = in->dims[c + 1], .w = in->dims[c + 2],
+        .pad_top = cv->pad_begin[0], .pad_left = cv->pad_begin[1],
+        .out_c = cv->out_channels, .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
+        .samples = c == 1 ? in->dims[0] : 1,
+    };
+    BufferRole src = BUF_INPUT;
+    if (conv_pads_into_scratch(n)) {
+        lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w);
+        g.h += cv->pad_begin[0] + cv->pad_end[0];
+        g.w += cv->pad_begin[1] + cv->pad_end[1];
+        g.pad_top = g.pad_left = 0;
+        src = BUF_SCRATCH;
+    }
+    if (conv_is_tiled(n)) lower_conv_tiled(kb, &g, src);
+    else lower_conv_direct(kb, &g, src);
+}
