@@ -12,6 +12,7 @@
  * [group][block][ic][kh][kw][OC_TILE].  The input is read pre-padded, so the
  * inner loops have no bounds checks.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "lower.h"
@@ -141,7 +142,15 @@ static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRo
 
 /* ---- the register-tiled kernel (stride 1) ---- */
 
-enum { OC_TILE = 4 };
+enum { OC_TILE = 4, MAX_TILE_VECTORS = 8 };
+
+/* Where the vectors of one tile sit: vector v covers output row oh + dy[v],
+ * columns ow0 + dx[v] .. + lanes[v] - 1 (lanes[v] < width: a masked tail). */
+typedef struct TileShape {
+    int nvec;
+    int64_t dy[MAX_TILE_VECTORS], dx[MAX_TILE_VECTORS];
+    int lanes[MAX_TILE_VECTORS];
+} TileShape;
 
 typedef struct Tile {
     Ir *ir;
@@ -149,60 +158,84 @@ typedef struct Tile {
     const ConvAttrs *cv;
     const Node *node;
     LLVMValueRef src, dst, wpack, bias;
-    LLVMTypeRef vt; /* <lanes x float>, or float when lanes is 1 */
-    int lanes;
+    LLVMTypeRef vt, mask_t; /* <width x float>, <width x i1> */
+    int width;
 } Tile;
 
 static LLVMValueRef splat(Tile *t, LLVMValueRef x)
 {
     Ir *ir = t->ir;
-    if (t->lanes == 1) return x;
     LLVMValueRef v = LLVMBuildInsertElement(ir->b, LLVMGetUndef(t->vt), x, LLVMConstInt(ir->i32, 0, 0), "");
-    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(ir->i32, (unsigned)t->lanes));
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(ir->i32, (unsigned)t->width));
     return LLVMBuildShuffleVector(ir->b, v, LLVMGetUndef(t->vt), mask, "");
 }
 
-static LLVMValueRef load_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index)
+static LLVMValueRef lane_mask(Tile *t, int lanes)
 {
-    Ir *ir = t->ir;
-    LLVMValueRef p = LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
-    LLVMValueRef v = LLVMBuildLoad2(ir->b, t->vt, p, "");
-    LLVMSetAlignment(v, 4);
-    return v;
+    LLVMValueRef bits[16];
+    for (int i = 0; i < t->width; i++) bits[i] = LLVMConstInt(t->ir->i1, i < lanes, 0);
+    return LLVMConstVector(bits, (unsigned)t->width);
 }
 
-static void store_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v)
+static LLVMValueRef intrinsic(Tile *t, const char *base, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n)
 {
     Ir *ir = t->ir;
-    LLVMValueRef p = LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
-    LLVMSetAlignment(LLVMBuildStore(ir->b, v, p), 4);
+    char name[64];
+    snprintf(name, sizeof name, base, t->width);
+    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
+    if (!fn) fn = LLVMAddFunction(ir->mod, name, LLVMFunctionType(ret, params, n, 0));
+    return fn;
 }
 
-static const char *fma_name(Tile *t)
+static LLVMValueRef element_ptr(Tile *t, LLVMValueRef base, LLVMValueRef index)
 {
-    static const char *const names[] = {"llvm.fmuladd.v4f32", "llvm.fmuladd.v8f32", "llvm.fmuladd.v16f32"};
-    return names[t->lanes == 4 ? 0 : t->lanes == 8 ? 1 : 2];
+    return LLVMBuildInBoundsGEP2(t->ir->b, t->ir->f32, base, &index, 1, "");
+}
+
+/* lanes < width: llvm.masked.load, so a row's tail never reads past the buffer. */
+static LLVMValueRef load_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index, int lanes)
+{
+    Ir *ir = t->ir;
+    LLVMValueRef p = element_ptr(t, base, index);
+    if (lanes == t->width) {
+        LLVMValueRef v = LLVMBuildLoad2(ir->b, t->vt, p, "");
+        LLVMSetAlignment(v, 4);
+        return v;
+    }
+    LLVMTypeRef params[4] = {ir->ptr, ir->i32, t->mask_t, t->vt};
+    LLVMValueRef fn = intrinsic(t, "llvm.masked.load.v%df32.p0", t->vt, params, 4);
+    LLVMValueRef args[4] = {p, LLVMConstInt(ir->i32, 4, 0), lane_mask(t, lanes), LLVMConstNull(t->vt)};
+    return LLVMBuildCall2(ir->b, LLVMFunctionType(t->vt, params, 4, 0), fn, args, 4, "");
+}
+
+static void store_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v, int lanes)
+{
+    Ir *ir = t->ir;
+    LLVMValueRef p = element_ptr(t, base, index);
+    if (lanes == t->width) {
+        LLVMSetAlignment(LLVMBuildStore(ir->b, v, p), 4);
+        return;
+    }
+    LLVMTypeRef params[4] = {t->vt, ir->ptr, ir->i32, t->mask_t};
+    LLVMValueRef fn = intrinsic(t, "llvm.masked.store.v%df32.p0", ir->void_t, params, 4);
+    LLVMValueRef args[4] = {v, p, LLVMConstInt(ir->i32, 4, 0), lane_mask(t, lanes)};
+    LLVMBuildCall2(ir->b, LLVMFunctionType(ir->void_t, params, 4, 0), fn, args, 4, "");
 }
 
 static LLVMValueRef fma_lanes(Tile *t, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
 {
-    Ir *ir = t->ir;
-    const char *name = t->lanes == 1 ? "llvm.fmuladd.f32" : fma_name(t);
     LLVMTypeRef params[3] = {t->vt, t->vt, t->vt};
-    LLVMTypeRef type = LLVMFunctionType(t->vt, params, 3, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
-    if (!fn) fn = LLVMAddFunction(ir->mod, name, type);
+    LLVMValueRef fn = intrinsic(t, "llvm.fmuladd.v%df32", t->vt, params, 3);
     LLVMValueRef args[3] = {a, b, c};
-    return LLVMBuildCall2(ir->b, type, fn, args, 3, "");
+    return LLVMBuildCall2(t->ir->b, LLVMFunctionType(t->vt, params, 3, 0), fn, args, 3, "");
 }
 
-/* The activation on every lane: vector selects for the ReLU family, else lane by lane. */
+/* The fused activation on every lane: vector selects for the ReLU family, else lane by lane. */
 static LLVMValueRef epilogue_lanes(Tile *t, LLVMValueRef v)
 {
     const Node *n = t->node;
     if (!n->has_epilogue) return v;
     Ir *ir = t->ir;
-    if (t->lanes == 1 || n->epilogue == OP_LEAKYRELU) return activation(ir, n->epilogue, &n->epilogue_attr, v);
     if (n->epilogue == OP_RELU || n->epilogue == OP_RELU6) {
         LLVMValueRef zero = LLVMConstNull(t->vt);
         LLVMValueRef r = LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOLT, v, zero, ""), zero, v, "");
@@ -210,7 +243,8 @@ static LLVMValueRef epilogue_lanes(Tile *t, LLVMValueRef v)
         LLVMValueRef six = splat(t, ir_f32(ir, 6.0));
         return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOGT, r, six, ""), six, r, "");
     }
-    for (int l = 0; l < t->lanes; l++) {
+    if (n->epilogue == OP_LEAKYRELU) return activation(ir, n->epilogue, &n->epilogue_attr, v);
+    for (int l = 0; l < t->width; l++) {
         LLVMValueRef lane = LLVMConstInt(ir->i32, (unsigned long long)l, 0);
         LLVMValueRef x = LLVMBuildExtractElement(ir->b, v, lane, "");
         v = LLVMBuildInsertElement(ir->b, v, activation(ir, n->epilogue, &n->epilogue_attr, x), lane, "");
@@ -218,32 +252,37 @@ static LLVMValueRef epilogue_lanes(Tile *t, LLVMValueRef v)
     return v;
 }
 
-/* One row segment: `nvec` groups of `lanes` outputs starting at column ow0, for
- * `ocn` output channels starting at oc (whose weights start at wblock). */
-static void emit_tile(Tile *t, LLVMValueRef in_group, LLVMValueRef out_row0, LLVMValueRef ow0, int nvec, int ocn,
-                      LLVMValueRef oc, LLVMValueRef wblock, LLVMValueRef oh)
+/* One tile for `ocn` output channels from oc (weights from wblock): accumulators
+ * in registers across every input channel and tap, then epilogue and store. */
+static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMValueRef out_plane, LLVMValueRef oh,
+                      LLVMValueRef ow0, int ocn, LLVMValueRef oc, LLVMValueRef wblock)
 {
     Ir *ir = t->ir;
     const ConvGeometry *g = t->g;
     const ConvAttrs *cv = t->cv;
     int64_t kh = cv->kernel[0], kw = cv->kernel[1], icg = g->in_c / cv->groups;
-    LLVMValueRef acc[OC_TILE][8];
+    int nvec = ts->nvec;
+    LLVMValueRef acc[OC_TILE][MAX_TILE_VECTORS];
     for (int o = 0; o < ocn; o++) {
         LLVMValueRef init = t->bias ? splat(t, ir_load_f32(ir, t->bias, ir_add(ir, oc, ir_i64(ir, o)))) : LLVMConstNull(t->vt);
         for (int v = 0; v < nvec; v++) acc[o][v] = ir_var(ir, t->vt, init, "acc");
     }
+    /* Offsets of each vector's first input and output element, relative to (oh, ow0). */
+    LLVMValueRef at = ir_add(ir, ir_mul(ir, oh, ir_i64(ir, g->w)), ow0);
+    LLVMValueRef out_at = ir_add(ir, out_plane, ir_add(ir, ir_mul(ir, oh, ir_i64(ir, g->ow)), ow0));
     IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, icg), "ic");
-    LLVMValueRef plane = ir_add(ir, in_group, ir_mul(ir, c.index, ir_i64(ir, g->h * g->w)));
+    LLVMValueRef plane = ir_add(ir, ir_add(ir, in_group, ir_mul(ir, c.index, ir_i64(ir, g->h * g->w))), at);
     LLVMValueRef wc = ir_add(ir, wblock, ir_mul(ir, c.index, ir_i64(ir, kh * kw * OC_TILE)));
-    LLVMValueRef cur[OC_TILE][8];
+    LLVMValueRef cur[OC_TILE][MAX_TILE_VECTORS];
     for (int o = 0; o < ocn; o++)
         for (int v = 0; v < nvec; v++) cur[o][v] = LLVMBuildLoad2(ir->b, t->vt, acc[o][v], "");
     for (int64_t y = 0; y < kh; y++) {
-        LLVMValueRef row = ir_add(ir, plane, ir_mul(ir, ir_add(ir, oh, ir_i64(ir, y * cv->dilation[0])), ir_i64(ir, g->w)));
         for (int64_t x = 0; x < kw; x++) {
-            LLVMValueRef in_at = ir_add(ir, row, ir_add(ir, ow0, ir_i64(ir, x * cv->dilation[1])));
-            LLVMValueRef xs[8];
-            for (int v = 0; v < nvec; v++) xs[v] = load_lanes(t, t->src, ir_add(ir, in_at, ir_i64(ir, v * t->lanes)));
+            LLVMValueRef xs[MAX_TILE_VECTORS];
+            for (int v = 0; v < nvec; v++) {
+                int64_t off = (ts->dy[v] + y * cv->dilation[0]) * g->w + ts->dx[v] + x * cv->dilation[1];
+                xs[v] = load_lanes(t, t->src, ir_add(ir, plane, ir_i64(ir, off)), ts->lanes[v]);
+            }
             LLVMValueRef wtap = ir_add(ir, wc, ir_i64(ir, (y * kw + x) * OC_TILE));
             for (int o = 0; o < ocn; o++) {
                 LLVMValueRef w = splat(t, ir_load_f32(ir, t->wpack, ir_add(ir, wtap, ir_i64(ir, o))));
@@ -255,42 +294,70 @@ static void emit_tile(Tile *t, LLVMValueRef in_group, LLVMValueRef out_row0, LLV
         for (int v = 0; v < nvec; v++) LLVMBuildStore(ir->b, cur[o][v], acc[o][v]);
     ir_loop_end(ir, &c);
     for (int o = 0; o < ocn; o++) {
-        LLVMValueRef out_row = ir_add(ir, out_row0, ir_i64(ir, o * g->oh * g->ow));
         for (int v = 0; v < nvec; v++) {
+            int64_t off = o * g->oh * g->ow + ts->dy[v] * g->ow + ts->dx[v];
             LLVMValueRef r = epilogue_lanes(t, LLVMBuildLoad2(ir->b, t->vt, acc[o][v], ""));
-            store_lanes(t, t->dst, ir_add(ir, out_row, ir_add(ir, ow0, ir_i64(ir, v * t->lanes))), r);
+            store_lanes(t, t->dst, ir_add(ir, out_at, ir_i64(ir, off)), r, ts->lanes[v]);
         }
     }
 }
 
-static void set_lanes(Tile *t, int lanes)
+/* The vectors of `rows` whole rows (narrow rows: several rows make one tile). */
+static TileShape rows_shape(const Tile *t, int rows)
 {
-    t->lanes = lanes;
-    t->vt = lanes == 1 ? t->ir->f32 : LLVMVectorType(t->ir->f32, (unsigned)lanes);
+    TileShape ts = {0};
+    for (int r = 0; r < rows; r++)
+        for (int64_t col = 0; col < t->g->ow; col += t->width) {
+            ts.dy[ts.nvec] = r;
+            ts.dx[ts.nvec] = col;
+            ts.lanes[ts.nvec++] = (int)(t->g->ow - col < t->width ? t->g->ow - col : t->width);
+        }
+    return ts;
 }
 
-/* A whole output row for ocn channels: tiles of V vectors, a shorter tile, then single columns. */
-static void emit_row(Tile *t, int vectors, LLVMValueRef in_group, LLVMValueRef out_row0, int ocn, LLVMValueRef oc,
-                     LLVMValueRef wblock, LLVMValueRef oh)
+/* `nvec` vectors along one row from column first (the last one possibly partial). */
+static TileShape columns_shape(const Tile *t, int64_t first, int nvec)
+{
+    TileShape ts = {0};
+    for (int v = 0; v < nvec && first + v * t->width < t->g->ow; v++) {
+        int64_t col = first + v * t->width;
+        ts.dx[ts.nvec] = col - first;
+        ts.lanes[ts.nvec++] = (int)(t->g->ow - col < t->width ? t->g->ow - col : t->width);
+    }
+    return ts;
+}
+
+/* All output rows of ocn channels, in tiles of at most `vectors` vectors. */
+static void emit_plane(Tile *t, int vectors, LLVMValueRef in_group, LLVMValueRef out_plane, int ocn, LLVMValueRef oc,
+                       LLVMValueRef wblock)
 {
     Ir *ir = t->ir;
-    int width = t->ir->vector_width;
-    int64_t ow = t->g->ow, tile = (int64_t)vectors * width, full = ow / tile;
-    set_lanes(t, width);
-    if (full > 0) {
-        IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "tile");
-        emit_tile(t, in_group, out_row0, ir_mul(ir, i.index, ir_i64(ir, tile)), vectors, ocn, oc, wblock, oh);
-        ir_loop_end(ir, &i);
+    const ConvGeometry *g = t->g;
+    int64_t per_row = (g->ow + t->width - 1) / t->width;
+    if (per_row <= vectors) { /* narrow rows: tiles of several whole rows */
+        int rows = (int)(vectors / per_row);
+        if (rows > g->oh) rows = (int)g->oh;
+        TileShape full = rows_shape(t, rows);
+        IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh / rows), "rows");
+        emit_tile(t, &full, in_group, out_plane, ir_mul(ir, r.index, ir_i64(ir, rows)), ir_i64(ir, 0), ocn, oc, wblock);
+        ir_loop_end(ir, &r);
+        if (g->oh % rows) {
+            TileShape rest = rows_shape(t, (int)(g->oh % rows));
+            emit_tile(t, &rest, in_group, out_plane, ir_i64(ir, g->oh - g->oh % rows), ir_i64(ir, 0), ocn, oc, wblock);
+        }
+        return;
     }
-    int64_t done = full * tile;
-    int rest_vectors = (int)((ow - done) / width);
-    if (rest_vectors > 0) emit_tile(t, in_group, out_row0, ir_i64(ir, done), rest_vectors, ocn, oc, wblock, oh);
-    done += (int64_t)rest_vectors * width;
-    set_lanes(t, 1);
-    for (; done < ow; done += 8) {
-        int cols = (int)(ow - done < 8 ? ow - done : 8);
-        emit_tile(t, in_group, out_row0, ir_i64(ir, done), cols, ocn, oc, wblock, oh);
+    int64_t span = (int64_t)vectors * t->width, full = g->ow / span;
+    IrLoop oh = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh), "oh");
+    TileShape wide = columns_shape(t, 0, vectors);
+    IrLoop col = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "cols");
+    emit_tile(t, &wide, in_group, out_plane, oh.index, ir_mul(ir, col.index, ir_i64(ir, span)), ocn, oc, wblock);
+    ir_loop_end(ir, &col);
+    if (g->ow % span) {
+        TileShape rest = columns_shape(t, full * span, vectors);
+        emit_tile(t, &rest, in_group, out_plane, oh.index, ir_i64(ir, full * span), ocn, oc, wblock);
     }
+    ir_loop_end(ir, &oh);
 }
 
 /* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][OC_TILE], zero-filled past OCg. */
@@ -319,12 +386,14 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
     int64_t blocks = (ocg + OC_TILE - 1) / OC_TILE;
     int64_t packed_count;
     float *packed = pack_weights(kb, g, &packed_count);
-    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node};
+    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .width = ir->vector_width};
+    t.vt = LLVMVectorType(ir->f32, (unsigned)t.width);
+    t.mask_t = LLVMVectorType(ir->i1, (unsigned)t.width);
     t.wpack = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_packed", kb->node->name), packed, packed_count);
     t.bias = constant_param(kb, "bias");
-    /* OC_TILE x V accumulators plus V inputs and a broadcast weight fit the register file. */
+    /* OC_TILE x V accumulators, V inputs... fit the register file with one broadcast weight. */
     int vectors = (ir->vector_registers - 1) / (OC_TILE + 1);
-    if (vectors > 8) vectors = 8;
+    if (vectors > MAX_TILE_VECTORS) vectors = MAX_TILE_VECTORS;
 
     KernelArgs a = kernel_begin(kb, "");
     t.src = a.src;
@@ -349,12 +418,8 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
         LLVMPositionBuilderAtEnd(ir->b, full);
     }
     for (int pass = 0; pass < (last != OC_TILE ? 2 : 1); pass++) {
-        int ocn = pass == 0 ? OC_TILE : last;
         if (pass == 1) LLVMPositionBuilderAtEnd(ir->b, partial);
-        IrLoop oh = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh), "oh");
-        LLVMValueRef out_row0 = ir_add(ir, out_plane, ir_mul(ir, oh.index, ir_i64(ir, g->ow)));
-        emit_row(&t, vectors, in_group, out_row0, ocn, oc, wblock, oh.index);
-        ir_loop_end(ir, &oh);
+        emit_plane(&t, vectors, in_group, out_plane, pass == 0 ? OC_TILE : last, oc, wblock);
         if (done) LLVMBuildBr(ir->b, done);
     }
     if (done) LLVMPositionBuilderAtEnd(ir->b, done);
