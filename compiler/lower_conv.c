@@ -2,15 +2,18 @@
  * a register-tiled direct convolution for stride 1, and a plain direct
  * convolution for the other cases.
  *
- * Tiled kernel: a work item is (sample, group, block of OC_TILE output
- * channels).  For each output row it walks the row in tiles of V vectors of
- * the target's width; a tile keeps OC_TILE x V accumulators in registers
- * through the whole reduction over input channels and kernel taps (the taps
- * unrolled at compile time), then adds the fused epilogue in registers and
- * stores.  Per tap it loads V input vectors (shared by the OC_TILE channels)
- * and broadcasts OC_TILE weights from a block laid out at compile time as
- * [group][block][ic][kh][kw][OC_TILE].  The input is read pre-padded, so the
- * inner loops have no bounds checks.
+ * Tiled kernel: a work item is (sample, band of output rows, group, block of
+ * oc_tile output channels); the blocks of a band run in turn, so the band's
+ * input rows stay in cache.  A tile is a set of vectors of output positions
+ * (along a row, or several narrow rows); it keeps oc_tile x vectors
+ * accumulators in registers through the whole reduction over input channels
+ * and kernel taps (taps unrolled at compile time), adds the fused epilogue in
+ * registers and stores.  Per tap it loads one input vector per tile vector
+ * (shared by the oc_tile channels) and broadcasts oc_tile weights from a block
+ * laid out at compile time as [group][block][ic][kh][kw][oc_tile].  The tile
+ * shape and band height are chosen per layer from its shape (choose_plan).
+ * The input is read pre-padded, so the inner loops have no bounds checks; a
+ * row's tail is a masked vector.
  */
 #include <stdio.h>
 #include <string.h>
@@ -142,7 +145,19 @@ static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRo
 
 /* ---- the register-tiled kernel (stride 1) ---- */
 
-enum { OC_TILE = 4, MAX_TILE_VECTORS = 8 };
+enum { MAX_OC_TILE = 8, MAX_TILE_VECTORS = 8 };
+
+/* Input rows of a band should stay in L2 while every channel block reads them. */
+static const int64_t BAND_BYTES = 192 * 1024;
+
+/* How a convolution is tiled, chosen at compile time from its shape. */
+typedef struct ConvPlan {
+    int oc_tile;         /* output channels per work item and tile */
+    int vectors;         /* vectors per tile */
+    int rows_per_tile;   /* narrow rows: whole rows per tile; else 1 */
+    int64_t band_rows;   /* output rows per work item */
+    int64_t bands;
+} ConvPlan;
 
 /* Where the vectors of one tile sit: vector v covers output row oh + dy[v],
  * columns ow0 + dx[v] .. + lanes[v] - 1 (lanes[v] < width: a masked tail). */
@@ -157,6 +172,7 @@ typedef struct Tile {
     const ConvGeometry *g;
     const ConvAttrs *cv;
     const Node *node;
+    const ConvPlan *plan;
     LLVMValueRef src, dst, wpack, bias;
     LLVMTypeRef vt, mask_t; /* <width x float>, <width x i1> */
     int width;
@@ -262,7 +278,7 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
     const ConvAttrs *cv = t->cv;
     int64_t kh = cv->kernel[0], kw = cv->kernel[1], icg = g->in_c / cv->groups;
     int nvec = ts->nvec;
-    LLVMValueRef acc[OC_TILE][MAX_TILE_VECTORS];
+    LLVMValueRef acc[MAX_OC_TILE][MAX_TILE_VECTORS];
     for (int o = 0; o < ocn; o++) {
         LLVMValueRef init = t->bias ? splat(t, ir_load_f32(ir, t->bias, ir_add(ir, oc, ir_i64(ir, o)))) : LLVMConstNull(t->vt);
         for (int v = 0; v < nvec; v++) acc[o][v] = ir_var(ir, t->vt, init, "acc");
@@ -272,8 +288,8 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
     LLVMValueRef out_at = ir_add(ir, out_plane, ir_add(ir, ir_mul(ir, oh, ir_i64(ir, g->ow)), ow0));
     IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, icg), "ic");
     LLVMValueRef plane = ir_add(ir, ir_add(ir, in_group, ir_mul(ir, c.index, ir_i64(ir, g->h * g->w))), at);
-    LLVMValueRef wc = ir_add(ir, wblock, ir_mul(ir, c.index, ir_i64(ir, kh * kw * OC_TILE)));
-    LLVMValueRef cur[OC_TILE][MAX_TILE_VECTORS];
+    LLVMValueRef wc = ir_add(ir, wblock, ir_mul(ir, c.index, ir_i64(ir, kh * kw * t->plan->oc_tile)));
+    LLVMValueRef cur[MAX_OC_TILE][MAX_TILE_VECTORS];
     for (int o = 0; o < ocn; o++)
         for (int v = 0; v < nvec; v++) cur[o][v] = LLVMBuildLoad2(ir->b, t->vt, acc[o][v], "");
     for (int64_t y = 0; y < kh; y++) {
@@ -283,7 +299,7 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
                 int64_t off = (ts->dy[v] + y * cv->dilation[0]) * g->w + ts->dx[v] + x * cv->dilation[1];
                 xs[v] = load_lanes(t, t->src, ir_add(ir, plane, ir_i64(ir, off)), ts->lanes[v]);
             }
-            LLVMValueRef wtap = ir_add(ir, wc, ir_i64(ir, (y * kw + x) * OC_TILE));
+            LLVMValueRef wtap = ir_add(ir, wc, ir_i64(ir, (y * kw + x) * t->plan->oc_tile));
             for (int o = 0; o < ocn; o++) {
                 LLVMValueRef w = splat(t, ir_load_f32(ir, t->wpack, ir_add(ir, wtap, ir_i64(ir, o))));
                 for (int v = 0; v < nvec; v++) cur[o][v] = fma_lanes(t, w, xs[v], cur[o][v]);
@@ -327,53 +343,87 @@ static TileShape columns_shape(const Tile *t, int64_t first, int nvec)
     return ts;
 }
 
-/* All output rows of ocn channels, in tiles of at most `vectors` vectors. */
-static void emit_plane(Tile *t, int vectors, LLVMValueRef in_group, LLVMValueRef out_plane, int ocn, LLVMValueRef oc,
-                       LLVMValueRef wblock)
+/* The rows of one band for ocn channels: tiles of several narrow rows, or
+ * tiles of plan->vectors vectors along each wide row. */
+static void emit_band(Tile *t, LLVMValueRef band, LLVMValueRef in_group, LLVMValueRef out_plane, int ocn, LLVMValueRef oc,
+                      LLVMValueRef wblock)
 {
     Ir *ir = t->ir;
     const ConvGeometry *g = t->g;
-    int64_t per_row = (g->ow + t->width - 1) / t->width;
-    if (per_row <= vectors) { /* narrow rows: tiles of several whole rows */
-        int rows = (int)(vectors / per_row);
-        if (rows > g->oh) rows = (int)g->oh;
+    const ConvPlan *p = t->plan;
+    LLVMValueRef row0 = ir_mul(ir, band, ir_i64(ir, p->band_rows));
+    int64_t last_rows = g->oh - (p->bands - 1) * p->band_rows;
+    LLVMValueRef is_last = LLVMBuildICmp(ir->b, LLVMIntEQ, band, ir_i64(ir, p->bands - 1), "");
+    if (p->rows_per_tile > 1 || (g->ow + t->width - 1) / t->width <= p->vectors) {
+        int rows = p->rows_per_tile;
         TileShape full = rows_shape(t, rows);
-        IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh / rows), "rows");
-        emit_tile(t, &full, in_group, out_plane, ir_mul(ir, r.index, ir_i64(ir, rows)), ir_i64(ir, 0), ocn, oc, wblock);
+        LLVMValueRef count = LLVMBuildSelect(ir->b, is_last, ir_i64(ir, last_rows / rows), ir_i64(ir, p->band_rows / rows), "");
+        IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), count, "rows");
+        emit_tile(t, &full, in_group, out_plane, ir_add(ir, row0, ir_mul(ir, r.index, ir_i64(ir, rows))), ir_i64(ir, 0), ocn,
+                  oc, wblock);
         ir_loop_end(ir, &r);
-        if (g->oh % rows) {
-            TileShape rest = rows_shape(t, (int)(g->oh % rows));
-            emit_tile(t, &rest, in_group, out_plane, ir_i64(ir, g->oh - g->oh % rows), ir_i64(ir, 0), ocn, oc, wblock);
+        if (last_rows % rows) {
+            LLVMBasicBlockRef merge = ir_if_begin(ir, is_last);
+            TileShape rest = rows_shape(t, (int)(last_rows % rows));
+            emit_tile(t, &rest, in_group, out_plane, ir_i64(ir, g->oh - last_rows % rows), ir_i64(ir, 0), ocn, oc, wblock);
+            ir_if_end(ir, merge);
         }
         return;
     }
-    int64_t span = (int64_t)vectors * t->width, full = g->ow / span;
-    IrLoop oh = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh), "oh");
-    TileShape wide = columns_shape(t, 0, vectors);
+    int64_t span = (int64_t)p->vectors * t->width, full = g->ow / span;
+    LLVMValueRef row_end = LLVMBuildSelect(ir->b, is_last, ir_i64(ir, g->oh), ir_add(ir, row0, ir_i64(ir, p->band_rows)), "");
+    IrLoop oh = ir_loop_begin(ir, row0, row_end, "oh");
+    TileShape wide = columns_shape(t, 0, p->vectors);
     IrLoop col = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "cols");
     emit_tile(t, &wide, in_group, out_plane, oh.index, ir_mul(ir, col.index, ir_i64(ir, span)), ocn, oc, wblock);
     ir_loop_end(ir, &col);
     if (g->ow % span) {
-        TileShape rest = columns_shape(t, full * span, vectors);
+        TileShape rest = columns_shape(t, full * span, p->vectors);
         emit_tile(t, &rest, in_group, out_plane, oh.index, ir_i64(ir, full * span), ocn, oc, wblock);
     }
     ir_loop_end(ir, &oh);
 }
 
-/* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][OC_TILE], zero-filled past OCg. */
-static float *pack_weights(KernelBuilder *kb, const ConvGeometry *g, int64_t *count)
+/* The tile: six output channels by two vectors (twelve accumulators) measured
+ * fastest of the shapes that fit AVX2's sixteen registers on this project's
+ * machine (docs/benchmarks.md); AVX-512's thirty-two registers take twice the
+ * vectors.  Fewer channels than six per group take all of them, with more vectors. */
+static ConvPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
+{
+    int64_t ocg = g->out_c / cv->groups;
+    int accumulators = registers >= 32 ? 24 : 12;
+    ConvPlan best = {.oc_tile = ocg < 6 ? (int)ocg : 6, .rows_per_tile = 1};
+    best.vectors = accumulators / best.oc_tile;
+    if (best.vectors > MAX_TILE_VECTORS) best.vectors = MAX_TILE_VECTORS;
+    int64_t per_row = (g->ow + width - 1) / width;
+    if (per_row <= best.vectors) best.rows_per_tile = (int)(best.vectors / per_row);
+    if (best.rows_per_tile > g->oh) best.rows_per_tile = (int)g->oh;
+    /* Bands of output rows whose input rows (all channels of a group) fit BAND_BYTES. */
+    int64_t row_bytes = (g->in_c / cv->groups) * g->w * 4;
+    int64_t in_rows = BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);
+    int64_t rows = in_rows - (cv->kernel[0] - 1) * cv->dilation[0];
+    if (rows < best.rows_per_tile) rows = best.rows_per_tile;
+    rows = rows / best.rows_per_tile * best.rows_per_tile;
+    if (rows > g->oh) rows = g->oh;
+    best.band_rows = rows;
+    best.bands = (g->oh + rows - 1) / rows;
+    return best;
+}
+
+/* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][oc_tile], zero-filled past OCg. */
+static float *pack_weights(KernelBuilder *kb, const ConvGeometry *g, int oc_tile, int64_t *count)
 {
     const ConvAttrs *cv = &kb->node->attr.conv;
     int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
-    int64_t blocks = (ocg + OC_TILE - 1) / OC_TILE;
-    *count = cv->groups * blocks * icg * taps * OC_TILE;
+    int64_t blocks = (ocg + oc_tile - 1) / oc_tile;
+    *count = cv->groups * blocks * icg * taps * oc_tile;
     float *packed = arena_alloc_array(kb->arena, (size_t)*count, sizeof *packed);
     const float *w = node_param(kb->node, "weight")->data;
     for (int64_t oc = 0; oc < g->out_c; oc++) {
-        int64_t group = oc / ocg, in_group = oc % ocg, block = in_group / OC_TILE, lane = in_group % OC_TILE;
+        int64_t group = oc / ocg, in_group = oc % ocg, block = in_group / oc_tile, lane = in_group % oc_tile;
         for (int64_t c = 0; c < icg; c++)
             for (int64_t k = 0; k < taps; k++)
-                packed[(((group * blocks + block) * icg + c) * taps + k) * OC_TILE + lane] = w[(oc * icg + c) * taps + k];
+                packed[(((group * blocks + block) * icg + c) * taps + k) * oc_tile + lane] = w[(oc * icg + c) * taps + k];
     }
     return packed;
 }
@@ -382,34 +432,36 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
 {
     Ir *ir = kb->ir;
     const ConvAttrs *cv = &kb->node->attr.conv;
+    ConvPlan plan = choose_plan(g, cv, ir->vector_width, ir->vector_registers);
     int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
-    int64_t blocks = (ocg + OC_TILE - 1) / OC_TILE;
+    int64_t blocks = (ocg + plan.oc_tile - 1) / plan.oc_tile;
     int64_t packed_count;
-    float *packed = pack_weights(kb, g, &packed_count);
-    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .width = ir->vector_width};
+    float *packed = pack_weights(kb, g, plan.oc_tile, &packed_count);
+    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .plan = &plan, .width = ir->vector_width};
     t.vt = LLVMVectorType(ir->f32, (unsigned)t.width);
     t.mask_t = LLVMVectorType(ir->i1, (unsigned)t.width);
     t.wpack = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_packed", kb->node->name), packed, packed_count);
     t.bias = constant_param(kb, "bias");
-    /* OC_TILE x V accumulators, V inputs... fit the register file with one broadcast weight. */
-    int vectors = (ir->vector_registers - 1) / (OC_TILE + 1);
-    if (vectors > MAX_TILE_VECTORS) vectors = MAX_TILE_VECTORS;
 
     KernelArgs a = kernel_begin(kb, "");
     t.src = a.src;
     t.dst = a.dst;
-    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, group, block) */
-    LLVMValueRef sample = ir_div_const(ir, item.index, cv->groups * blocks);
+    /* Items (sample, band, group, block): the blocks of a band run one after another on its rows. */
+    int64_t per_band = cv->groups * blocks;
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef sample = ir_div_const(ir, item.index, plan.bands * per_band);
+    LLVMValueRef band = ir_rem_const(ir, ir_div_const(ir, item.index, per_band), plan.bands);
     LLVMValueRef group = ir_rem_const(ir, ir_div_const(ir, item.index, blocks), cv->groups);
     LLVMValueRef block = ir_rem_const(ir, item.index, blocks);
-    LLVMValueRef oc = ir_add(ir, ir_mul(ir, group, ir_i64(ir, ocg)), ir_mul(ir, block, ir_i64(ir, OC_TILE)));
+    LLVMValueRef oc = ir_add(ir, ir_mul(ir, group, ir_i64(ir, ocg)), ir_mul(ir, block, ir_i64(ir, plan.oc_tile)));
     LLVMValueRef in_group = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->in_c)), ir_mul(ir, group, ir_i64(ir, icg))),
                                    ir_i64(ir, g->h * g->w));
     LLVMValueRef out_plane = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->out_c)), oc), ir_i64(ir, g->oh * g->ow));
-    LLVMValueRef wblock = ir_mul(ir, ir_add(ir, ir_mul(ir, group, ir_i64(ir, blocks)), block), ir_i64(ir, icg * taps * OC_TILE));
-    int last = (int)(ocg - (blocks - 1) * OC_TILE); /* channels in a group's last block */
+    LLVMValueRef wblock =
+        ir_mul(ir, ir_add(ir, ir_mul(ir, group, ir_i64(ir, blocks)), block), ir_i64(ir, icg * taps * plan.oc_tile));
+    int last = (int)(ocg - (blocks - 1) * plan.oc_tile); /* channels in a group's last block */
     LLVMBasicBlockRef partial = NULL, done = NULL;
-    if (last != OC_TILE) {
+    if (last != plan.oc_tile) {
         LLVMValueRef is_last = LLVMBuildICmp(ir->b, LLVMIntEQ, block, ir_i64(ir, blocks - 1), "");
         LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "full");
         partial = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "partial");
@@ -417,14 +469,15 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
         LLVMBuildCondBr(ir->b, is_last, partial, full);
         LLVMPositionBuilderAtEnd(ir->b, full);
     }
-    for (int pass = 0; pass < (last != OC_TILE ? 2 : 1); pass++) {
+    for (int pass = 0; pass < (last != plan.oc_tile ? 2 : 1); pass++) {
         if (pass == 1) LLVMPositionBuilderAtEnd(ir->b, partial);
-        emit_plane(&t, vectors, in_group, out_plane, pass == 0 ? OC_TILE : last, oc, wblock);
+        emit_band(&t, band, in_group, out_plane, pass == 0 ? plan.oc_tile : last, oc, wblock);
         if (done) LLVMBuildBr(ir->b, done);
     }
     if (done) LLVMPositionBuilderAtEnd(ir->b, done);
     ir_loop_end(ir, &item);
-    kernel_end(kb, src, BUF_OUTPUT, g->samples * cv->groups * blocks, true, 2 * icg * taps * OC_TILE * g->oh * g->ow);
+    kernel_end(kb, src, BUF_OUTPUT, g->samples * plan.bands * per_band, true,
+               2 * icg * taps * plan.oc_tile * plan.band_rows * g->ow);
 }
 
 void lower_conv2d(KernelBuilder *kb)

@@ -1,0 +1,105 @@
+"""ONNX Runtime side of the peers benchmark (bench/run_all.sh -> bench/peers.py).
+
+Run with the python3 that has the pip package onnxruntime (the one on PATH:
+`python3 -m pip install onnxruntime`); it needs only onnxruntime and numpy.
+
+  python3 bench/ort_peer.py MODEL.onnx X.npy REF.npy --threads T [--min-time S] [--min-runs N]
+
+The model (exported by bench/torch_peer.py with torch.onnx.export) runs on the
+CPU execution provider with intra_op_num_threads=T, inter_op_num_threads=1,
+sequential execution and every graph optimisation (ORT_ENABLE_ALL).  Its
+output on X is compared with REF (PyTorch's eager output: |y - ref| <= 1e-4 +
+1e-4 |ref|), then it is timed as `layerc bench` times: a warm-up of a tenth of
+the time (at least 2 runs), then runs until S seconds and at least N runs;
+median, min and p90.  With T > 1, PEAK_GATE (set by peers.py) names a command
+that must succeed right before the timed loop (the 2-thread FMA peak test
+showing ~2x), else the measurement is skipped.  Prints one JSON object.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ATOL = RTOL = 1e-4
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("onnx")
+    ap.add_argument("x")
+    ap.add_argument("ref")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--min-runs", type=int, default=10)
+    args = ap.parse_args(argv)
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        print(json.dumps({"skipped": "onnxruntime is not installed for %s (%s): python3 -m pip install onnxruntime"
+                          % (sys.executable, e)}))
+        return 0
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(args.onnx, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    x = np.load(args.x)
+    ref = np.load(args.ref)
+    feed = {name: x}
+    y = sess.run(None, feed)[0]
+    out = {"onnxruntime": ort.__version__, "threads": args.threads}
+    if y.shape != ref.shape:
+        out["check"] = {"ok": False, "detail": "shape %s, expected %s" % (list(y.shape), list(ref.shape))}
+    else:
+        err = np.abs(y.astype(np.float64) - ref.astype(np.float64))
+        bound = ATOL + RTOL * np.abs(ref.astype(np.float64))
+        out["check"] = {"ok": bool(np.all(err <= bound)) and bool(np.all(np.isfinite(y))),
+                        "max_abs": float(err.max()) if err.size else 0.0,
+                        "tol_used": float((err / bound).max()) if err.size else 0.0}
+    if not out["check"]["ok"]:
+        out["skipped"] = "output differs from the reference"
+        print(json.dumps(out))
+        return 0
+    gate = os.environ.get("PEAK_GATE")
+    if args.threads > 1 and gate:
+        r = subprocess.run(shlex.split(gate), capture_output=True, text=True)
+        try:
+            out["gate"] = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            out["gate"] = None
+        if r.returncode != 0:
+            out["skipped"] = "second vCPU busy: the 2-thread peak test did not show ~2x"
+            print(json.dumps(out))
+            return 0
+    run = sess.run
+    start = time.perf_counter()
+    warm = 0
+    while True:
+        run(None, feed)
+        warm += 1
+        if warm >= 2 and time.perf_counter() - start >= args.min_time / 10:
+            break
+    times = []
+    start = time.perf_counter()
+    while len(times) < args.min_runs or time.perf_counter() - start < args.min_time:
+        t0 = time.perf_counter_ns()
+        run(None, feed)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    times.sort()
+    n = len(times)
+    out.update(median_ms=times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2]),
+               min_ms=times[0], p90_ms=times[int(round((n - 1) * 0.9))], runs=n)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,556 @@
+"""The peers benchmark: layerc against PyTorch (eager, traced+frozen), ONNX
+Runtime and oneDNN, in one run, with the measured FMA peak of the machine.
+
+Run it through bench/run_all.sh (`make bench`); it needs only numpy.  What it
+does, for every example in examples/ that layerc compiles and the three single
+convolutions bench/conv3x3_64_56.nn, bench/conv3x3_256_14.nn and
+bench/conv5x5_32_16.nn, at batches 1 and 64 (a fixed batch as declared; a
+model over BIG_MACS MACs per sample, vgg16_bn, at batch 1 only) and 1 and 2
+threads:
+
+ 1. bench/peak.c: the FP32 FMA peak, 1 and 2 threads (AVX2, 12 chains of
+    vfmadd231ps).  The 2-thread peak must be ~2x the 1-thread one (GATE_RATIO,
+    default 1.8): the machine is shared.  Right before EVERY 2-thread
+    measurement (each engine, each row) a short 2-thread peak test runs again
+    (retrying GATE_TRIES times, GATE_WAIT s apart); when the second vCPU is
+    still busy the measurement is skipped, not reported.
+ 2. bench/torch_peer.py prepare (Debian's /usr/bin/python3 with python3-torch
+    1.13): the model built from the .nn file, random weights (seeded; BatchNorm
+    statistics perturbed) saved as safetensors, a random input per batch and
+    PyTorch's eager output (the reference), the ONNX export per batch, the MACs
+    that land on zero padding.
+ 3. Per row (model, batch, threads), each engine is first checked on the same
+    weights and input against the reference (|y - ref| <= 1e-4 + 1e-4 |ref|),
+    then timed (median, min and p90 of many runs after a warm-up; at least
+    MIN_TIME seconds and 10 runs):
+      layerc         `layerc run --weights W --input X -o Y --threads T`, then
+                     `layerc bench --weights W --batch B --threads T --json`
+      torch eager    torch.set_num_threads(T), under no_grad
+      torch frozen   torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m.eval(), x)))
+      ORT            onnxruntime (pip, for the python3 on PATH), intra_op_num_threads=T,
+                     sequential execution, ORT_ENABLE_ALL
+      oneDNN direct / winograd   (single convolutions only) bench/onednn_conv.c:
+                     format_tag any (blocked layouts), convolution_direct or
+                     convolution_winograd (skipped where oneDNN refuses it); the
+                     time of the convolution primitive on blocked tensors, the
+                     NCHW<->blocked reorders reported beside
+ 4. The tables: per engine the median ms, the range min-p90, GFLOP/s = 2 x MACs
+    x batch / median (MACs: `layerc shapes --format json`
+    totals_before_passes.macs, per sample), GFLOP/s counting only the taps that
+    do not land on zero padding, % of the measured peak of that thread count
+    (of the no-padding GFLOP/s), and peer ms / layerc ms (> 1: layerc faster).
+
+Environment: LAYERC (./layerc), TORCH_PY (/usr/bin/python3), ORT_PY (python3),
+CC (cc), MIN_TIME (1 s per measurement), BIG_MIN_TIME (0.5), BIG_MACS (2e9),
+THREADS ("1 2"), BATCHES ("1 64"), ONLY (a regular expression: only the models
+whose file name matches), GATE_RATIO (1.8), GATE_TRIES (6), GATE_WAIT (5 s),
+RESULTS (a file: every measurement as one JSON object per line), KEEP (keep the
+work directory).
+"""
+
+import glob
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAYERC = os.environ.get("LAYERC", "./layerc")
+TORCH_PY = os.environ.get("TORCH_PY", "/usr/bin/python3")
+ORT_PY = os.environ.get("ORT_PY", "python3")
+CC = os.environ.get("CC", "cc")
+MIN_TIME = float(os.environ.get("MIN_TIME", "1"))
+BIG_MIN_TIME = float(os.environ.get("BIG_MIN_TIME", "0.5"))
+BIG_MACS = float(os.environ.get("BIG_MACS", "2e9"))
+THREADS = [int(t) for t in os.environ.get("THREADS", "1 2").split()]
+BATCHES = [int(b) for b in os.environ.get("BATCHES", "1 64").split()]
+ONLY = os.environ.get("ONLY", "")
+GATE_RATIO = float(os.environ.get("GATE_RATIO", "1.8"))
+GATE_TRIES = int(os.environ.get("GATE_TRIES", "6"))
+GATE_WAIT = float(os.environ.get("GATE_WAIT", "5"))
+RESULTS = os.environ.get("RESULTS", "")
+ATOL = RTOL = 1e-4
+ENGINES = ["layerc", "torch eager", "torch frozen", "ORT", "oneDNN direct", "oneDNN winograd"]
+SHORT = {"torch eager": "eager", "torch frozen": "frozen", "ORT": "ORT",
+         "oneDNN direct": "dnnl direct", "oneDNN winograd": "dnnl wino"}
+
+T_START = time.time()
+LOAD0 = "%.2f %.2f %.2f" % os.getloadavg()
+
+
+def log(msg):
+    print("[%5.0fs] %s" % (time.time() - T_START, msg), file=sys.stderr, flush=True)
+
+
+def run(cmd, env=None, timeout=1200):
+    """Run a command (list); return (returncode, stdout, stderr)."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout, r.stderr
+    except FileNotFoundError as e:
+        return 127, "", str(e)
+    except subprocess.TimeoutExpired:
+        return 124, "", "timed out after %d s" % timeout
+
+
+def last_json(text):
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                pass
+    return None
+
+
+def first_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[0].strip()[:200] if lines else "(no message)"
+
+
+def compare(y, ref):
+    y = np.asarray(y, dtype=np.float32)
+    if y.shape != ref.shape:
+        return {"ok": False, "detail": "shape %s, expected %s" % (list(y.shape), list(ref.shape))}
+    err = np.abs(y.astype(np.float64) - ref.astype(np.float64))
+    bound = ATOL + RTOL * np.abs(ref.astype(np.float64))
+    return {"ok": bool(np.all(err <= bound)) and bool(np.all(np.isfinite(y))),
+            "max_abs": float(err.max()) if err.size else 0.0,
+            "tol_used": float((err / bound).max()) if err.size else 0.0}
+
+
+class Bench:
+    def __init__(self):
+        self.work = tempfile.mkdtemp(prefix="layerc-peers.")
+        self.rows = []            # one per (model, batch, threads)
+        self.models = []          # the models' header lines
+        self.skipped = []         # (what, why)
+        self.gates = []           # 2-thread GFLOP/s of every gate test
+        self.results = open(RESULTS, "w") if RESULTS else None
+        self.peak = {}
+
+    # ------------------------------------------------------------ set-up
+
+    def setup(self):
+        rc, out, err = run([LAYERC, "--version"])
+        if rc != 0:
+            sys.exit("peers: %s does not run (build it with make): %s" % (LAYERC, first_line(err)))
+        self.layerc_version = out.strip()
+        self.peak_bin = os.path.join(self.work, "peak")
+        rc, _, err = run([CC, "-O2", "-mavx2", "-mfma", "-pthread", "-o", self.peak_bin, "bench/peak.c"])
+        if rc != 0:
+            sys.exit("peers: cannot build bench/peak.c: %s" % first_line(err))
+        self.dnnl_bin = os.path.join(self.work, "onednn_conv")
+        rc, _, err = run([CC, "-O2", "-fopenmp", "-o", self.dnnl_bin, "bench/onednn_conv.c", "-ldnnl"])
+        if rc != 0:
+            self.dnnl_bin = None
+            self.skipped.append(("oneDNN (all rows)", "bench/onednn_conv.c does not build (%s): "
+                                 "apt-get install libdnnl-dev" % first_line(err)))
+        rc, out, err = run([TORCH_PY, "-c", "import torch, numpy; print(torch.__version__)"])
+        self.torch_version = out.strip() if rc == 0 else None
+        if rc != 0:
+            self.skipped.append(("PyTorch, ONNX export, every check (all rows)",
+                                 "%s cannot import torch and numpy (%s): apt-get install python3-torch"
+                                 % (TORCH_PY, first_line(err))))
+        rc, out, err = run([ORT_PY, "-c", "import onnxruntime, numpy; print(onnxruntime.__version__)"])
+        self.ort_version = out.strip() if rc == 0 else None
+        if rc != 0:
+            self.skipped.append(("ORT (all rows)", "%s cannot import onnxruntime (%s): "
+                                 "python3 -m pip install onnxruntime" % (ORT_PY, first_line(err))))
+        self.dnnl_version = None
+        if self.dnnl_bin:
+            rc, out, _ = run([self.dnnl_bin, "--alg", "direct", "--shape", "1,8,8,8,8,3,3,1,1", "--min-time", "0"],
+                             env={"OMP_NUM_THREADS": "1"})
+            info = last_json(out) or {}
+            self.dnnl_version = "%s (%s)" % (info.get("version", "?"), info.get("impl", "?"))
+
+    def measure_peak(self):
+        """The peak of 1 and 2 threads; the 2-thread one must show ~2x (retried)."""
+        best = None
+        for attempt in range(1, GATE_TRIES + 1):
+            rc, out, err = run([self.peak_bin, "--threads", ",".join(str(t) for t in THREADS) or "1",
+                                "--seconds", "0.3", "--reps", "5", "--json"])
+            info = last_json(out)
+            if not info:
+                sys.exit("peers: bench/peak.c failed: %s" % first_line(err))
+            p = {e["threads"]: e for e in info["peak"]}
+            ratio = p[max(p)]["gflops"] / p[1]["gflops"] if 1 in p and max(p) > 1 else None
+            log("FMA peak: " + ", ".join("%d thread(s) %.1f GFLOP/s (%.1f-%.1f)" % (t, e["gflops"], e["min"], e["max"])
+                                         for t, e in sorted(p.items()))
+                + (", ratio %.2fx" % ratio if ratio else ""))
+            if best is None or (ratio or 0) > (best[1] or 0):
+                best = (p, ratio)
+            if ratio is None or ratio >= GATE_RATIO:
+                break
+            log("the second vCPU looks busy; waiting %.0f s (try %d/%d)" % (GATE_WAIT, attempt, GATE_TRIES))
+            time.sleep(GATE_WAIT)
+        p, ratio = best
+        self.peak = {t: e["gflops"] for t, e in p.items()}
+        self.peak_info = p
+        self.peak_ratio = ratio
+
+    def gate(self, threads):
+        """Right before a measurement with threads > 1: True when the 2-thread peak test shows ~2x."""
+        if threads <= 1:
+            return True, None
+        rc, out, _ = run(shlex.split(self.gate_cmd(threads)))
+        info = last_json(out)
+        if info:
+            self.gates.append(info["peak"][-1]["gflops"])
+        return rc == 0, info
+
+    def gate_cmd(self, threads):
+        need = GATE_RATIO / 2 * threads * self.peak[1]
+        return "%s --threads %d --seconds 0.1 --reps 3 --json --min-gflops %.2f --tries %d --wait %g" % (
+            shlex.quote(self.peak_bin), threads, need, GATE_TRIES, GATE_WAIT)
+
+    # ------------------------------------------------------------ one model
+
+    def model_list(self):
+        files = sorted(glob.glob(os.path.join(ROOT, "examples", "*.nn")))
+        files += [os.path.join(ROOT, "bench", f) for f in ("conv3x3_64_56.nn", "conv3x3_256_14.nn", "conv5x5_32_16.nn")]
+        files = [os.path.relpath(f, ROOT) for f in files]
+        return [f for f in files if not ONLY or re.search(ONLY, f)]
+
+    def do_model(self, nn):
+        stem = os.path.splitext(os.path.basename(nn))[0]
+        rc, out, err = run([LAYERC, "shapes", "--format", "json", nn])
+        if rc != 0:
+            self.skipped.append((stem, "layerc shapes failed: " + first_line(err)))
+            return
+        shapes = json.loads(out)
+        dims = shapes["input"]["shape"]
+        named = isinstance(dims[0], str)
+        macs = shapes["totals_before_passes"]["macs"]
+        macs_per_sample = macs if named else macs / dims[0]
+        big = macs_per_sample > BIG_MACS
+        batches = ([1] if big else BATCHES) if named else [dims[0]]
+        min_time = BIG_MIN_TIME if big else MIN_TIME
+        min_runs = 5 if big else 10
+        # does layerc compile it?  (a model the back end does not lower is refused early)
+        probe = os.path.join(self.work, "probe.so")
+        log("%s: layerc build (probe)" % stem)
+        rc, _, err = run([LAYERC, "build", nn, "-o", probe])
+        if os.path.exists(probe):
+            os.remove(probe)
+        if rc != 0:
+            self.skipped.append((stem, "layerc does not compile it: " + first_line(err)))
+            return
+        d = os.path.join(self.work, stem)
+        prep = None
+        if self.torch_version:
+            log("%s: PyTorch model, weights, inputs, references, ONNX (batches %s)" % (stem, batches))
+            rc, out, err = run([TORCH_PY, "bench/torch_peer.py", "prepare", nn, d, "--batches"]
+                               + [str(b) for b in batches] + ["--onnx"])
+            prep = last_json(out) if rc == 0 else None
+            if not prep:
+                self.skipped.append((stem + " (PyTorch, ORT, oneDNN, checks)",
+                                     "torch_peer.py prepare failed: " + first_line(err)))
+        padded_ps = None
+        if prep:
+            b0 = str(batches[0])
+            padded_ps = prep["batches"][b0]["padded_macs"] / batches[0]
+        self.models.append({"model": stem, "file": nn, "input": dims, "macs_per_sample": macs_per_sample,
+                            "valid_macs_per_sample": macs_per_sample - padded_ps if padded_ps is not None else None,
+                            "batches": batches,
+                            "f32_vs_f64": max(b["f32_vs_f64_max_abs"] for b in prep["batches"].values()) if prep else None})
+        conv = prep.get("conv") if prep else None
+        for threads in THREADS:
+            for batch in batches:
+                self.do_row(nn, stem, d, prep, conv, named, batch, threads, macs_per_sample, min_time, min_runs)
+        if os.path.isdir(d) and not os.environ.get("KEEP"):
+            shutil.rmtree(d, ignore_errors=True)
+
+    def do_row(self, nn, stem, d, prep, conv, named, batch, threads, macs_ps, min_time, min_runs):
+        row = {"model": stem, "batch": batch, "threads": threads, "engines": {}}
+        row["macs"] = macs_ps * batch
+        row["valid_macs"] = (row["macs"] - prep["batches"][str(batch)]["padded_macs"]) if prep else None
+        eng = row["engines"]
+        tag = "%s batch %d, %d thread(s)" % (stem, batch, threads)
+        ref = np.load(os.path.join(d, "ref_%d.npy" % batch)) if prep else None
+        weights = os.path.join(d, "weights.safetensors")
+        x_npy = os.path.join(d, "x_%d.npy" % batch)
+        gate_env = {"PEAK_GATE": self.gate_cmd(threads)} if threads > 1 else {}
+
+        # layerc: check (layerc run), then time (layerc bench)
+        log("%s: layerc" % tag)
+        rec = {}
+        wopt = ["--weights", weights] if prep else []
+        if prep:
+            y_npy = os.path.join(d, "y_layerc.npy")
+            rc, _, err = run([LAYERC, "run", nn, "--weights", weights, "--input", x_npy, "-o", y_npy,
+                              "--threads", str(threads)])
+            if rc != 0:
+                rec["check"] = {"ok": False, "detail": "layerc run failed: " + first_line(err)}
+            else:
+                rec["check"] = compare(np.load(y_npy), ref)
+        if prep and not rec["check"]["ok"]:
+            rec["skipped"] = "output differs from PyTorch's"
+        else:
+            ok, info = self.gate(threads)
+            rec["gate"] = info
+            if not ok:
+                rec["skipped"] = "second vCPU busy: the 2-thread peak test did not show ~2x"
+            else:
+                cmd = [LAYERC, "bench", nn, "--json", "--threads", str(threads), "--min-time", str(min_time)] + wopt
+                if named:
+                    cmd += ["--batch", str(batch)]
+                rc, out, err = run(cmd)
+                try:                   # layerc bench --json prints one indented object
+                    j = json.loads(out) if rc == 0 else None
+                except ValueError:
+                    j = None
+                if j is None:
+                    rec["skipped"] = "layerc bench failed: " + first_line(err or out)
+                else:
+                    rec.update({k: j[k] for k in ("median_ms", "min_ms", "p90_ms", "runs")})
+        eng["layerc"] = rec
+
+        # PyTorch eager and frozen
+        if prep:
+            log("%s: PyTorch eager, frozen" % tag)
+            rc, out, err = run([TORCH_PY, "bench/torch_peer.py", "time", nn, d, "--batch", str(batch),
+                                "--threads", str(threads), "--min-time", str(min_time),
+                                "--min-runs", str(min_runs)], env=gate_env)
+            j = last_json(out) if rc == 0 else None
+            if j is None:
+                why = "torch_peer.py time failed: " + first_line(err)
+                eng["torch eager"] = {"skipped": why}
+                eng["torch frozen"] = {"skipped": why}
+            else:
+                eng["torch eager"] = j["eager"]
+                eng["torch frozen"] = j["frozen"]
+                if j.get("torch_threads") != threads:
+                    for k in ("torch eager", "torch frozen"):
+                        eng[k]["note"] = "torch runs %s threads" % j.get("torch_threads")
+
+        # ONNX Runtime
+        if prep and self.ort_version:
+            status = prep["batches"][str(batch)].get("onnx")
+            if status != "ok":
+                eng["ORT"] = {"skipped": status or "no ONNX file"}
+            else:
+                log("%s: ONNX Runtime" % tag)
+                rc, out, err = run([ORT_PY, "bench/ort_peer.py", os.path.join(d, "model_%d.onnx" % batch), x_npy,
+                                    os.path.join(d, "ref_%d.npy" % batch), "--threads", str(threads),
+                                    "--min-time", str(min_time), "--min-runs", str(min_runs)], env=gate_env)
+                j = last_json(out) if rc == 0 else None
+                eng["ORT"] = j if j else {"skipped": "ort_peer.py failed: " + first_line(err)}
+
+        # oneDNN, single convolutions only
+        if conv and self.dnnl_bin:
+            for alg in ("direct", "winograd"):
+                name = "oneDNN " + alg
+                log("%s: %s" % (tag, name))
+                y_f32 = os.path.join(d, "y_dnnl.f32")
+                if os.path.exists(y_f32):
+                    os.remove(y_f32)
+                ok, info = self.gate(threads)
+                if not ok:
+                    eng[name] = {"gate": info, "skipped": "second vCPU busy: the 2-thread peak test did not show ~2x"}
+                    continue
+                rc, out, err = run([self.dnnl_bin, "--alg", alg, "--shape", conv["shape_%d" % batch],
+                                    "--threads", str(threads), "--min-time", str(min_time),
+                                    "--input", os.path.join(d, "x_%d.f32" % batch),
+                                    "--weights", os.path.join(d, "w.f32"), "--bias", os.path.join(d, "b.f32"),
+                                    "--output", y_f32], env={"OMP_NUM_THREADS": str(threads)})
+                j = last_json(out)
+                if rc == 3 and j:
+                    eng[name] = {"skipped": j["skipped"]}
+                elif rc != 0 or not j:
+                    eng[name] = {"skipped": "onednn_conv failed: " + first_line(err)}
+                else:
+                    j["gate"] = info
+                    y = np.fromfile(y_f32, dtype="<f4").reshape(ref.shape)
+                    j["check"] = compare(y, ref)
+                    if not j["check"]["ok"]:
+                        for k in ("median_ms", "min_ms", "p90_ms"):
+                            j.pop(k, None)
+                        j["skipped"] = "output differs from PyTorch's"
+                    j["note"] = "%s, src %s, weights %s; +reorders %.3f ms" % (
+                        j["impl"], j["src_layout"], j["weights_layout"], j["with_reorders"]["median_ms"])
+                    eng[name] = j
+        self.rows.append(row)
+        if self.results:
+            self.results.write(json.dumps(row) + "\n")
+            self.results.flush()
+        log("%s: " % tag + ", ".join("%s %s" % (k, ("%.3f ms" % v["median_ms"]) if "median_ms" in v else "skipped")
+                                     for k, v in eng.items()))
+
+    # ------------------------------------------------------------ the tables
+
+    def report(self):
+        out = []
+        p = out.append
+        p("")
+        p("layerc peers benchmark (%s)" % self.layerc_version)
+        p("machine: %s" % machine())
+        p("peers: PyTorch %s (%s), ONNX Runtime %s (%s), oneDNN %s" % (
+            self.torch_version or "unavailable", TORCH_PY, self.ort_version or "unavailable", ORT_PY,
+            self.dnnl_version or "unavailable"))
+        pk = ", ".join("%d thread%s %.1f GFLOP/s (range %.1f-%.1f)" % (t, "s" if t > 1 else "", e["gflops"], e["min"],
+                                                                      e["max"])
+                       for t, e in sorted(self.peak_info.items()))
+        p("measured FP32 FMA peak (bench/peak.c, AVX2): %s%s" % (
+            pk, ", 2/1 ratio %.2fx" % self.peak_ratio if self.peak_ratio else ""))
+        if self.gates:
+            p("2-thread peak in the %d gate tests before 2-thread measurements: median %.1f, range %.1f-%.1f GFLOP/s "
+              "(a measurement runs only after a test >= %.0f%% of 2x the 1-thread peak)" % (
+                  len(self.gates), statistics.median(self.gates), min(self.gates), max(self.gates), 50 * GATE_RATIO))
+        p("timing: median of >= %g s and >= 10 runs after a warm-up (big models: >= %g s and >= 5 runs; "
+          "layerc bench >= 10 runs)" % (MIN_TIME, BIG_MIN_TIME))
+        p("")
+        p("Models (MACs per sample from `layerc shapes --format json` totals_before_passes; "
+          "no-pad: only the Conv2d taps that do not land on zero padding):")
+        hdr = ("model", "input", "MACs/sample", "no-pad MACs/sample", "batches", "PyTorch f32 vs f64")
+        rows = [(m["model"], "[" + ", ".join(str(x) for x in m["input"]) + "]", "%.4g M" % (m["macs_per_sample"] / 1e6),
+                 ("%.4g M" % (m["valid_macs_per_sample"] / 1e6)) if m["valid_macs_per_sample"] is not None else "-",
+                 " ".join(str(b) for b in m["batches"]),
+                 ("%.1e" % m["f32_vs_f64"]) if m["f32_vs_f64"] is not None else "-") for m in self.models]
+        out.extend(table(hdr, rows))
+        p("")
+        p("Per engine (check: max |y - ref| against PyTorch eager's output, pass = within 1e-4 + 1e-4|ref|; "
+          "peer/layerc: peer ms / layerc ms, > 1 = layerc faster):")
+        hdr = ("model", "B", "T", "engine", "check", "median ms", "min-p90 ms", "GFLOP/s", "no-pad GFLOP/s",
+               "% peak", "peer/layerc", "note")
+        rows = []
+        for r in self.rows:
+            lay = r["engines"].get("layerc", {}).get("median_ms")
+            for name in ENGINES:
+                e = r["engines"].get(name)
+                if e is None:
+                    continue
+                rows.append(self.engine_cells(r, name, e, lay))
+        out.extend(table(hdr, rows))
+        p("")
+        p("Summary: layerc median ms, its %% of the measured peak (no-pad GFLOP/s), and peer ms / layerc ms "
+          "(> 1: layerc faster; - : skipped or not applicable):")
+        hdr = ("model", "B", "T", "layerc ms", "layerc % peak") + tuple("vs " + SHORT[e] for e in ENGINES[1:])
+        rows = []
+        for r in self.rows:
+            e = r["engines"]
+            lay = e.get("layerc", {}).get("median_ms")
+            cells = [r["model"], str(r["batch"]), str(r["threads"]), fmt_ms(lay) if lay else "skipped",
+                     self.pct(r, lay) if lay else "-"]
+            for name in ENGINES[1:]:
+                v = e.get(name, {})
+                cells.append("%.2fx" % (v["median_ms"] / lay) if lay and "median_ms" in v else "-")
+            rows.append(cells)
+        out.extend(table(hdr, rows))
+        skips = list(self.skipped)
+        for r in self.rows:
+            for name, e in r["engines"].items():
+                if "skipped" in e:
+                    skips.append(("%s B=%d T=%d %s" % (r["model"], r["batch"], r["threads"], name), e["skipped"]))
+        if skips:
+            p("")
+            p("Skipped:")
+            # group identical reasons
+            by = {}
+            for what, why in skips:
+                by.setdefault(why, []).append(what)
+            for why, whats in by.items():
+                p("  - %s: %s" % ("; ".join(whats) if len(whats) <= 6 else "%s and %d more" % (
+                    "; ".join(whats[:6]), len(whats) - 6), why))
+        p("")
+        p("total time %.0f s" % (time.time() - T_START))
+        print("\n".join(out))
+
+    def pct(self, r, ms):
+        macs = r["valid_macs"] if r["valid_macs"] is not None else r["macs"]
+        peak = self.peak.get(r["threads"])
+        if not peak or not ms:
+            return "-"
+        return "%.1f%%" % (100 * 2 * macs / (ms * 1e-3) / 1e9 / peak)
+
+    def engine_cells(self, r, name, e, lay):
+        c = e.get("check")
+        if c is None:
+            check = "-"
+        elif "max_abs" in c:
+            check = ("ok %.0e" if c["ok"] else "FAIL %.1e") % c["max_abs"]
+        else:
+            check = "FAIL: " + c.get("detail", "?")
+        ms = e.get("median_ms")
+        if ms is None:
+            return [r["model"], str(r["batch"]), str(r["threads"]), name, check, "skipped", "", "", "", "", "",
+                    e.get("skipped", "")[:70]]
+        gf = 2 * r["macs"] / (ms * 1e-3) / 1e9
+        vgf = 2 * r["valid_macs"] / (ms * 1e-3) / 1e9 if r["valid_macs"] is not None else None
+        return [r["model"], str(r["batch"]), str(r["threads"]), name, check, fmt_ms(ms),
+                "%s-%s" % (fmt_ms(e["min_ms"]), fmt_ms(e["p90_ms"])),
+                "%.2f" % gf if r["macs"] else "-",
+                ("%.2f" % vgf) if vgf is not None and r["valid_macs"] != r["macs"] else ("=" if r["macs"] else "-"),
+                self.pct(r, ms) if r["macs"] else "-",
+                "" if name == "layerc" else ("%.2fx" % (ms / lay) if lay else "-"),
+                e.get("note", "")]
+
+
+def fmt_ms(ms):
+    if ms >= 100:
+        return "%.1f" % ms
+    if ms >= 1:
+        return "%.2f" % ms
+    if ms >= 0.01:
+        return "%.4f" % ms
+    return "%.5f" % ms
+
+
+def table(hdr, rows):
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(hdr, *rows)] if rows else [len(h) for h in hdr]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return [line(hdr), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows]
+
+
+def machine():
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        info = ""
+    name = re.search(r"^model name\s*:\s*(.*)$", info, re.M)
+    fam = re.search(r"^cpu family\s*:\s*(\d+)", info, re.M)
+    model = re.search(r"^model\s*:\s*(\d+)", info, re.M)
+    flags = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
+    flags = set(flags.group(1).split()) if flags else set()
+    isa = ("AVX2" if "avx2" in flags else "no AVX2") + ("+FMA" if "fma" in flags else "")
+    isa += ", AVX-512" if "avx512f" in flags else ", no AVX-512"
+    isa += ", under a hypervisor" if "hypervisor" in flags else ""
+    return "%d vCPUs, %s%s (%s); %s; load average at the start %s" % (
+        os.cpu_count() or 0, name.group(1).strip() if name else "?",
+        " family %s model %s" % (fam.group(1), model.group(1)) if fam and model else "", isa,
+        platform.platform(), LOAD0)
+
+
+def main():
+    b = Bench()
+    try:
+        b.setup()
+        for what, why in b.skipped:
+            log("skipping %s: %s" % (what, why))
+        b.measure_peak()
+        for nn in b.model_list():
+            b.do_model(nn)
+        b.report()
+    finally:
+        if os.environ.get("KEEP"):
+            log("work directory kept: %s" % b.work)
+        else:
+            shutil.rmtree(b.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# bench/run_all.sh - the peers benchmark (`make bench`): layerc against
+# PyTorch eager and traced+frozen, ONNX Runtime and oneDNN (direct and
+# Winograd, single convolutions), with the measured FMA peak of the machine;
+# one table.  Every example layerc compiles at batch 1 and 64 (vgg16_bn: 1),
+# bench/conv*.nn, 1 and 2 threads; each engine's output is checked against
+# PyTorch's on the same weights and input before it is timed.  About 10-15
+# minutes on 2 vCPUs.  See bench/peers.py for what is measured and how, and
+# docs/peers.md for the results.
+#
+# usage: bash bench/run_all.sh            (from anywhere; builds nothing but the two C helpers)
+# environment (all optional):
+#   LAYERC=./layerc  TORCH_PY=/usr/bin/python3  ORT_PY=python3  CC=cc
+#   MIN_TIME=1  BIG_MIN_TIME=0.5  THREADS="1 2"  BATCHES="1 64"  ONLY=REGEX (model files)
+#   GATE_RATIO=1.8  GATE_TRIES=6  GATE_WAIT=5   the 2-thread gate (see bench/peers.py)
+#   RESULTS=FILE (every row as JSON)  KEEP=1 (keep the work directory)
+# Needs: numpy for the driver (Debian's python3-numpy or the python3 on PATH);
+# peers missing are skipped with a message: python3-torch (Debian), onnxruntime
+# (python3 -m pip install onnxruntime), libdnnl-dev (Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x "${LAYERC:-./layerc}" ]; then
+    echo "run_all.sh: ${LAYERC:-./layerc} is not built (run make)" >&2
+    exit 2
+fi
+# the driver needs numpy: Debian's interpreter first (it has it with python3-torch), then the one on PATH
+for py in "${DRIVER_PY:-}" /usr/bin/python3 python3; do
+    [ -n "$py" ] || continue
+    if "$py" -c 'import numpy' 2>/dev/null; then
+        exec "$py" bench/peers.py "$@"
+    fi
+done
+echo "run_all.sh: no python3 with numpy (apt-get install python3-numpy, or python3 -m pip install numpy)" >&2
+exit 2
