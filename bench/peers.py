@@ -436,7 +436,7 @@ class Bench:
                 rows.append(self.engine_cells(r, name, e, lay))
         out.extend(table(hdr, rows))
         p("")
-        p("Summary: layerc median ms, its %% of the measured peak (no-pad GFLOP/s), and peer ms / layerc ms "
+        p("Summary: layerc median ms, its % of the measured peak (no-pad GFLOP/s), and peer ms / layerc ms "
           "(> 1: layerc faster; - : skipped or not applicable):")
         hdr = ("model", "B", "T", "layerc ms", "layerc % peak") + tuple("vs " + SHORT[e] for e in ENGINES[1:])
         rows = []

@@ -246,20 +246,13 @@ static LLVMValueRef fma_lanes(Tile *t, LLVMValueRef a, LLVMValueRef b, LLVMValue
     return LLVMBuildCall2(t->ir->b, LLVMFunctionType(t->vt, params, 3, 0), fn, args, 3, "");
 }
 
-/* The fused activation on every lane: vector selects for the ReLU family, else lane by lane. */
+/* The fused activation on every lane (exact GELU, which calls erff, lane by lane). */
 static LLVMValueRef epilogue_lanes(Tile *t, LLVMValueRef v)
 {
     const Node *n = t->node;
     if (!n->has_epilogue) return v;
     Ir *ir = t->ir;
-    if (n->epilogue == OP_RELU || n->epilogue == OP_RELU6) {
-        LLVMValueRef zero = LLVMConstNull(t->vt);
-        LLVMValueRef r = LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOLT, v, zero, ""), zero, v, "");
-        if (n->epilogue == OP_RELU) return r;
-        LLVMValueRef six = splat(t, ir_f32(ir, 6.0));
-        return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOGT, r, six, ""), six, r, "");
-    }
-    if (n->epilogue == OP_LEAKYRELU) return activation(ir, n->epilogue, &n->epilogue_attr, v);
+    if (n->epilogue != OP_GELU || n->epilogue_attr.gelu_tanh) return activation(ir, n->epilogue, &n->epilogue_attr, v);
     for (int l = 0; l < t->width; l++) {
         LLVMValueRef lane = LLVMConstInt(ir->i32, (unsigned long long)l, 0);
         LLVMValueRef x = LLVMBuildExtractElement(ir->b, v, lane, "");

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ir_math.h"
 #include "lower.h"
 #include "passes.h"
 
@@ -55,34 +56,29 @@ static int64_t numel(const Shape *s) { return shape_numel(s); }
 LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
 {
     LLVMBuilderRef b = ir->b;
-    LLVMValueRef zero = ir_f32(ir, 0.0), one = ir_f32(ir, 1.0);
+    LLVMValueRef zero = ir_const_like(ir, x, 0.0), one = ir_const_like(ir, x, 1.0);
     switch (op) {
     case OP_RELU: /* x < 0 ? 0 : x keeps NaN, as PyTorch does */
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
     case OP_RELU6: {
+        LLVMValueRef six = ir_const_like(ir, x, 6.0);
         LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
-        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, lo, ir_f32(ir, 6.0), ""), ir_f32(ir, 6.0), lo, "");
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, lo, six, ""), six, lo, "");
     }
     case OP_LEAKYRELU:
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x,
-                               ir_fmul(ir, x, ir_f32(ir, (float)attr->negative_slope)), "");
-    case OP_SIGMOID: {
-        LLVMValueRef e = ir_call_f32(ir, "llvm.exp.f32", LLVMBuildFNeg(b, x, ""));
-        return LLVMBuildFDiv(b, one, ir_fadd(ir, one, e), "");
-    }
-    case OP_TANH: return ir_call_f32(ir, "tanhf", x);
-    case OP_SILU: {
-        LLVMValueRef e = ir_call_f32(ir, "llvm.exp.f32", LLVMBuildFNeg(b, x, ""));
-        return LLVMBuildFDiv(b, x, ir_fadd(ir, one, e), "");
-    }
+                               ir_fmul(ir, x, ir_const_like(ir, x, (float)attr->negative_slope)), "");
+    case OP_SIGMOID: return ir_sigmoid(ir, x);
+    case OP_TANH: return ir_tanh(ir, x);
+    case OP_SILU: return ir_fmul(ir, x, ir_sigmoid(ir, x));
     case OP_GELU: {
-        LLVMValueRef half_x = ir_fmul(ir, x, ir_f32(ir, 0.5));
+        LLVMValueRef half_x = ir_fmul(ir, x, ir_const_like(ir, x, 0.5));
         LLVMValueRef inner;
         if (attr->gelu_tanh) {
             LLVMValueRef x3 = ir_fmul(ir, ir_fmul(ir, x, x), x);
-            LLVMValueRef t = ir_fma(ir, x3, ir_f32(ir, 0.044715), x);
-            inner = ir_call_f32(ir, "tanhf", ir_fmul(ir, t, ir_f32(ir, sqrt(2.0 / M_PI))));
-        } else {
+            LLVMValueRef t = LLVMBuildFAdd(b, ir_fmul(ir, x3, ir_const_like(ir, x, 0.044715)), x, "");
+            inner = ir_tanh(ir, ir_fmul(ir, t, ir_const_like(ir, x, sqrt(2.0 / M_PI))));
+        } else { /* erff has no IR form here: scalar only (callers split vectors) */
             inner = ir_call_f32(ir, "erff", ir_fmul(ir, x, ir_f32(ir, M_SQRT1_2)));
         }
         return ir_fmul(ir, half_x, ir_fadd(ir, one, inner));

@@ -1,0 +1,102 @@
+/* ir_math.c - vectorisable exp, tanh and sigmoid in LLVM IR (see ir_math.h).
+ * The constants are Cephes' expf and tanhf (S. L. Moshier). */
+#include "ir_math.h"
+
+/* The constant v with x's type (a float, or a vector of them). */
+LLVMValueRef ir_const_like(Ir *ir, LLVMValueRef x, double v)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return LLVMConstReal(t, v);
+    unsigned n = LLVMGetVectorSize(t);
+    LLVMValueRef items[64];
+    for (unsigned i = 0; i < n && i < 64; i++) items[i] = LLVMConstReal(ir->f32, v);
+    return LLVMConstVector(items, n);
+}
+
+static LLVMTypeRef int_like(Ir *ir, LLVMValueRef x)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMVectorType(ir->i32, LLVMGetVectorSize(t)) : ir->i32;
+}
+
+/* The i32 constant v shaped like x. */
+static LLVMValueRef int_const_like(Ir *ir, LLVMValueRef x, int v)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return LLVMConstInt(ir->i32, (unsigned long long)v, 1);
+    unsigned n = LLVMGetVectorSize(t);
+    LLVMValueRef items[64];
+    for (unsigned i = 0; i < n && i < 64; i++) items[i] = LLVMConstInt(ir->i32, (unsigned long long)v, 1);
+    return LLVMConstVector(items, n);
+}
+
+static LLVMValueRef fmin_(Ir *ir, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef fmax_(Ir *ir, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOGT, a, b, ""), a, b, "");
+}
+
+/* c[0] + x * (c[1] + x * (... c[n-1])) */
+static LLVMValueRef horner(Ir *ir, LLVMValueRef x, const double *c, int n)
+{
+    LLVMValueRef acc = ir_const_like(ir, x, c[n - 1]);
+    for (int i = n - 2; i >= 0; i--) acc = LLVMBuildFAdd(ir->b, LLVMBuildFMul(ir->b, acc, x, ""), ir_const_like(ir, x, c[i]), "");
+    return acc;
+}
+
+/* exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for accuracy). */
+LLVMValueRef ir_exp(Ir *ir, LLVMValueRef x)
+{
+    LLVMBuilderRef b = ir->b;
+    LLVMValueRef nan = LLVMBuildFCmp(b, LLVMRealUNO, x, x, "");
+    LLVMValueRef xc = fmax_(ir, fmin_(ir, x, ir_const_like(ir, x, 88.3762626647949)), ir_const_like(ir, x, -87.3365447504));
+    LLVMValueRef t = LLVMBuildFAdd(b, LLVMBuildFMul(b, xc, ir_const_like(ir, x, 1.44269504088896341), ""), ir_const_like(ir, x, 0.5), "");
+    LLVMTypeRef it = int_like(ir, x);
+    LLVMValueRef n = LLVMBuildFPToSI(b, t, it, "");
+    LLVMValueRef nf = LLVMBuildSIToFP(b, n, LLVMTypeOf(x), "");
+    /* fptosi truncates toward zero: floor for negative t */
+    LLVMValueRef too_big = LLVMBuildFCmp(b, LLVMRealOGT, nf, t, "");
+    nf = LLVMBuildSelect(b, too_big, LLVMBuildFSub(b, nf, ir_const_like(ir, x, 1.0), ""), nf, "");
+    n = LLVMBuildFPToSI(b, nf, it, "");
+    LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, nf, ir_const_like(ir, x, 0.693359375), ""), "");
+    r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, nf, ir_const_like(ir, x, -2.12194440e-4), ""), "");
+    static const double c[] = {5.0000001201E-1, 1.6666665459E-1, 4.1665795894E-2, 8.3334519073E-3, 1.3981999507E-3,
+                               1.9875691500E-4};
+    LLVMValueRef r2 = LLVMBuildFMul(b, r, r, "");
+    LLVMValueRef p = LLVMBuildFAdd(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, horner(ir, r, c, 6), r2, ""), r, ""), ir_const_like(ir, x, 1.0), "");
+    /* 2^n as a float: (n + 127) << 23 */
+    LLVMValueRef e127 = LLVMBuildAdd(b, n, int_const_like(ir, x, 127), "");
+    LLVMValueRef scale = LLVMBuildBitCast(b, LLVMBuildShl(b, e127, int_const_like(ir, x, 23), ""), LLVMTypeOf(x), "");
+    LLVMValueRef y = LLVMBuildFMul(b, p, scale, "");
+    y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, ir_const_like(ir, x, 88.3762626647949), ""), ir_const_like(ir, x, __builtin_inf()), y, "");
+    y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, ir_const_like(ir, x, -87.3365447504), ""), ir_const_like(ir, x, 0.0), y, "");
+    return LLVMBuildSelect(b, nan, x, y, "");
+}
+
+/* Cephes tanhf: an odd polynomial below |x| = 0.625, else 1 - 2 / (exp(2|x|) + 1) with x's sign. */
+LLVMValueRef ir_tanh(Ir *ir, LLVMValueRef x)
+{
+    LLVMBuilderRef b = ir->b;
+    LLVMValueRef ax = fmax_(ir, x, LLVMBuildFNeg(b, x, ""));
+    LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
+    static const double c[] = {-3.33332819422E-1, 1.33314422036E-1, -5.37397155531E-2, 2.06390887954E-2, -5.70498872745E-3};
+    LLVMValueRef small = LLVMBuildFAdd(b, LLVMBuildFMul(b, LLVMBuildFMul(b, horner(ir, z, c, 5), z, ""), x, ""), x, "");
+    LLVMValueRef e = ir_exp(ir, fmin_(ir, LLVMBuildFMul(b, ax, ir_const_like(ir, x, 2.0), ""), ir_const_like(ir, x, 88.0)));
+    LLVMValueRef big = LLVMBuildFSub(b, ir_const_like(ir, x, 1.0),
+                                     LLVMBuildFDiv(b, ir_const_like(ir, x, 2.0), LLVMBuildFAdd(b, e, ir_const_like(ir, x, 1.0), ""), ""), "");
+    LLVMValueRef signed_big = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, ir_const_like(ir, x, 0.0), ""),
+                                              LLVMBuildFNeg(b, big, ""), big, "");
+    LLVMValueRef y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, ax, ir_const_like(ir, x, 0.625), ""), small, signed_big, "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
+}
+
+/* 1 / (1 + exp(-x)) */
+LLVMValueRef ir_sigmoid(Ir *ir, LLVMValueRef x)
+{
+    LLVMValueRef e = ir_exp(ir, LLVMBuildFNeg(ir->b, x, ""));
+    return LLVMBuildFDiv(ir->b, ir_const_like(ir, x, 1.0), LLVMBuildFAdd(ir->b, ir_const_like(ir, x, 1.0), e, ""), "");
+}
