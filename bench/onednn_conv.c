@@ -221,9 +221,10 @@ int main(int argc, char **argv)
     dnnl_primitive_desc_t conv_pd;
     dnnl_status_t st = dnnl_primitive_desc_create(&conv_pd, &cd, NULL, eng, NULL);
     if (st != dnnl_success) {
-        printf("{\"alg\": \"%s\", \"threads\": %d, \"skipped\": \"oneDNN %s has no %s implementation for this "
+        const dnnl_version_t *v = dnnl_version();
+        printf("{\"alg\": \"%s\", \"threads\": %d, \"skipped\": \"oneDNN %d.%d.%d refuses convolution_%s for this "
                "shape on this CPU (%s)\"}\n",
-               alg_name, threads, dnnl_version()->major == 2 ? "2.x" : "", alg_name, dnnl_status2str(st));
+               alg_name, threads, v->major, v->minor, v->patch, alg_name, dnnl_status2str(st));
         return 3;
     }
     const char *impl = "?";

@@ -12,8 +12,10 @@ threads:
     vfmadd231ps).  The 2-thread peak must be ~2x the 1-thread one (GATE_RATIO,
     default 1.8): the machine is shared.  Right before EVERY 2-thread
     measurement (each engine, each row) a short 2-thread peak test runs again
-    (retrying GATE_TRIES times, GATE_WAIT s apart); when the second vCPU is
-    still busy the measurement is skipped, not reported.
+    (retrying up to GATE_TRIES times, GATE_WAIT s apart, while a budget of
+    GATE_BUDGET s of waiting over the whole run lasts); when the second vCPU
+    is still busy the measurement is skipped, not reported.  All 1-thread
+    rows run first, then all 2-thread rows.
  2. bench/torch_peer.py prepare (Debian's /usr/bin/python3 with python3-torch
     1.13): the model built from the .nn file, random weights (seeded; BatchNorm
     statistics perturbed) saved as safetensors, a random input per batch and
@@ -44,6 +46,7 @@ Environment: LAYERC (./layerc), TORCH_PY (/usr/bin/python3), ORT_PY (python3),
 CC (cc), MIN_TIME (1 s per measurement), BIG_MIN_TIME (0.5), BIG_MACS (2e9),
 THREADS ("1 2"), BATCHES ("1 64"), ONLY (a regular expression: only the models
 whose file name matches), GATE_RATIO (1.8), GATE_TRIES (6), GATE_WAIT (5 s),
+GATE_BUDGET (300 s),
 RESULTS (a file: every measurement as one JSON object per line), KEEP (keep the
 work directory).
 """
@@ -524,7 +527,7 @@ class Bench:
         ms = e.get("median_ms")
         if ms is None:
             return [r["model"], str(r["batch"]), str(r["threads"]), name, check, "skipped", "", "", "", "", "",
-                    e.get("skipped", "")[:70]]
+                    e.get("skipped", "")[:100]]
         gf = 2 * r["macs"] / (ms * 1e-3) / 1e9
         vgf = 2 * r["valid_macs"] / (ms * 1e-3) / 1e9 if r["valid_macs"] is not None else None
         return [r["model"], str(r["batch"]), str(r["threads"]), name, check, fmt_ms(ms),

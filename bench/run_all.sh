@@ -12,7 +12,7 @@
 # environment (all optional):
 #   LAYERC=./layerc  TORCH_PY=/usr/bin/python3  ORT_PY=python3  CC=cc
 #   MIN_TIME=1  BIG_MIN_TIME=0.5  THREADS="1 2"  BATCHES="1 64"  ONLY=REGEX (model files)
-#   GATE_RATIO=1.8  GATE_TRIES=6  GATE_WAIT=5   the 2-thread gate (see bench/peers.py)
+#   GATE_RATIO=1.8  GATE_TRIES=6  GATE_WAIT=5  GATE_BUDGET=300   the 2-thread gate (bench/peers.py)
 #   RESULTS=FILE (every row as JSON)  KEEP=1 (keep the work directory)
 # Needs: numpy for the driver (Debian's python3-numpy or the python3 on PATH);
 # peers missing are skipped with a message: python3-torch (Debian), onnxruntime
