@@ -1,11 +1,10 @@
 /* frontend.c - reads a .nn file and runs parse, bind and shape inference. */
 #include "frontend.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bind.h"
+#include "file_io.h"
 #include "infer.h"
 #include "parse.h"
 
@@ -15,33 +14,15 @@ enum { MAX_SOURCE_BYTES = 16 << 20 };
 static bool read_source(Frontend *fe, const char *path)
 {
     fe->src.path = path;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_error(&fe->diag, (SrcSpan){0}, "cannot open '%s': %s", path, strerror(errno));
-        return false;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        diag_error(&fe->diag, (SrcSpan){0}, "'%s' is not a regular file", path);
-        fclose(f);
-        return false;
-    }
-    if (st.st_size > MAX_SOURCE_BYTES) {
-        diag_error(&fe->diag, (SrcSpan){0}, "'%s' is %lld bytes; a model file may be at most %d bytes", path,
-                   (long long)st.st_size, MAX_SOURCE_BYTES);
-        fclose(f);
-        return false;
-    }
-    char *text = arena_alloc(&fe->arena, (size_t)st.st_size + 1);
-    size_t len = fread(text, 1, (size_t)st.st_size, f);
-    bool failed = ferror(f);
+    int64_t size;
+    FILE *f = open_input_file(&fe->diag, path, MAX_SOURCE_BYTES, "model", &size);
+    if (!f) return false;
+    char *text = arena_alloc(&fe->arena, (size_t)size + 1);
+    bool ok = read_exact(&fe->diag, f, text, (size_t)size, "model");
     fclose(f);
-    if (failed) {
-        diag_error(&fe->diag, (SrcSpan){0}, "cannot read '%s'", path);
-        return false;
-    }
+    if (!ok) return false;
     fe->src.text = text;
-    fe->src.len = len;
+    fe->src.len = (size_t)size;
     source_index_lines(&fe->arena, &fe->src);
     return true;
 }

@@ -11,6 +11,8 @@
  */
 #include "npy.h"
 
+#include "file_io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -250,37 +252,6 @@ static bool parse_header(HeaderParser *hp)
 
 /* ------------------------------------------------------------------ reading */
 
-static FILE *open_npy(Diag *d, const char *path, int64_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_error(d, (SrcSpan){0}, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        diag_error(d, (SrcSpan){0}, "'%s' is not a regular file", path);
-        fclose(f);
-        return NULL;
-    }
-    if ((int64_t)st.st_size > MAX_NPY_FILE) {
-        diag_error(d, (SrcSpan){0}, "the file is %lld bytes; a .npy file may be at most 16 GiB (%lld bytes)",
-                   (long long)st.st_size, (long long)MAX_NPY_FILE);
-        fclose(f);
-        return NULL;
-    }
-    *size = (int64_t)st.st_size;
-    return f;
-}
-
-static bool read_exact(Diag *d, FILE *f, void *buf, size_t n, const char *what)
-{
-    size_t got = n ? fread(buf, 1, n, f) : 0;
-    if (got == n) return true;
-    diag_error(d, (SrcSpan){0}, "cannot read the %s: expected %zu bytes, read %zu (%s)", what, n, got,
-               ferror(f) ? strerror(errno) : "the file ended early; did it change while being read?");
-    return false;
-}
 
 /* Magic, version and header length; returns the preamble's size (10 or 12) or 0. */
 static int read_preamble(Diag *d, FILE *f, int64_t size, uint32_t *hlen)
@@ -393,7 +364,7 @@ bool npy_read(Arena *a, Diag *d, const char *path, NpyArray *out)
 {
     memset(out, 0, sizeof *out);
     int64_t size;
-    FILE *f = open_npy(d, path, &size);
+    FILE *f = open_input_file(d, path, MAX_NPY_FILE, ".npy", &size);
     if (!f) return false;
     NpyArray arr = {0};
     bool ok = read_npy_file(a, d, f, size, &arr);

@@ -13,6 +13,8 @@
  */
 #include "weights.h"
 
+#include "file_io.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -133,38 +135,6 @@ static float bf16_to_f32(uint16_t b)
 
 /* ------------------------------------------------------------ file access */
 
-/* Opens a regular file no larger than MAX_WEIGHTS_FILE and returns its size. */
-static FILE *open_weights_file(Diag *d, const char *path, int64_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_error(d, (SrcSpan){0}, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        diag_error(d, (SrcSpan){0}, "'%s' is not a regular file", path);
-        fclose(f);
-        return NULL;
-    }
-    if ((int64_t)st.st_size > MAX_WEIGHTS_FILE) {
-        diag_error(d, (SrcSpan){0}, "the file is %lld bytes; a weights file may be at most 16 GiB (%lld bytes)",
-                   (long long)st.st_size, (long long)MAX_WEIGHTS_FILE);
-        fclose(f);
-        return NULL;
-    }
-    *size = (int64_t)st.st_size;
-    return f;
-}
-
-static bool read_exact(Diag *d, FILE *f, void *buf, size_t n, const char *what)
-{
-    size_t got = n ? fread(buf, 1, n, f) : 0;
-    if (got == n) return true;
-    diag_error(d, (SrcSpan){0}, "cannot read the %s: expected %zu bytes, read %zu (%s)", what, n, got,
-               ferror(f) ? strerror(errno) : "the file ended early; did it change while being read?");
-    return false;
-}
 
 /* ------------------------------------------------------ header validation */
 
@@ -560,7 +530,7 @@ bool weights_read_safetensors(Arena *a, Diag *d, const char *path, WeightSet *ou
 {
     memset(out, 0, sizeof *out);
     int64_t size;
-    FILE *f = open_weights_file(d, path, &size);
+    FILE *f = open_input_file(d, path, MAX_WEIGHTS_FILE, "weights", &size);
     if (!f) return false;
     WeightSet set = {0};
     bool ok = read_safetensors_file(a, d, f, size, &set);

@@ -23,7 +23,7 @@ LLVM_LIB=$("$LLVM_CONFIG" --libdir)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS=(-std=gnu11 -g -O1 -Wall -Wextra -Wno-unused-parameter -Icompiler -Iruntime -Ibuild -isystem "$LLVM_INC"
         "-DLAYERC_RUNTIME_DIR=\"$ROOT/build\"" "-DLAYERC_INCLUDE_DIR=\"$ROOT/runtime\"")
-GEN_CFLAGS=(-Wno-unused-function -Wno-sign-compare -Wno-unused-parameter)
+GEN_CFLAGS=(-Wno-unused-function -Wno-sign-compare -Wno-unused-parameter -Wno-unused-but-set-variable)
 LDLIBS=(-lcjson -lm -L"$LLVM_LIB" -lLLVM-19)
 mkdir -p "$OBJ"
 

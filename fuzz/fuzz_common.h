@@ -41,9 +41,11 @@ static void fuzz_file_write(FuzzFile *f, const uint8_t *data, size_t size)
     }
 }
 
+/* Where diagnostics go: /dev/null, or stderr when FUZZ_VERBOSE is set (to see why an input is refused). */
 static FILE *fuzz_devnull(void)
 {
     static FILE *null;
+    if (!null && getenv("FUZZ_VERBOSE")) null = stderr;
     if (!null && !(null = fopen("/dev/null", "w"))) fuzz_die("/dev/null");
     return null;
 }
