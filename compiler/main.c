@@ -285,6 +285,27 @@ static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, 
     return 0;
 }
 
+/* --batch B (1 to 2^20) or --threads T (1 to 256) into *batch or *threads; false after a usage error. */
+static bool parse_batch_or_threads(int argc, char **argv, int *i, const char *cmd, int64_t *batch, int *threads)
+{
+    bool is_batch = is_option(argv[*i], "--batch");
+    if (is_batch && !batch) {
+        usage_error(cmd, "unknown option '%s'", argv[*i], NULL);
+        return false;
+    }
+    const char *v = option_value(argc, argv, i, is_batch ? "--batch" : "--threads", cmd);
+    int64_t n;
+    if (!v) return false;
+    if (!parse_count(v, is_batch ? (int64_t)1 << 20 : 256, &n)) {
+        usage_error(cmd, is_batch ? "--batch needs an integer from 1 to 1048576, got '%s'"
+                                  : "--threads needs an integer from 1 to 256, got '%s'", v, NULL);
+        return false;
+    }
+    if (is_batch) *batch = n;
+    else *threads = (int)n;
+    return true;
+}
+
 /* The model file argument; false after a usage error (two files). */
 static bool take_path(const char **path, const char *arg, const char *cmd)
 {
@@ -360,14 +381,7 @@ static int run_test(int argc, char **argv)
             if (!parse_number(v, name[2] == 'a' ? &opt.atol : &opt.rtol))
                 return usage_error("test", "tolerances are non-negative numbers, got '%s'", v, NULL);
         } else if (is_option(a, "--batch") || is_option(a, "--threads")) {
-            bool batch = is_option(a, "--batch");
-            int64_t n;
-            if (!(v = option_value(argc, argv, &i, batch ? "--batch" : "--threads", "test"))) return EXIT_USAGE;
-            if (!parse_count(v, batch ? (int64_t)1 << 20 : 256, &n))
-                return usage_error("test", batch ? "--batch needs an integer from 1 to 1048576, got '%s'"
-                                                 : "--threads needs an integer from 1 to 256, got '%s'", v, NULL);
-            if (batch) opt.batch = n;
-            else opt.threads = (int)n;
+            if (!parse_batch_or_threads(argc, argv, &i, "test", &opt.batch, &opt.threads)) return EXIT_USAGE;
         } else if (strcmp(a, "--sanitize") == 0) {
             opt.sanitize = true;
         } else if (a[0] == '-' && a[1]) {
@@ -401,11 +415,7 @@ static int run_run(int argc, char **argv)
         } else if (strcmp(a, "-o") == 0) {
             if (!(opt.output_npy = option_value(argc, argv, &i, "-o", "run"))) return EXIT_USAGE;
         } else if (is_option(a, "--threads")) {
-            int64_t n;
-            const char *v = option_value(argc, argv, &i, "--threads", "run");
-            if (!v) return EXIT_USAGE;
-            if (!parse_count(v, 256, &n)) return usage_error("run", "--threads needs an integer from 1 to 256, got '%s'", v, NULL);
-            opt.threads = (int)n;
+            if (!parse_batch_or_threads(argc, argv, &i, "run", NULL, &opt.threads)) return EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("run", "unknown option '%s'", a, RUN_OPTIONS);
         } else if (!take_path(&path, a, "run")) {
@@ -438,14 +448,7 @@ static int run_bench(int argc, char **argv)
         if (used) continue;
         const char *v;
         if (is_option(a, "--batch") || is_option(a, "--threads")) {
-            bool batch = is_option(a, "--batch");
-            int64_t n;
-            if (!(v = option_value(argc, argv, &i, batch ? "--batch" : "--threads", "bench"))) return EXIT_USAGE;
-            if (!parse_count(v, batch ? (int64_t)1 << 20 : 256, &n))
-                return usage_error("bench", batch ? "--batch needs an integer from 1 to 1048576, got '%s'"
-                                                  : "--threads needs an integer from 1 to 256, got '%s'", v, NULL);
-            if (batch) opt.batch = n;
-            else opt.threads = (int)n;
+            if (!parse_batch_or_threads(argc, argv, &i, "bench", &opt.batch, &opt.threads)) return EXIT_USAGE;
         } else if (is_option(a, "--min-time")) {
             if (!(v = option_value(argc, argv, &i, "--min-time", "bench"))) return EXIT_USAGE;
             if (!parse_number(v, &opt.min_seconds) || opt.min_seconds <= 0 || opt.min_seconds > 3600)

@@ -49,13 +49,16 @@ def encode(dtype, count, start):
     raise ValueError(dtype)
 
 
-def safetensors(tensors, metadata=None, pad_header=0, header_text=None):
-    """tensors: [(key, dtype, shape)]; returns the file bytes."""
+def safetensors(tensors, metadata=None, pad_header=0, header_text=None, values=None):
+    """tensors: [(key, dtype, shape)]; values: {key: F32 values}; returns the file bytes."""
     header, data = {}, b""
     if metadata is not None:
         header["__metadata__"] = metadata
     for i, (key, dtype, shape) in enumerate(tensors):
-        blob = encode(dtype, numel(shape), i)
+        if values and key in values:
+            blob = struct.pack("<%df" % numel(shape), *values[key])
+        else:
+            blob = encode(dtype, numel(shape), i)
         header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
         data += blob
     text = (header_text if header_text is not None else json.dumps(header)).encode()
@@ -90,6 +93,10 @@ def st_seeds():
     s["model_wrong_shape"] = safetensors(model(reshape={"fc.weight": [144, 5], "ln.bias": [1, 5]}))
     s["model_i64_weight"] = safetensors([(k, "I64" if k == "conv.bias" else d, sh) for k, d, sh in model()])
     s["model_f32_nbt"] = safetensors([(k, "F32" if k.endswith("tracked") else d, sh) for k, d, sh in model()])
+    inf, nan = float("inf"), float("nan")
+    s["model_specials"] = safetensors(model(), values={"bn.running_var": [nan, inf, -1.0, 0.0],
+                                                       "bn.weight": [3e38, -inf, 1e-45, -0.0],
+                                                       "bn.running_mean": [inf, nan, 3e38, -3e38]})
     s["empty_object"] = raw("{}")
     s["metadata_only"] = raw('{"__metadata__": {"a": "b"}}')
     s["metadata_not_strings"] = raw('{"__metadata__": {"a": 1}}')
