@@ -79,11 +79,11 @@ static int gate_count(OpKind op) { return op == OP_LSTM ? 4 : op == OP_GRU ? 3 :
 
 static void recurrent_params(InferCtx *ic, Node *n, const RecurrentAttrs *ra)
 {
-    int64_t gates = gate_count(n->op) * ra->hidden_size;
+    int64_t gates = sat_mul(gate_count(n->op), ra->hidden_size);
     int64_t out_size = ra->proj_size > 0 ? ra->proj_size : ra->hidden_size;
     int dirs = ra->bidirectional ? 2 : 1;
     for (int64_t layer = 0; layer < ra->num_layers; layer++) {
-        int64_t layer_in = layer == 0 ? ra->input_size : out_size * dirs;
+        int64_t layer_in = layer == 0 ? ra->input_size : sat_mul(out_size, dirs);
         for (int dir = 0; dir < dirs; dir++) {
             const char *sfx = dir ? "_reverse" : "";
             long long l = (long long)layer;
@@ -144,7 +144,7 @@ bool rule_recurrent(InferCtx *ic, Node *n)
     int64_t have = in->dims[in->rank - 1];
     int64_t out_size = ra->proj_size > 0 ? ra->proj_size : ra->hidden_size;
     n->shape = *in;
-    n->shape.dims[in->rank - 1] = (ra->bidirectional ? 2 : 1) * out_size;
+    n->shape.dims[in->rank - 1] = sat_mul(ra->bidirectional ? 2 : 1, out_size);
     if (have != ra->input_size) {
         node_error(ic, n, node_arg(n, "input_size")->loc, "input_size is %lld but its input has %lld features (%s)",
                    (long long)ra->input_size, (long long)have, describe_tensor(ic, n->inputs[0]));
@@ -192,8 +192,8 @@ bool rule_transformer_encoder(InferCtx *ic, Node *n)
         n->recovered = true;
         return false;
     }
-    add_param2(ic, n, "self_attn.in_proj_weight", 3 * d, d);
-    if (ta->bias) add_param1(ic, n, "self_attn.in_proj_bias", 3 * d, false);
+    add_param2(ic, n, "self_attn.in_proj_weight", sat_mul(3, d), d);
+    if (ta->bias) add_param1(ic, n, "self_attn.in_proj_bias", sat_mul(3, d), false);
     add_param2(ic, n, "self_attn.out_proj.weight", d, d);
     if (ta->bias) add_param1(ic, n, "self_attn.out_proj.bias", d, false);
     add_param2(ic, n, "linear1.weight", ff, d);
@@ -206,7 +206,7 @@ bool rule_transformer_encoder(InferCtx *ic, Node *n)
 
     int64_t seq = in->rank == 3 && !ta->batch_first ? in->dims[0] : in->dims[in->rank - 2];
     int64_t tokens = in->rank == 3 ? sat_mul(in->dims[0], in->dims[1]) : in->dims[0];
-    int64_t projections = sat_mul(tokens, sat_add(sat_mul(4 * d, d), sat_mul(2 * d, ff)));
+    int64_t projections = sat_mul(tokens, sat_add(sat_mul(sat_mul(4, d), d), sat_mul(sat_mul(2, d), ff)));
     int64_t attention = sat_mul(sat_mul(2, tokens), sat_mul(seq, d)); /* Q.K^T and weights.V */
     n->macs = sat_add(projections, attention);
     return true;

@@ -35,7 +35,7 @@ static bool conv_padding(InferCtx *ic, Node *n, ConvAttrs *cv)
             return false;
         }
         for (int i = 0; i < 2; i++) {
-            int64_t total = cv->dilation[i] * (cv->kernel[i] - 1);
+            int64_t total = sat_mul(cv->dilation[i], cv->kernel[i] - 1);
             cv->pad_begin[i] = total / 2;
             cv->pad_end[i] = total - total / 2;
         }
@@ -188,7 +188,7 @@ static bool pool_common(InferCtx *ic, Node *n, PoolAttrs *pa, bool has_dilation)
         pa->stride[i] = stride->is_none ? pa->kernel[i] : stride->ints[i];
         pa->pad[i] = pad->ints[i];
         pa->dilation[i] = has_dilation ? node_arg(n, "dilation")->ints[i] : 1;
-        if (pa->pad[i] * 2 > pa->kernel[i]) {
+        if (pa->pad[i] > pa->kernel[i] / 2) {
             node_error(ic, n, pad->loc, "padding must be at most half the kernel size, found padding %lld for kernel %lld (%s)",
                        (long long)pa->pad[i], (long long)pa->kernel[i], axis_name[i]);
             return false;

@@ -36,6 +36,10 @@ cases = {
     "huge_padding": head.encode() + b"    Conv2d(3, 6, 3, padding=4611686018427387904)\n}\n",
     "negative_dims": b"model M {\n input x: f32[-3, 4]\n ReLU()\n}\n",
     "rnn_overflow": b"model M {\n input x: f32[3, 2, 4]\n LSTM(4, 4611686018427387904, num_layers=1000000)\n}\n",
+    # found by fuzz/fuzz_frontend: 4 gates * hidden_size overflowed int64
+    "lstm_gates_overflow": b"model M {\n input x: f32[3, 2, 4]\n LSTM(4, 4611686018427387904, num_layers=0000001)\n}\n",
+    "transformer_overflow": b"model M {\n input x: f32[3, 2, 4]\n TransformerEncoderLayer(4611686018427387904, 1)\n}\n",
+    "same_padding_overflow": b"model M {\n input x: f32[1, 1, 8, 8]\n Conv2d(1, 1, 4611686018427387904, padding='same', dilation=4)\n}\n",
 }
 for name, data in cases.items():
     with open(os.path.join(out, name + ".nn"), "wb") as f:
