@@ -14,6 +14,7 @@
 #                 "# layerc-args:" line), and the emitted LLVM IR of a fused Conv2d + BatchNorm2d + ReLU
 #   api           tests/api/test_api.c: the C API's promises (NULL pointers, bad batches, threads,
 #                 concurrent contexts) on a named-batch and a fixed-batch model; examples/c_api end to end
+#   valgrind      no leak or memory error in the compiler: shapes of every example, build of one
 #   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (rtol 1e-5)
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
@@ -230,6 +231,22 @@ suite_api() {
         && pass "$tag example c_api" || fail "$tag example c_api" "$out"
 }
 
+# valgrind on the compiler itself (the sanitizer pass covers the rest): shapes of every example,
+# a diagnostics run, and a whole build.
+suite_valgrind() {
+    local L=$1 tag=$2 f out
+    local vg=(valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9 -q)
+    for f in examples/*.nn; do
+        out=$("${vg[@]}" "$L" shapes "$f" 2>&1 >/dev/null) && pass "$tag valgrind shapes $(basename "$f")" \
+            || fail "$tag valgrind shapes $(basename "$f")" "$out"
+    done
+    "${vg[@]}" "$L" check tests/diagnostics/several_mixed_errors.nn >/dev/null 2>"$TMP/vg.out"
+    [ $? = 1 ] && ! grep -q "==[0-9]*==" "$TMP/vg.out" && pass "$tag valgrind check (errors)" \
+        || fail "$tag valgrind check (errors)" "$(cat "$TMP/vg.out")"
+    out=$("${vg[@]}" "$L" build examples/relu_sigmoid.nn -o "$TMP/vg.so" 2>&1) && pass "$tag valgrind build" \
+        || fail "$tag valgrind build" "$out"
+}
+
 run_all() {
     local L=$1 tag=$2
     suite_cli "$L" "$tag"
@@ -243,6 +260,7 @@ run_all() {
     suite_ir "$L" "$tag"
     suite_api "$L" "$tag" "$3"
     [ -z "$3" ] && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
+    [ -z "$3" ] && suite_valgrind "$L" "$tag"
 }
 
 run_all "$ROOT/layerc" "[O2]" "" "$ROOT/build/unit"
