@@ -20,9 +20,9 @@ GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c
 HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
 
 # Debian packages: build tools, libraries, and what the test scripts use.
-DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 python3 valgrind
+DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 libclang-rt-19-dev python3 valgrind
 
-.PHONY: all test deps clean unit-tests bench
+.PHONY: all test deps clean unit-tests bench fuzz
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden.
@@ -81,6 +81,11 @@ unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
 # The fusion benchmark (bench/fusion.sh; the measured table is in docs/benchmarks.md).  Not part of `make test`.
 bench: all
 	@bash bench/fusion.sh
+
+# libFuzzer targets (fuzz/): each runs FUZZ_SECONDS; findings go to fuzz/crashes/ (docs/fuzzing.md).
+FUZZ_SECONDS ?= 180
+fuzz: $(BUILD)/parser.c $(BUILD)/lexer.c
+	@bash fuzz/run.sh $(FUZZ_SECONDS)
 
 deps:
 	@sh tools/install-deps.sh $(DEB_PACKAGES)

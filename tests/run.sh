@@ -269,5 +269,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=
 unset UPDATE
 run_all "$ROOT/build/san/layerc" "[asan+ubsan]" "--sanitize" "$ROOT/build/san/unit"
 
+# Every committed fuzz corpus and crash input through the libFuzzer builds (fuzz/replay.sh).
+out=$(bash fuzz/replay.sh 2>&1) && pass "fuzz replay ($(tail -n 1 <<<"$out"))" || fail "fuzz replay" "$out"
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
