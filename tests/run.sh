@@ -226,6 +226,21 @@ suite_api() {
         fi
     done
     [ -n "$extra" ] && return
+    # A failed build leaves the previous library and header untouched, and no temporary file behind.
+    local keep="$dir/keep"
+    mkdir -p "$keep"
+    "$L" build examples/relu_sigmoid.nn -o "$keep/lib.so" --header "$keep/m.h" 2>/dev/null
+    cp "$keep/lib.so" "$keep/lib.so.orig"; cp "$keep/m.h" "$keep/m.h.orig"
+    printf 'model Broken {\n    input x: f32[N, 4]\n    fc = Linear(5, 2)\n}\n' >"$keep/broken.nn"
+    printf 'not a safetensors file' >"$keep/bad.safetensors"
+    out=$( { "$L" build "$keep/broken.nn" -o "$keep/lib.so" --header "$keep/m.h";
+             "$L" build examples/relu_sigmoid.nn --weights "$keep/bad.safetensors" -o "$keep/lib.so" --header "$keep/m.h"; } 2>&1)
+    if cmp -s "$keep/lib.so" "$keep/lib.so.orig" && cmp -s "$keep/m.h" "$keep/m.h.orig" \
+        && [ "$(ls "$keep" | grep -c tmp)" = 0 ]; then
+        pass "$tag failed build keeps the previous output"
+    else
+        fail "$tag failed build keeps the previous output" "$out $(ls "$keep")"
+    fi
     # The README's path: build with --header, compile a C program against it, run it.
     out=$(LAYERC="$L" bash examples/c_api/run.sh 2>&1) && grep -q "^image 3: class" <<<"$out" \
         && pass "$tag example c_api" || fail "$tag example c_api" "$out"
