@@ -22,8 +22,9 @@
  */
 #include "bench.h"
 
+#include "load_model.h"
+
 #include <cjson/cJSON.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -109,9 +110,8 @@ typedef struct Bench {
     int64_t api_batch; /* what run() takes: the batch, or 0 for a fixed one */
     int64_t work_scale; /* Node.macs is per declared batch (1 for a named one): times this, per run */
     double model_flops; /* 2 * MACs per run, counted before the passes */
-    const char *dir, *library;
-    void *lib;
-    const layerc_model_desc *m;
+    LoadedModel lm;              /* the compiled library, loaded */
+    const layerc_model_desc *m;  /* lm.m and lm.ctx, for short */
     layerc_ctx *ctx;
     float *in, *out;
     double *layer_clock; /* num_layers: this run's time of each layer (ms) */
@@ -168,53 +168,7 @@ static float *tensor_buffer(Bench *b, const Shape *s, const char *what, bool ran
     return p;
 }
 
-/* ---- build, load, clean up ---- */
-
-static bool build_library(Bench *b)
-{
-    Frontend *fe = b->fe;
-    char *dir = arena_strdup(&fe->arena, "/tmp/layerc-bench.XXXXXX");
-    if (!mkdtemp(dir)) {
-        diag_error(&fe->diag, (SrcSpan){0}, "cannot create a temporary directory: %s", strerror(errno));
-        return false;
-    }
-    b->dir = dir;
-    BuildOptions build = b->opt->build;
-    build.output = b->library = arena_printf(&fe->arena, "%s/libmodel.so", dir);
-    build.header = NULL;
-    build.weights_path = NULL; /* already bound */
-    build.quiet_random_weights = true;
-    return backend_build_bound(fe, &build);
-}
-
-static bool load_library(Bench *b)
-{
-    Diag *d = &b->fe->diag;
-    b->lib = dlopen(b->library, RTLD_NOW | RTLD_LOCAL);
-    const layerc_model_desc *(*entry)(void) = b->lib ? (const layerc_model_desc *(*)(void))dlsym(b->lib, "layerc_model") : NULL;
-    if (!entry) {
-        diag_error(d, (SrcSpan){0}, "cannot load the compiled model: %s", dlerror());
-        return false;
-    }
-    b->m = entry();
-    if (b->m->abi_version != LAYERC_ABI_VERSION) {
-        diag_error(d, (SrcSpan){0}, "the compiled model has ABI version %u, this layerc expects %d", b->m->abi_version,
-                   LAYERC_ABI_VERSION);
-        b->m = NULL;
-        return false;
-    }
-    b->ctx = b->m->create();
-    if (!b->ctx) {
-        diag_error(d, (SrcSpan){0}, "cannot create a context of the compiled model: out of memory");
-        return false;
-    }
-    int threads = b->opt->threads > 0 ? b->opt->threads : 1;
-    if (b->m->set_threads(b->ctx, threads) != 0) {
-        diag_error(d, (SrcSpan){0}, "cannot use %d threads: %s", threads, b->m->error(b->ctx));
-        return false;
-    }
-    return true;
-}
+/* ---- clean up ---- */
 
 static void bench_free(Bench *b)
 {
@@ -224,10 +178,7 @@ static void bench_free(Bench *b)
     free(b->total.ms);
     free(b->in);
     free(b->out);
-    if (b->ctx) b->m->destroy(b->ctx);
-    if (b->lib) dlclose(b->lib);
-    if (b->library) remove(b->library);
-    if (b->dir) rmdir(b->dir);
+    unload_model(&b->lm);
 }
 
 /* ---- timing ---- */
@@ -448,7 +399,9 @@ static bool prepare(Bench *b)
     if (!lower_check_supported(&fe->diag, fe->graph) || !resolve_batch(b) || !backend_load_weights(fe, &weights))
         return false;
     b->model_flops = 2.0 * (double)report_totals(fe->graph).macs * (double)b->work_scale; /* before the passes */
-    if (!build_library(b) || !load_library(b)) return false;
+    if (!load_model(b->fe, &b->opt->build, b->opt->threads, &b->lm)) return false;
+    b->m = b->lm.m;
+    b->ctx = b->lm.ctx;
     b->in = tensor_buffer(b, &fe->graph->input->shape, "input", true);
     b->out = b->in ? tensor_buffer(b, &fe->graph->output->shape, "output", false) : NULL;
     return b->out != NULL;

@@ -9,7 +9,6 @@
  */
 #include "harness.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "layerc.h"
+#include "load_model.h"
 #include "lower.h"
 #include "npy.h"
 #include "passes.h"
@@ -336,41 +336,24 @@ int harness_test(Frontend *fe, const TestOptions *opt)
     return status == 0 ? 0 : 1;
 }
 
-/* layerc run: build into a temporary directory, load the library here, run, write the output. */
 int harness_run(Frontend *fe, const RunOptions *opt)
 {
-    const Graph *g = fe->graph;
     RunData rd = {0};
-    if (!lower_check_supported(&fe->diag, g) || !backend_load_weights(fe, &opt->build) ||
+    LoadedModel lm;
+    if (!lower_check_supported(&fe->diag, fe->graph) || !backend_load_weights(fe, &opt->build) ||
         !prepare_input(fe, opt->input_npy, 0, opt->build.seed, &rd))
         return 1;
-    const char *dir = work_dir(fe, NULL);
-    if (!dir) return 1;
-    BuildOptions build = opt->build;
-    build.output = arena_printf(&fe->arena, "%s/libmodel.so", dir);
-    build.weights_path = NULL;
-    build.quiet_random_weights = true;
     int status = 1;
-    if (backend_build_bound(fe, &build)) {
-        void *lib = dlopen(build.output, RTLD_NOW | RTLD_LOCAL);
-        const layerc_model_desc *(*entry)(void) = lib ? (const layerc_model_desc *(*)(void))dlsym(lib, "layerc_model") : NULL;
-        if (!entry) {
-            diag_error(&fe->diag, (SrcSpan){0}, "cannot load the compiled model: %s", dlerror());
-        } else {
-            const layerc_model_desc *m = entry();
-            layerc_ctx *ctx = m->create();
-            float *out = arena_alloc_array(&fe->arena, (size_t)shape_numel(&rd.out_shape), sizeof *out);
-            int rc = !ctx ? LAYERC_ERR_NOMEM : m->set_threads(ctx, opt->threads > 0 ? opt->threads : 1);
-            if (rc == 0) rc = m->run(ctx, rd.input, out, rd.api_batch);
-            char err[512];
-            if (rc != 0) diag_error(&fe->diag, (SrcSpan){0}, "running the model failed: %s", ctx ? m->error(ctx) : "out of memory");
-            else if (!npy_write(opt->output_npy, DT_F32, &rd.out_shape, out, err, sizeof err)) diag_error(&fe->diag, (SrcSpan){0}, "%s", err);
-            else status = 0;
-            m->destroy(ctx);
-        }
-        if (lib) dlclose(lib);
+    if (load_model(fe, &opt->build, opt->threads, &lm)) {
+        float *out = arena_alloc_array(&fe->arena, (size_t)shape_numel(&rd.out_shape), sizeof *out);
+        char err[512];
+        if (lm.m->run(lm.ctx, rd.input, out, rd.api_batch) != 0)
+            diag_error(&fe->diag, (SrcSpan){0}, "running the model failed: %s", lm.m->error(lm.ctx));
+        else if (!npy_write(opt->output_npy, DT_F32, &rd.out_shape, out, err, sizeof err))
+            diag_error(&fe->diag, (SrcSpan){0}, "%s", err);
+        else
+            status = 0;
     }
-    remove(build.output);
-    rmdir(dir);
+    unload_model(&lm);
     return status;
 }
