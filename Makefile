@@ -78,9 +78,12 @@ $(BUILD)/san/unit/%: tests/%.c $(SAN_LIB_OBJS)
 	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(LDLIBS)
 unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
 
-# The fusion benchmark (bench/fusion.sh; the measured table is in docs/benchmarks.md).  Not part of `make test`.
+# The benchmarks, not part of `make test`: fusion (bench/fusion.sh, docs/benchmarks.md), then layerc against
+# PyTorch, ONNX Runtime and oneDNN with the measured FMA peak (bench/run_all.sh, docs/peers.md; peers that are
+# not installed are skipped with a message).
 bench: all
 	@bash bench/fusion.sh
+	@bash bench/run_all.sh
 
 # libFuzzer targets (fuzz/): each runs FUZZ_SECONDS; findings go to fuzz/crashes/ (docs/fuzzing.md).
 FUZZ_SECONDS ?= 180

@@ -11,9 +11,13 @@ sequential execution and every graph optimisation (ORT_ENABLE_ALL).  Its
 output on X is compared with REF (PyTorch's eager output: |y - ref| <= 1e-4 +
 1e-4 |ref|), then it is timed as `layerc bench` times: a warm-up of a tenth of
 the time (at least 2 runs), then runs until S seconds and at least N runs;
-median, min and p90.  With T > 1, PEAK_GATE (set by peers.py) names a command
-that must succeed right before the timed loop (the 2-thread FMA peak test
-showing ~2x), else the measurement is skipped.  Prints one JSON object.
+median, min and p90.  PEAK_GATE (set by peers.py) names a command that must
+succeed right before the timed loop (bench/peak.c with T threads reaching ~T x
+the 1-thread peak: the CPUs are not busy with other work), else the
+measurement is skipped; PEAK_POST (one quick test) runs right after it: when
+the CPUs got busy meanwhile, the measurement is repeated once (then kept, with
+a note); so it is when the median run is over SPREAD_MAX x the fastest.
+Prints one JSON object.
 """
 
 import argparse
@@ -27,6 +31,39 @@ import time
 import numpy as np
 
 ATOL = RTOL = 1e-4
+SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1e9"))
+
+
+def gate(var):
+    """Run $var (peers.py's peak test); True when the CPUs are free (T threads give ~T x the 1-thread peak)."""
+    cmd = os.environ.get(var)
+    if not cmd:
+        return True, None
+    r = subprocess.run(shlex.split(cmd), capture_output=True, text=True)
+    try:
+        return r.returncode == 0, json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return r.returncode == 0, None
+
+
+def timed(run, feed, min_time, min_runs):
+    start = time.perf_counter()
+    warm = 0
+    while True:                                # warm-up: a tenth of the time, at least 2 runs
+        run(None, feed)
+        warm += 1
+        if warm >= 2 and time.perf_counter() - start >= min_time / 10:
+            break
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter_ns()
+        run(None, feed)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    times.sort()
+    n = len(times)
+    return {"median_ms": times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2]),
+            "min_ms": times[0], "p90_ms": times[int(round((n - 1) * 0.9))], "runs": n}
 
 
 def main(argv):
@@ -68,35 +105,25 @@ def main(argv):
         out["skipped"] = "output differs from the reference"
         print(json.dumps(out))
         return 0
-    gate = os.environ.get("PEAK_GATE")
-    if args.threads > 1 and gate:
-        r = subprocess.run(shlex.split(gate), capture_output=True, text=True)
-        try:
-            out["gate"] = json.loads(r.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            out["gate"] = None
-        if r.returncode != 0:
-            out["skipped"] = "second vCPU busy: the 2-thread peak test did not show ~2x"
-            print(json.dumps(out))
-            return 0
-    run = sess.run
-    start = time.perf_counter()
-    warm = 0
-    while True:
-        run(None, feed)
-        warm += 1
-        if warm >= 2 and time.perf_counter() - start >= args.min_time / 10:
+    out["gates"] = []
+    for attempt in (1, 2):
+        ok, info = gate("PEAK_GATE")           # the machine free?  (always true without PEAK_GATE)
+        out["gates"].append(info)
+        if not ok:
+            if attempt == 1:
+                out["skipped"] = "CPUs busy: the FMA peak test right before did not reach ~T x the 1-thread peak"
+            else:
+                out["note"] = "CPUs busy at the end of the measurement (and still busy after it)"
             break
-    times = []
-    start = time.perf_counter()
-    while len(times) < args.min_runs or time.perf_counter() - start < args.min_time:
-        t0 = time.perf_counter_ns()
-        run(None, feed)
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    times.sort()
-    n = len(times)
-    out.update(median_ms=times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2]),
-               min_ms=times[0], p90_ms=times[int(round((n - 1) * 0.9))], runs=n)
+        out.update(timed(sess.run, feed, args.min_time, args.min_runs))
+        ok, info = gate("PEAK_POST")           # still free at the end?  else measure once more
+        out["gates"].append(info)
+        spread = out["median_ms"] / out["min_ms"]
+        if ok and spread <= SPREAD_MAX:        # ... and once more when the runs spread
+            break
+        if attempt == 2:
+            out["note"] = ("CPUs busy at the end of the measurement, twice" if not ok else
+                           "runs spread twice (median %.2fx the fastest)" % spread)
     print(json.dumps(out))
     return 0
 
