@@ -132,9 +132,14 @@ def last_json(text):
     return None
 
 
+def last_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1].strip()[:300] if lines else "(no message)"
+
+
 def first_line(text):
     lines = [l for l in text.strip().splitlines() if l.strip()]
-    return lines[0].strip()[:200] if lines else "(no message)"
+    return lines[0].strip()[:300] if lines else "(no message)"
 
 
 def compare(y, ref):
@@ -191,12 +196,12 @@ class Bench:
         if rc != 0:
             self.skipped.append(("PyTorch, ONNX export, every check (all rows)",
                                  "%s cannot import torch and numpy (%s): apt-get install python3-torch"
-                                 % (TORCH_PY, first_line(err))))
+                                 % (TORCH_PY, last_line(err))))
         rc, out, err = run([ORT_PY, "-c", "import onnxruntime, numpy; print(onnxruntime.__version__)"])
         self.ort_version = out.strip() if rc == 0 else None
         if rc != 0:
             self.skipped.append(("ORT (all rows)", "%s cannot import onnxruntime (%s): "
-                                 "python3 -m pip install onnxruntime" % (ORT_PY, first_line(err))))
+                                 "python3 -m pip install onnxruntime" % (ORT_PY, last_line(err))))
         self.dnnl_version = None
         if self.dnnl_bin:
             rc, out, _ = run([self.dnnl_bin, "--alg", "direct", "--shape", "1,8,8,8,8,3,3,1,1", "--min-time", "0"],
@@ -490,8 +495,8 @@ class Bench:
         pk = ", ".join("%d thread%s %.1f GFLOP/s (range %.1f-%.1f)" % (t, "s" if t > 1 else "", e["gflops"], e["min"],
                                                                       e["max"])
                        for t, e in sorted(self.peak_info.items()))
-        p("FP32 FMA peak test at the start (bench/peak.c, AVX2, the last of %d tries): %s%s" % (
-            self.peak_tries, pk, ", 2/1 ratio %.2fx" % self.peak_ratio if self.peak_ratio else ""))
+        p("FP32 FMA peak test at the start (bench/peak.c, AVX2%s): %s%s" % (
+            ", the last of %d tries" % self.peak_tries if self.peak_tries > 1 else "", pk, ", 2/1 ratio %.2fx" % self.peak_ratio if self.peak_ratio else ""))
         for t in sorted({g[0] for g in self.gates}):
             gs = [g for g in self.gates if g[0] == t]
             ok = [g[1] for g in gs if g[2]]
@@ -509,6 +514,7 @@ class Bench:
         p("")
         p("Models (MACs per sample from `layerc shapes --format json` totals_before_passes; "
           "no-pad: only the Conv2d taps that do not land on zero padding):")
+        p("")
         hdr = ("model", "input", "MACs/sample", "no-pad MACs/sample", "batches", "PyTorch f32 vs f64")
         rows = [(m["model"], "[" + ", ".join(str(x) for x in m["input"]) + "]", fmt_macs(m["macs_per_sample"]),
                  fmt_macs(m["valid_macs_per_sample"]) if m["valid_macs_per_sample"] is not None else "-",
@@ -518,6 +524,7 @@ class Bench:
         p("")
         p("Per engine (check: max |y - ref| against PyTorch eager's output, pass = within 1e-4 + 1e-4|ref|; "
           "peer/layerc: peer ms / layerc ms, > 1 = layerc faster):")
+        p("")
         hdr = ("model", "B", "T", "engine", "check", "median ms", "min-p90 ms", "GFLOP/s", "no-pad GFLOP/s",
                "% peak", "peer/layerc", "note")
         rows = []
@@ -533,6 +540,7 @@ class Bench:
         p("Summary: layerc median ms, its % of the measured peak (no-pad GFLOP/s), and peer ms / layerc ms "
           "(> 1: layerc faster; - : skipped or not applicable; * : the CPUs were busy at the end of that "
           "measurement, twice: not to be trusted):")
+        p("")
         hdr = ("model", "B", "T", "layerc ms", "layerc % peak") + tuple("vs " + SHORT[e] for e in ENGINES[1:])
         rows = []
         for r in self.rows:
