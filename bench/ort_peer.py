@@ -30,20 +30,10 @@ import time
 
 import numpy as np
 
-ATOL = RTOL = 1e-4
+from peer_common import compare, gate  # noqa: E402
 SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1e9"))
 
 
-def gate(var):
-    """Run $var (peers.py's peak test); True when the CPUs are free (T threads give ~T x the 1-thread peak)."""
-    cmd = os.environ.get(var)
-    if not cmd:
-        return True, None
-    r = subprocess.run(shlex.split(cmd), capture_output=True, text=True)
-    try:
-        return r.returncode == 0, json.loads(r.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return r.returncode == 0, None
 
 
 def timed(run, feed, min_time, min_runs):
@@ -93,14 +83,7 @@ def main(argv):
     feed = {name: x}
     y = sess.run(None, feed)[0]
     out = {"onnxruntime": ort.__version__, "threads": args.threads}
-    if y.shape != ref.shape:
-        out["check"] = {"ok": False, "detail": "shape %s, expected %s" % (list(y.shape), list(ref.shape))}
-    else:
-        err = np.abs(y.astype(np.float64) - ref.astype(np.float64))
-        bound = ATOL + RTOL * np.abs(ref.astype(np.float64))
-        out["check"] = {"ok": bool(np.all(err <= bound)) and bool(np.all(np.isfinite(y))),
-                        "max_abs": float(err.max()) if err.size else 0.0,
-                        "tol_used": float((err / bound).max()) if err.size else 0.0}
+    out["check"] = compare(y, ref)
     if not out["check"]["ok"]:
         out["skipped"] = "output differs from the reference"
         print(json.dumps(out))

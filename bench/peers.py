@@ -70,6 +70,7 @@ import tempfile
 import time
 
 import numpy as np
+from peer_common import compare  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERC = os.environ.get("LAYERC", "./layerc")
@@ -142,15 +143,6 @@ def first_line(text):
     return lines[0].strip()[:300] if lines else "(no message)"
 
 
-def compare(y, ref):
-    y = np.asarray(y, dtype=np.float32)
-    if y.shape != ref.shape:
-        return {"ok": False, "detail": "shape %s, expected %s" % (list(y.shape), list(ref.shape))}
-    err = np.abs(y.astype(np.float64) - ref.astype(np.float64))
-    bound = ATOL + RTOL * np.abs(ref.astype(np.float64))
-    return {"ok": bool(np.all(err <= bound)) and bool(np.all(np.isfinite(y))),
-            "max_abs": float(err.max()) if err.size else 0.0,
-            "tol_used": float((err / bound).max()) if err.size else 0.0}
 
 
 class Bench:

@@ -61,8 +61,8 @@ import torch.nn as nn  # noqa: E402
 
 from gen_shape_goldens import build, parse_nn  # noqa: E402
 from gen_output_goldens import Stack, perturb, read_safetensors, safetensors_bytes  # noqa: E402
+from peer_common import ATOL, RTOL, compare, gate  # noqa: E402
 
-ATOL = RTOL = 1e-4
 SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1e9"))
 BUSY = "CPUs busy: the FMA peak test right before did not reach ~T x the 1-thread peak"
 warnings.filterwarnings("ignore", message="Lazy modules are a new feature")
@@ -190,28 +190,8 @@ def prepare(args):
     print(json.dumps(info))
 
 
-def gate(var):
-    """Run $var (peers.py's peak test: PEAK_GATE before, PEAK_POST after a measurement);
-    True when the CPUs are free (T threads give ~T x the 1-thread peak)."""
-    cmd = os.environ.get(var)
-    if not cmd:
-        return True, None
-    r = subprocess.run(shlex.split(cmd), capture_output=True, text=True)
-    try:
-        return r.returncode == 0, json.loads(r.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return r.returncode == 0, None
 
 
-def check(y, ref):
-    y = np.asarray(y, dtype=np.float32)
-    if y.shape != ref.shape:
-        return {"ok": False, "detail": "shape %s, expected %s" % (list(y.shape), list(ref.shape))}
-    err = np.abs(y.astype(np.float64) - ref.astype(np.float64))
-    bound = ATOL + RTOL * np.abs(ref.astype(np.float64))
-    return {"ok": bool(np.all(err <= bound)) and bool(np.all(np.isfinite(y))),
-            "max_abs": float(err.max()) if err.size else 0.0,
-            "tol_used": float((err / bound).max()) if err.size else 0.0}
 
 
 def timed(fn, min_time, min_runs):
@@ -235,7 +215,7 @@ def timed(fn, min_time, min_runs):
 
 
 def measure(args, fn, y):
-    rec = {"check": check(y, args.ref)}
+    rec = {"check": compare(y, args.ref)}
     if not rec["check"]["ok"]:
         rec["skipped"] = "output differs from the reference"
         return rec
