@@ -79,6 +79,4 @@ typedef struct Model {
     SrcSpan loc;
 } Model;
 
-const char *value_kind_name(ValueKind k);
-
 #endif

@@ -34,14 +34,6 @@ void diag_init(Diag *d, Arena *a, const Source *src, FILE *out)
 
 bool diag_too_many(const Diag *d) { return d->errors >= d->max_errors; }
 
-SrcSpan span_join(SrcSpan a, SrcSpan b)
-{
-    SrcSpan s = a;
-    s.last_line = b.last_line;
-    s.last_column = b.last_column;
-    return s;
-}
-
 static const char *level_name(DiagLevel level)
 {
     switch (level) {

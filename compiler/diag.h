@@ -57,9 +57,6 @@ bool diag_too_many(const Diag *d);
 /* The candidate closest to `word` by edit distance, or NULL if none is close. */
 const char *nearest_word(const char *word, const char *const *candidates, int n);
 
-/* The span from a's start to b's end. */
-SrcSpan span_join(SrcSpan a, SrcSpan b);
-
 _Noreturn void layerc_unreachable(const char *file, int line, const char *what);
 #define LAYERC_UNREACHABLE(what) layerc_unreachable(__FILE__, __LINE__, what)
 

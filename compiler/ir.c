@@ -60,11 +60,6 @@ void ir_store_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef va
     LLVMBuildStore(ir->b, value, element_ptr(ir, ir->f32, base, index));
 }
 
-LLVMValueRef ir_load_i64(Ir *ir, LLVMValueRef base, LLVMValueRef index)
-{
-    return LLVMBuildLoad2(ir->b, ir->i64, element_ptr(ir, ir->i64, base, index), "");
-}
-
 LLVMValueRef ir_add(Ir *ir, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(ir->b, a, b, ""); }
 LLVMValueRef ir_sub(Ir *ir, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWSub(ir->b, a, b, ""); }
 LLVMValueRef ir_mul(Ir *ir, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWMul(ir->b, a, b, ""); }
@@ -78,11 +73,6 @@ LLVMValueRef ir_mad(Ir *ir, LLVMValueRef a, int64_t k, LLVMValueRef c)
 LLVMValueRef ir_min(Ir *ir, LLVMValueRef a, LLVMValueRef b)
 {
     return LLVMBuildSelect(ir->b, LLVMBuildICmp(ir->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
-
-LLVMValueRef ir_max(Ir *ir, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildSelect(ir->b, LLVMBuildICmp(ir->b, LLVMIntSGT, a, b, ""), a, b, "");
 }
 
 LLVMValueRef ir_div_const(Ir *ir, LLVMValueRef a, int64_t k) { return k == 1 ? a : LLVMBuildSDiv(ir->b, a, ir_i64(ir, k), ""); }

@@ -41,7 +41,6 @@ LLVMValueRef ir_var(Ir *ir, LLVMTypeRef type, LLVMValueRef init, const char *nam
 
 LLVMValueRef ir_load_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index);
 void ir_store_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef value);
-LLVMValueRef ir_load_i64(Ir *ir, LLVMValueRef base, LLVMValueRef index);
 
 LLVMValueRef ir_add(Ir *ir, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef ir_sub(Ir *ir, LLVMValueRef a, LLVMValueRef b);
@@ -49,7 +48,6 @@ LLVMValueRef ir_mul(Ir *ir, LLVMValueRef a, LLVMValueRef b);
 /* a * k + c with constants folded when k == 1 or c == 0 */
 LLVMValueRef ir_mad(Ir *ir, LLVMValueRef a, int64_t k, LLVMValueRef c);
 LLVMValueRef ir_min(Ir *ir, LLVMValueRef a, LLVMValueRef b);
-LLVMValueRef ir_max(Ir *ir, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef ir_div_const(Ir *ir, LLVMValueRef a, int64_t k); /* a >= 0 */
 LLVMValueRef ir_rem_const(Ir *ir, LLVMValueRef a, int64_t k); /* a >= 0 */
 
