@@ -23,37 +23,16 @@ Prints one JSON object.
 import argparse
 import json
 import os
-import shlex
-import subprocess
 import sys
-import time
 
 import numpy as np
 
-from peer_common import compare, gate  # noqa: E402
+from peer_common import compare, gate, timed  # noqa: E402
 SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1e9"))
 
 
 
 
-def timed(run, feed, min_time, min_runs):
-    start = time.perf_counter()
-    warm = 0
-    while True:                                # warm-up: a tenth of the time, at least 2 runs
-        run(None, feed)
-        warm += 1
-        if warm >= 2 and time.perf_counter() - start >= min_time / 10:
-            break
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter_ns()
-        run(None, feed)
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    times.sort()
-    n = len(times)
-    return {"median_ms": times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2]),
-            "min_ms": times[0], "p90_ms": times[int(round((n - 1) * 0.9))], "runs": n}
 
 
 def main(argv):
@@ -98,7 +77,7 @@ def main(argv):
             else:
                 out["note"] = "CPUs busy at the end of the measurement (and still busy after it)"
             break
-        out.update(timed(sess.run, feed, args.min_time, args.min_runs))
+        out.update(timed(lambda: sess.run(None, feed), args.min_time, args.min_runs))
         ok, info = gate("PEAK_POST")           # still free at the end?  else measure once more
         out["gates"].append(info)
         spread = out["median_ms"] / out["min_ms"]

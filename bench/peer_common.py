@@ -1,10 +1,11 @@
 """peer_common.py - what the peers benchmark's scripts share (bench/peers.py, torch_peer.py, ort_peer.py):
-the agreement check every engine's output passes before it is timed, and the CPU gate.
+the agreement check every engine's output passes before it is timed, the timing loop, and the CPU gate.
 Imported by interpreters with and without torch: only the standard library and numpy."""
 import json
 import os
 import shlex
 import subprocess
+import time
 
 import numpy as np
 
@@ -34,3 +35,25 @@ def gate(var):
         return r.returncode == 0, json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return r.returncode == 0, None
+
+
+def timed(fn, min_time, min_runs):
+    """A warm-up of a tenth of min_time (at least 2 runs), then fn() until min_time and min_runs are reached:
+    median, min and p90 in ms, and the number of runs."""
+    start = time.perf_counter()
+    warm = 0
+    while True:
+        fn()
+        warm += 1
+        if warm >= 2 and time.perf_counter() - start >= min_time / 10:
+            break
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    times.sort()
+    n = len(times)
+    med = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
+    return {"median_ms": med, "min_ms": times[0], "p90_ms": times[int(round((n - 1) * 0.9))], "runs": n}

@@ -45,8 +45,6 @@ import argparse
 import copy
 import json
 import os
-import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -61,7 +59,7 @@ import torch.nn as nn  # noqa: E402
 
 from gen_shape_goldens import build, parse_nn  # noqa: E402
 from gen_output_goldens import Stack, perturb, read_safetensors, safetensors_bytes  # noqa: E402
-from peer_common import ATOL, RTOL, compare, gate  # noqa: E402
+from peer_common import ATOL, RTOL, compare, gate, timed  # noqa: E402
 
 SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1e9"))
 BUSY = "CPUs busy: the FMA peak test right before did not reach ~T x the 1-thread peak"
@@ -194,24 +192,6 @@ def prepare(args):
 
 
 
-def timed(fn, min_time, min_runs):
-    start = time.perf_counter()
-    warm = 0
-    while True:                                # warm-up: a tenth of the time, at least 2 runs
-        fn()
-        warm += 1
-        if warm >= 2 and time.perf_counter() - start >= min_time / 10:
-            break
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter_ns()
-        fn()
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    times.sort()
-    n = len(times)
-    med = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
-    return {"median_ms": med, "min_ms": times[0], "p90_ms": times[int(round((n - 1) * 0.9))], "runs": n}
 
 
 def measure(args, fn, y):
