@@ -23,6 +23,7 @@
 #include "bench.h"
 
 #include "load_model.h"
+#include "splitmix.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -143,11 +144,7 @@ static void fill_random(float *x, int64_t n, uint64_t seed)
 {
     uint64_t state = seed ^ 0x62656e63686d6172ull;
     for (int64_t i = 0; i < n; i++) {
-        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        x[i] = (float)((double)(z >> 40) / 8388608.0 - 1.0);
+        x[i] = (float)((double)(splitmix64(&state) >> 40) / 8388608.0 - 1.0);
     }
 }
 

@@ -23,18 +23,11 @@
 #include "npy.h"
 #include "passes.h"
 #include "reference.h"
+#include "splitmix.h"
+
+static double uniform01(uint64_t *state) { return ((double)(splitmix64(state) >> 11) + 0.5) / 9007199254740992.0; }
 
 /* splitmix64 -> N(0, 1) by Box-Muller: deterministic test inputs. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *state) { return ((double)(next_random(state) >> 11) + 0.5) / 9007199254740992.0; }
-
 static void random_input(float *x, int64_t n, uint64_t seed)
 {
     uint64_t state = seed ^ 0x6c61796572637465ull;

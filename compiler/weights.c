@@ -14,6 +14,7 @@
 #include "weights.h"
 
 #include "file_io.h"
+#include "splitmix.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -663,14 +664,6 @@ typedef struct Rng {
     double spare; /* the second Box-Muller value */
     bool has_spare;
 } Rng;
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static uint64_t fnv1a(const char *s)
 {

@@ -1,0 +1,17 @@
+/* splitmix.h - the one pseudo-random generator of the compiler (random
+ * weights, test inputs, benchmark inputs): splitmix64, deterministic from a
+ * seed, no state but the caller's. */
+#ifndef LAYERC_SPLITMIX_H
+#define LAYERC_SPLITMIX_H
+
+#include <stdint.h>
+
+static inline uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#endif
