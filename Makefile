@@ -20,7 +20,7 @@ GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c
 HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
 
 # Debian packages: build tools, libraries, and what the test scripts use.
-DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 libclang-rt-19-dev python3 valgrind
+DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 valgrind
 
 .PHONY: all test deps clean unit-tests bench fuzz
 all: layerc $(BUILD)/liblayerc_rt.a

@@ -1,4 +1,5 @@
 /* backend.c - drives the back end stages (see backend.h). */
+#define _GNU_SOURCE /* memfd_create */
 #include "backend.h"
 
 #include <ctype.h>
@@ -6,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "emit_weights.h"
 #include "lower.h"
 #include "weights.h"
 
@@ -106,29 +110,65 @@ static bool write_header(Frontend *fe, const MemoryPlan *plan, const char *path,
     return ok;
 }
 
-/* Writes the object to a private temporary directory and links next to the destination. */
-static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const BuildOptions *opt)
+/* Where the weights object goes: a memory file when the system has them,
+ * named for the linker (which inherits it) as /proc/self/fd/N, so hundreds
+ * of MB are not written to disk twice; else the temporary directory.
+ * Returns the memory file's descriptor, or -1. */
+static int weights_object_path(char *path, size_t size, const char *dir)
+{
+    int fd = memfd_create("layerc-weights.o", 0); /* no MFD_CLOEXEC: the linker must inherit it */
+    if (fd >= 0) snprintf(path, size, "/proc/self/fd/%d", fd);
+    else snprintf(path, size, "%s/weights.o", dir);
+    return fd;
+}
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* --time-report: stage `name` took the time since *mark; restarts *mark. */
+static void report_stage(const BuildOptions *opt, double *mark, const char *name)
+{
+    double t = now_seconds();
+    if (opt->time_report) fprintf(opt->time_report, "layerc: time: %-16s %7.3f s\n", name, t - *mark);
+    *mark = t;
+}
+
+/* Writes the code and weights objects, and links them next to the destination. */
+static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool *pool, const BuildOptions *opt,
+                             double *mark)
 {
     char dir[] = "/tmp/layerc.XXXXXX";
     if (!mkdtemp(dir)) {
         diag_error(&fe->diag, (SrcSpan){0}, "cannot create a temporary directory");
         return false;
     }
-    char obj[64], tmp_so[4096];
-    snprintf(obj, sizeof obj, "%s/model.o", dir);
+    char code_obj[64], weights_obj[64], tmp_so[4096];
+    snprintf(code_obj, sizeof code_obj, "%s/model.o", dir);
+    int weights_fd = pool->len ? weights_object_path(weights_obj, sizeof weights_obj, dir) : -1;
     snprintf(tmp_so, sizeof tmp_so, "%s.tmp.%d", opt->output, (int)getpid());
-    bool ok = emit_object(&fe->diag, mod, &opt->emit, obj) && link_shared_library(&fe->diag, obj, tmp_so, opt->emit.sanitize);
+    const char *objects[2] = {code_obj, weights_obj};
+    int nobjects = pool->len ? 2 : 1;
+    bool ok = emit_object(&fe->diag, mod, &opt->emit, code_obj);
+    report_stage(opt, mark, "llvm codegen");
+    ok = ok && (nobjects == 1 || emit_weights_object(&fe->diag, pool, weights_obj));
+    report_stage(opt, mark, "weights object");
+    ok = ok && link_shared_library(&fe->diag, objects, nobjects, tmp_so, opt->emit.sanitize);
     if (ok && rename(tmp_so, opt->output) != 0) {
         diag_error(&fe->diag, (SrcSpan){0}, "cannot write %s", opt->output);
         ok = false;
     }
+    report_stage(opt, mark, "link");
     remove(tmp_so);
-    remove(obj);
+    remove(code_obj);
+    if (weights_fd >= 0) close(weights_fd);
+    else if (pool->len) remove(weights_obj);
     rmdir(dir);
     return ok;
 }
-
-static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryPlan *plan);
 
 void backend_run_passes(Graph *g, const BuildOptions *opt)
 {
@@ -137,30 +177,45 @@ void backend_run_passes(Graph *g, const BuildOptions *opt)
     run_passes(g, &passes);
 }
 
-bool backend_build(Frontend *fe, const BuildOptions *opt)
-{
-    return lower_check_supported(&fe->diag, fe->graph) && backend_load_weights(fe, opt) && backend_build_bound(fe, opt);
-}
-
-bool backend_build_bound(Frontend *fe, const BuildOptions *opt)
-{
-    backend_run_passes(fe->graph, opt);
-    return build_with_plan(fe, opt, plan_memory(&fe->arena, fe->graph));
-}
-
-static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryPlan *plan)
+static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryPlan *plan, double *mark)
 {
     Graph *g = fe->graph;
     const char *prefix = model_symbol_prefix(&fe->arena, g->model_name);
     LLVMContextRef ctx = LLVMContextCreate();
     VectorShape vs = target_vector_shape(opt->emit.target_cpu);
-    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer);
-    bool ok = compile_and_link(fe, mod, opt);
+    ConstantPool pool = {0};
+    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer, &pool);
+    report_stage(opt, mark, "lower");
+    bool ok = compile_and_link(fe, mod, &pool, opt, mark);
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
+    constant_pool_free(&pool);
     if (ok && opt->header) {
         const char *slash = strrchr(opt->output, '/');
         ok = write_header(fe, plan, opt->header, prefix, slash ? slash + 1 : opt->output);
     }
+    report_stage(opt, mark, "clean up");
     return ok;
+}
+
+static bool build_bound(Frontend *fe, const BuildOptions *opt, double *mark)
+{
+    backend_run_passes(fe->graph, opt);
+    const MemoryPlan *plan = plan_memory(&fe->arena, fe->graph);
+    report_stage(opt, mark, "passes and plan");
+    return build_with_plan(fe, opt, plan, mark);
+}
+
+bool backend_build(Frontend *fe, const BuildOptions *opt)
+{
+    double mark = now_seconds();
+    if (!lower_check_supported(&fe->diag, fe->graph) || !backend_load_weights(fe, opt)) return false;
+    report_stage(opt, &mark, "weights");
+    return build_bound(fe, opt, &mark);
+}
+
+bool backend_build_bound(Frontend *fe, const BuildOptions *opt)
+{
+    double mark = now_seconds();
+    return build_bound(fe, opt, &mark);
 }

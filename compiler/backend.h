@@ -5,6 +5,7 @@
 #define LAYERC_BACKEND_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "emit_object.h"
 #include "frontend.h"
@@ -20,6 +21,7 @@ typedef struct BuildOptions {
     PassOptions passes;
     bool quiet_random_weights; /* no warning (layerc test: its reference uses the same weights) */
     int inject_fault_layer;   /* test the tests: compiled layer K (1-based) adds 1 to its first output; 0: none */
+    FILE *time_report;        /* --time-report: each stage's wall time goes here; NULL: none */
 } BuildOptions;
 
 /* Binds weights to fe's graph: from the file, or random with a warning. */

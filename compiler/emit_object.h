@@ -32,9 +32,10 @@ VectorShape target_vector_shape(const char *target_cpu);
 /* Optimises mod and writes an object file to obj_path. */
 bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path);
 
-/* Links obj_path with the runtime archive into the shared library so_path
+/* Links the objects with the runtime archive into the shared library so_path
  * (with the sanitizer-instrumented runtime when `sanitize`). */
-bool link_shared_library(Diag *d, const char *obj_path, const char *so_path, bool sanitize);
+enum { LINK_MAX_OBJECTS = 4 };
+bool link_shared_library(Diag *d, const char *const *objects, int nobjects, const char *so_path, bool sanitize);
 
 /* Runs argv (no shell) in directory dir (NULL: the current one).  Returns the
  * exit status, or -1 after reporting that it could not run or was killed. */

@@ -18,6 +18,8 @@ void ir_init(Ir *ir, LLVMContextRef ctx, LLVMModuleRef mod)
     ir->fn = NULL;
     ir->vector_width = 8;
     ir->vector_registers = 16;
+    ir->constants = NULL;
+    ir->constants_global = NULL;
 }
 
 void ir_dispose(Ir *ir) { LLVMDisposeBuilder(ir->b); }

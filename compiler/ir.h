@@ -11,6 +11,8 @@
 #include <llvm-c/Core.h>
 #include <stdint.h>
 
+struct ConstantPool;
+
 typedef struct Ir {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
@@ -19,6 +21,8 @@ typedef struct Ir {
     LLVMValueRef fn; /* the function being built */
     int vector_width;     /* floats per vector register of the target: 4 (SSE), 8 (AVX2), 16 (AVX-512) */
     int vector_registers; /* how many of them: 16, or 32 with AVX-512 */
+    struct ConstantPool *constants;  /* where lower_constant_floats puts weight arrays */
+    LLVMValueRef constants_global;   /* their base address in the module (NULL until the first) */
 } Ir;
 
 typedef struct IrLoop {

@@ -1,6 +1,7 @@
 /* lower.h - lowering the checked graph to LLVM IR (one module per model).
  *
- * lower_llvm.c builds the module: weights as read-only constants, one or
+ * lower_llvm.c builds the module: weights in a constant pool (written as
+ * its own object by emit_weights.c), one or
  * more kernel functions per layer (lower_kernels.c), the `forward` function
  * that runs them in order over the planned workspace (plan_memory.h), the
  * descriptor `__layerc_desc` of runtime/layerc.h and the model-named entry
@@ -11,6 +12,7 @@
 
 #include <llvm-c/Core.h>
 
+#include "constant_pool.h"
 #include "diag.h"
 #include "graph.h"
 #include "ir.h"
@@ -20,9 +22,10 @@
 bool lower_check_supported(Diag *d, const Graph *g);
 
 /* Builds the module for g; the weights must be bound.  `symbol_prefix` names
- * the model-named functions (<prefix>_create, ...). */
+ * the model-named functions (<prefix>_create, ...).  The weight arrays go to
+ * `constants`, which the module refers to by CONSTANT_POOL_SYMBOL. */
 LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
-                          int vector_width, int vector_registers, int inject_fault_layer);
+                          int vector_width, int vector_registers, int inject_fault_layer, ConstantPool *constants);
 
 /* ---- between lower_llvm.c and lower_kernels.c ---- */
 
@@ -57,6 +60,7 @@ typedef struct KernelArgs {
 /* Emits node kb->node's kernels into kb->steps. */
 void lower_node_kernels(KernelBuilder *kb);
 void lower_conv2d(KernelBuilder *kb); /* lower_conv.c */
+void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 
 /* Kernel-building helpers shared by lower_kernels.c and lower_conv.c. */
 KernelArgs kernel_begin(KernelBuilder *kb, const char *what);
@@ -68,7 +72,7 @@ LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
 /* The node's fused activation over dst[base, base + count), if it has one. */
 void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count);
 
-/* A private, 64-byte aligned constant array of floats in the module. */
+/* A 64-byte aligned array of floats in the constant pool; returns its address. */
 LLVMValueRef lower_constant_floats(Ir *ir, const char *name, const float *data, int64_t count);
 
 #endif

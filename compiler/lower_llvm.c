@@ -1,9 +1,10 @@
-/* lower_llvm.c - builds the LLVM module of a model (see lower.h): weights as
- * constants, kernels per layer, the forward function over the memory plan,
+/* lower_llvm.c - builds the LLVM module of a model (see lower.h): weights in
+ * the constant pool, kernels per layer, the forward function over the memory plan,
  * the layerc_model_desc descriptor and the model-named entry points. */
 #include <ctype.h>
 #include <string.h>
 
+#include "constant_pool.h"
 #include "layerc.h"
 #include "lower.h"
 
@@ -20,6 +21,26 @@ static bool op_is_lowered(OpKind op)
     }
 }
 
+/* The generated code addresses the constant pool PC-relative (the small code
+ * model), so it must fit in 2 GiB with the code; refused before any weight is read. */
+static void check_weights_fit(Diag *d, const Graph *g)
+{
+    size_t bytes = 0;
+    const Node *largest = NULL;
+    size_t largest_bytes = 0;
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        size_t node_bytes = 0;
+        for (int k = 0; k < n->nparams; k++) node_bytes += (size_t)shape_numel(&n->params[k].shape) * sizeof(float);
+        bytes += node_bytes;
+        if (node_bytes > largest_bytes) largest = n, largest_bytes = node_bytes;
+    }
+    if (bytes <= CONSTANT_POOL_MAX_BYTES || !largest) return;
+    diag_error(d, largest->op_loc, "the model's weights take %zu MiB; a compiled library can embed at most %zu MiB",
+               bytes >> 20, CONSTANT_POOL_MAX_BYTES >> 20);
+    diag_note(d, largest->op_loc, "layer %s alone takes %zu MiB", largest->name, largest_bytes >> 20);
+}
+
 bool lower_check_supported(Diag *d, const Graph *g)
 {
     int errors = d->errors;
@@ -34,19 +55,36 @@ bool lower_check_supported(Diag *d, const Graph *g)
                    n->name, op_name(n->op));
         diag_note(d, n->op_loc, "'layerc check' and 'layerc shapes' accept it");
     }
+    check_weights_fit(d, g);
     return d->errors == errors;
 }
 
+/* The arrays are appended to the constant pool and addressed from a
+ * placeholder global; finish_constants() gives it its final size. */
 LLVMValueRef lower_constant_floats(Ir *ir, const char *name, const float *data, int64_t count)
 {
-    LLVMValueRef init = LLVMConstStringInContext2(ir->ctx, (const char *)data, (size_t)count * sizeof(float), 1);
-    LLVMValueRef g = LLVMAddGlobal(ir->mod, LLVMTypeOf(init), name);
-    LLVMSetInitializer(g, init);
-    LLVMSetGlobalConstant(g, 1);
-    LLVMSetLinkage(g, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
-    LLVMSetAlignment(g, 64);
-    return g;
+    (void)name;
+    if (!ir->constants_global) {
+        ir->constants_global = LLVMAddGlobal(ir->mod, LLVMArrayType2(LLVMInt8TypeInContext(ir->ctx), 0), "weights.placeholder");
+        LLVMSetGlobalConstant(ir->constants_global, 1);
+    }
+    size_t offset = constant_pool_add(ir->constants, data, (size_t)count * sizeof(float));
+    LLVMValueRef at = ir_i64(ir, (int64_t)offset);
+    return LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ir->ctx), ir->constants_global, &at, 1);
+}
+
+/* The pool's symbol (emit_weights.c), declared with its real size. */
+static void finish_constants(Ir *ir)
+{
+    if (!ir->constants_global) return;
+    LLVMTypeRef type = LLVMArrayType2(LLVMInt8TypeInContext(ir->ctx), ir->constants->len);
+    LLVMValueRef pool = LLVMAddGlobal(ir->mod, type, CONSTANT_POOL_SYMBOL);
+    LLVMSetGlobalConstant(pool, 1);
+    LLVMSetVisibility(pool, LLVMHiddenVisibility);
+    LLVMSetAlignment(pool, CONSTANT_ALIGN);
+    LLVMReplaceAllUsesWith(ir->constants_global, pool);
+    LLVMDeleteGlobal(ir->constants_global);
+    ir->constants_global = pool;
 }
 
 typedef struct Lowering {
@@ -113,9 +151,22 @@ static LLVMValueRef tensor_info(Lowering *lw, const Shape *s, DType dtype)
     return LLVMConstNamedStruct(lw->tensor_info_t, fields, 5);
 }
 
+/* The pool gets the parameters once, re-laid out with some padding (tiles
+ * rounded up): reserving that up front avoids copying hundreds of MB as it grows. */
+static void reserve_constants(Lowering *lw)
+{
+    size_t bytes = 0;
+    for (int i = 1; i < lw->g->nodes.len; i++) {
+        const Node *n = lw->g->nodes.items[i];
+        for (int k = 0; k < n->nparams; k++) bytes += (size_t)shape_numel(&n->params[k].shape) * sizeof(float) + CONSTANT_ALIGN;
+    }
+    constant_pool_reserve(lw->ir.constants, bytes + bytes / 8);
+}
+
 static void lower_kernels(Lowering *lw)
 {
     const Graph *g = lw->g;
+    reserve_constants(lw);
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         if (node_is_view(n)) continue;
@@ -260,7 +311,7 @@ static void lower_entry_points(Lowering *lw, const char *prefix)
 }
 
 LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
-                          int vector_width, int vector_registers, int inject_fault_layer)
+                          int vector_width, int vector_registers, int inject_fault_layer, ConstantPool *constants)
 {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
     Lowering lw = {.g = g, .plan = plan, .fault_layer = inject_fault_layer};
@@ -268,6 +319,7 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
     ir_init(&lw.ir, ctx, mod);
     lw.ir.vector_width = vector_width;
     lw.ir.vector_registers = vector_registers;
+    lw.ir.constants = constants;
     define_types(&lw);
     lw.steps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.steps);
     lw.nsteps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.nsteps);
@@ -275,6 +327,7 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
     LLVMValueRef forward = lower_forward(&lw);
     lower_descriptor(&lw, forward);
     lower_entry_points(&lw, symbol_prefix);
+    finish_constants(&lw.ir);
     ir_dispose(&lw.ir);
     arena_free(&lw.arena);
     return mod;

@@ -167,7 +167,7 @@ static int run_dump_ir(int argc, char **argv)
 /* ---- layerc build ---- */
 
 static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm",
-                                            "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--disable-pass", "--help", NULL};
+                                            "--time-report", "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--disable-pass", "--help", NULL};
 
 /* Value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL after reporting a missing one. */
 static const char *option_value(int argc, char **argv, int *i, const char *name, const char *cmd)
@@ -326,7 +326,9 @@ static int run_build(int argc, char **argv)
         int used = parse_build_option(argc, argv, &i, &opt, "build");
         if (used < 0) return EXIT_USAGE;
         if (used) continue;
-        if (strcmp(a, "-o") == 0 || is_option(a, "--output")) {
+        if (strcmp(a, "--time-report") == 0) {
+            opt.time_report = stderr;
+        } else if (strcmp(a, "-o") == 0 || is_option(a, "--output")) {
             if (!(opt.output = option_value(argc, argv, &i, a[1] == 'o' ? "-o" : "--output", "build"))) return EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("build", "unknown option '%s'", a, BUILD_OPTIONS);
@@ -496,7 +498,8 @@ static const Command commands[] = {
      "  -O0 .. -O3         optimisation level (default -O3); -O0 also runs no graph pass\n"
      "  --disable-pass P   skip one graph pass (repeatable; see 'layerc dump-ir --help')\n"
      "  --target-cpu CPU   compile for CPU (e.g. x86-64-v3, skylake-avx512) instead of this machine's\n"
-     "  --emit-llvm FILE   also write the optimised LLVM IR\n",
+     "  --emit-llvm FILE   also write the optimised LLVM IR (the weights are not in it)\n"
+     "  --time-report      print the time each stage took\n",
      BUILD_OPTIONS, run_build},
     {"test", "compile the model, run it and check it against the reference interpreter (and --expect)",
      "usage: layerc test [OPTIONS] MODEL.nn\n"

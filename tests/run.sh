@@ -18,7 +18,8 @@
 #   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (rtol 1e-5)
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
-# Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites.
+# Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites, and
+# SUITES="cli golden ..." to run only those suites (fuzz: the fuzz corpus replay).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -58,6 +59,18 @@ suite_cli() {
     [ $rc = 1 ] && grep -q "not a regular file" <<<"$out" && pass "$tag cli directory" || fail "$tag cli directory" "rc=$rc $out"
     out=$($L shapes --format yaml examples/cifar10.nn 2>&1); rc=$?
     [ $rc = 2 ] && pass "$tag cli bad format" || fail "$tag cli bad format" "rc=$rc $out"
+    # Refused before any weight is drawn (quickly, in little memory), and nothing written.
+    (cd tests/build && timeout 20 $L build weights_too_large.nn -o "$TMP/too_large.so"; echo "exit status $?") \
+        >"$TMP/too_large.out" 2>&1
+    [ ! -e "$TMP/too_large.so" ] && expect_output "$tag cli build weights_too_large" tests/build/weights_too_large.expected \
+        "$TMP/too_large.out" || fail "$tag cli build weights_too_large" "an output was written"
+    out=$($L build --time-report examples/lenet5.nn -o "$TMP/lenet_time.so" 2>&1); rc=$?
+    local stage missing=""
+    for stage in weights "passes and plan" lower "llvm codegen" "weights object" link; do
+        grep -Eq "^layerc: time: $stage +[0-9]+\.[0-9]{3} s$" <<<"$out" || missing="$missing '$stage'"
+    done
+    [ $rc = 0 ] && [ -z "$missing" ] && pass "$tag cli build --time-report" \
+        || fail "$tag cli build --time-report" "rc=$rc missing:$missing $out"
 }
 
 suite_torch_shapes() {
@@ -262,20 +275,23 @@ suite_valgrind() {
         || fail "$tag valgrind build" "$out"
 }
 
+want() { [ -z "${SUITES:-}" ] || [[ " $SUITES " == *" $1 "* ]]; }
+
 run_all() {
     local L=$1 tag=$2
-    suite_cli "$L" "$tag"
-    suite_torch_shapes "$L" "$tag"
-    suite_reports "$L" "$tag"
-    suite_diagnostics "$L" "$tag"
-    suite_hostile "$L" "$tag"
-    suite_unit "$4" "$tag"
-    suite_golden "$L" "$tag" "$3"
-    suite_examples "$L" "$tag" "$3"
-    suite_ir "$L" "$tag"
-    suite_api "$L" "$tag" "$3"
-    [ -z "$3" ] && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
-    [ -z "$3" ] && suite_valgrind "$L" "$tag"
+    want cli && suite_cli "$L" "$tag"
+    want torch-shapes && suite_torch_shapes "$L" "$tag"
+    want reports && suite_reports "$L" "$tag"
+    want diagnostics && suite_diagnostics "$L" "$tag"
+    want hostile && suite_hostile "$L" "$tag"
+    want unit && suite_unit "$4" "$tag"
+    want golden && suite_golden "$L" "$tag" "$3"
+    want examples && suite_examples "$L" "$tag" "$3"
+    want ir && suite_ir "$L" "$tag"
+    want api && suite_api "$L" "$tag" "$3"
+    [ -z "$3" ] && want passes && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
+    [ -z "$3" ] && want valgrind && suite_valgrind "$L" "$tag"
+    return 0
 }
 
 run_all "$ROOT/layerc" "[O2]" "" "$ROOT/build/unit"
@@ -285,7 +301,7 @@ unset UPDATE
 run_all "$ROOT/build/san/layerc" "[asan+ubsan]" "--sanitize" "$ROOT/build/san/unit"
 
 # Every committed fuzz corpus and crash input through the libFuzzer builds (fuzz/replay.sh).
-out=$(bash fuzz/replay.sh 2>&1) && pass "fuzz replay ($(tail -n 1 <<<"$out"))" || fail "fuzz replay" "$out"
+want fuzz && { out=$(bash fuzz/replay.sh 2>&1) && pass "fuzz replay ($(tail -n 1 <<<"$out"))" || fail "fuzz replay" "$out"; }
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
