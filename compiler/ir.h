@@ -66,6 +66,20 @@ LLVMValueRef ir_call_f32_2(Ir *ir, const char *name, LLVMValueRef x, LLVMValueRe
 IrLoop ir_loop_begin(Ir *ir, LLVMValueRef begin, LLVMValueRef end, const char *name);
 void ir_loop_end(Ir *ir, IrLoop *loop);
 
+/* ---- vectors of ir->vector_width floats (ir_vector.c) ---- */
+LLVMTypeRef ir_vec_type(Ir *ir);
+LLVMValueRef ir_splat(Ir *ir, LLVMValueRef x);
+/* base[index ..] as a vector; only the first `lanes` are read when lanes < width (the rest are 0). */
+LLVMValueRef ir_load_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, int lanes);
+/* Stores the first `lanes` lanes of v to base[index ..] (none when lanes <= 0). */
+void ir_store_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v, int lanes);
+LLVMValueRef ir_fma_vec(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b + c */
+/* The even (odd) lanes of the 2*width lanes a:b: a stride-2 load from two plain ones. */
+LLVMValueRef ir_even_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef ir_odd_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+/* a0 b0 a1 b1 ... as two vectors: the inverse of even/odd lanes. */
+void ir_interleave(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *lo, LLVMValueRef *hi);
+
 /* if (cond) { ... } */
 LLVMBasicBlockRef ir_if_begin(Ir *ir, LLVMValueRef cond);
 void ir_if_end(Ir *ir, LLVMBasicBlockRef merge);

@@ -36,12 +36,13 @@ typedef enum { BUF_INPUT, BUF_OUTPUT, BUF_SCRATCH } BufferRole;
 typedef struct KernelStep {
     LLVMValueRef fn;
     BufferRole src, dst;
+    int64_t src_scratch_at, dst_scratch_at; /* BUF_SCRATCH: bytes into the node's scratch */
     int64_t items;
     bool items_per_sample;
     int64_t cost_per_item;
 } KernelStep;
 
-enum { MAX_KERNEL_STEPS = 2 };
+enum { MAX_KERNEL_STEPS = 4 };
 
 typedef struct KernelBuilder {
     Ir *ir;
@@ -60,11 +61,18 @@ typedef struct KernelArgs {
 /* Emits node kb->node's kernels into kb->steps. */
 void lower_node_kernels(KernelBuilder *kb);
 void lower_conv2d(KernelBuilder *kb); /* lower_conv.c */
+void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c */
+/* The node's fused activation on every lane of v (lower_conv.c). */
+LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v);
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 
 /* Kernel-building helpers shared by lower_kernels.c and lower_conv.c. */
 KernelArgs kernel_begin(KernelBuilder *kb, const char *what);
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost);
+/* kernel_end for kernels that read or write parts of the node's scratch memory:
+ * src_at / dst_at are byte offsets into it, or -1 for the input / the output. */
+void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,
+                           int64_t cost);
 /* The node's parameter `suffix` as a constant array, or NULL when it has none. */
 LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
 /* op applied to a float or a vector of floats. */

@@ -247,14 +247,13 @@ static LLVMValueRef fma_lanes(Tile *t, LLVMValueRef a, LLVMValueRef b, LLVMValue
 }
 
 /* The fused activation on every lane (exact GELU, which calls erff, lane by lane). */
-static LLVMValueRef epilogue_lanes(Tile *t, LLVMValueRef v)
+LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v)
 {
-    const Node *n = t->node;
     if (!n->has_epilogue) return v;
-    Ir *ir = t->ir;
     if (n->epilogue != OP_GELU || n->epilogue_attr.gelu_tanh) return activation(ir, n->epilogue, &n->epilogue_attr, v);
-    for (int l = 0; l < t->width; l++) {
-        LLVMValueRef lane = LLVMConstInt(ir->i32, (unsigned long long)l, 0);
+    unsigned width = LLVMGetVectorSize(LLVMTypeOf(v));
+    for (unsigned l = 0; l < width; l++) {
+        LLVMValueRef lane = LLVMConstInt(ir->i32, l, 0);
         LLVMValueRef x = LLVMBuildExtractElement(ir->b, v, lane, "");
         v = LLVMBuildInsertElement(ir->b, v, activation(ir, n->epilogue, &n->epilogue_attr, x), lane, "");
     }
@@ -305,7 +304,7 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
     for (int o = 0; o < ocn; o++) {
         for (int v = 0; v < nvec; v++) {
             int64_t off = o * g->oh * g->ow + ts->dy[v] * g->ow + ts->dx[v];
-            LLVMValueRef r = epilogue_lanes(t, LLVMBuildLoad2(ir->b, t->vt, acc[o][v], ""));
+            LLVMValueRef r = epilogue_vector(t->ir, t->node, LLVMBuildLoad2(ir->b, t->vt, acc[o][v], ""));
             store_lanes(t, t->dst, ir_add(ir, out_at, ir_i64(ir, off)), r, ts->lanes[v]);
         }
     }
@@ -476,6 +475,10 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
 void lower_conv2d(KernelBuilder *kb)
 {
     const Node *n = kb->node;
+    if (n->winograd) {
+        lower_conv_winograd(kb);
+        return;
+    }
     const ConvAttrs *cv = &n->attr.conv;
     const Shape *in = &n->inputs[0]->shape;
     int c = in->rank - 3;

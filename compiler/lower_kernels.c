@@ -37,7 +37,16 @@ KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost)
 {
     LLVMBuildRetVoid(kb->ir->b);
-    kb->steps[kb->nsteps++] = (KernelStep){kb->ir->fn, src, dst, items, per_sample, cost};
+    kb->steps[kb->nsteps++] = (KernelStep){.fn = kb->ir->fn, .src = src, .dst = dst, .items = items,
+                                           .items_per_sample = per_sample, .cost_per_item = cost};
+}
+
+void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,
+                           int64_t cost)
+{
+    kernel_end(kb, src_at < 0 ? BUF_INPUT : BUF_SCRATCH, dst_at < 0 ? BUF_OUTPUT : BUF_SCRATCH, items, per_sample, cost);
+    kb->steps[kb->nsteps - 1].src_scratch_at = src_at < 0 ? 0 : src_at;
+    kb->steps[kb->nsteps - 1].dst_scratch_at = dst_at < 0 ? 0 : dst_at;
 }
 
 static const Param *param(const Node *n, const char *suffix) { return node_param(n, suffix); }

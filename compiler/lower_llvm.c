@@ -189,6 +189,14 @@ static LLVMValueRef storage(Lowering *lw, int root, LLVMValueRef in, LLVMValueRe
     return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
 }
 
+/* Byte `at` of node i's scratch memory (sizes per sample, as every offset). */
+static LLVMValueRef scratch(Lowering *lw, int i, int64_t at, LLVMValueRef ws, LLVMValueRef batch)
+{
+    Ir *ir = &lw->ir;
+    LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, lw->plan->scratch_offset[i] + at), batch);
+    return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
+}
+
 static LLVMValueRef lower_forward(Lowering *lw)
 {
     Ir *ir = &lw->ir;
@@ -214,15 +222,12 @@ static LLVMValueRef lower_forward(Lowering *lw)
         if (plan->copy_input_to_output) dst = out;
         for (int s = 0; s < lw->nsteps[i]; s++) {
             const KernelStep *st = &lw->steps[i][s];
-            LLVMValueRef scratch = NULL;
-            if (st->src == BUF_SCRATCH || st->dst == BUF_SCRATCH) {
-                LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, plan->scratch_offset[i]), batch);
-                scratch = LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
-            }
             LLVMValueRef items = ir_i64(ir, st->items);
             if (st->items_per_sample) items = ir_mul(ir, items, batch);
-            LLVMValueRef args[7] = {ctx, st->fn, st->src == BUF_SCRATCH ? scratch : src,
-                                    st->dst == BUF_SCRATCH ? scratch : dst, batch, items, ir_i64(ir, st->cost_per_item)};
+            LLVMValueRef args[7] = {ctx, st->fn,
+                                    st->src == BUF_SCRATCH ? scratch(lw, i, st->src_scratch_at, ws, batch) : src,
+                                    st->dst == BUF_SCRATCH ? scratch(lw, i, st->dst_scratch_at, ws, batch) : dst,
+                                    batch, items, ir_i64(ir, st->cost_per_item)};
             LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 7, "");
         }
         if (i == lw->fault_layer) /* a deliberate error, to show that layerc test finds it */

@@ -81,7 +81,7 @@ static int run_check(int argc, char **argv)
 
 /* ---- layerc shapes ---- */
 
-static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--disable-pass", "-O0", "--help", NULL};
+static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--disable-pass", "--winograd", "-O0", "--help", NULL};
 
 static bool is_option(const char *arg, const char *name);
 static bool is_pass_option(const char *arg);
@@ -127,7 +127,7 @@ static int run_shapes(int argc, char **argv)
 
 /* ---- layerc dump-ir ---- */
 
-static const char *const DUMP_OPTIONS[] = {"--after", "--print-after-all", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
+static const char *const DUMP_OPTIONS[] = {"--after", "--print-after-all", "--disable-pass", "--winograd", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
 static int run_dump_ir(int argc, char **argv)
@@ -166,7 +166,7 @@ static int run_dump_ir(int argc, char **argv)
 
 /* ---- layerc build ---- */
 
-static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm",
+static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm", "--winograd",
                                             "--time-report", "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--disable-pass", "--help", NULL};
 
 /* Value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL after reporting a missing one. */
@@ -188,7 +188,7 @@ static bool is_option(const char *arg, const char *name)
 /* -O0..-O3 and --disable-pass: the options that steer the graph passes. */
 static bool is_pass_option(const char *arg)
 {
-    return is_option(arg, "--disable-pass") || (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]);
+    return is_option(arg, "--disable-pass") || is_option(arg, "--winograd") || (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]);
 }
 
 static bool parse_seed(const char *text, uint64_t *seed)
@@ -266,6 +266,18 @@ static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, 
     if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
         opt->emit.opt_level = a[2] - '0';
         return 1;
+    }
+    if (is_option(a, "--winograd")) {
+        static const char *const policies[] = {"auto", "always", "never"};
+        const char *v = option_value(argc, argv, i, "--winograd", cmd);
+        if (!v) return -1;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(v, policies[k]) == 0) {
+                opt->passes.winograd = (WinogradPolicy)k;
+                return 1;
+            }
+        usage_error(cmd, "--winograd needs auto, always or never, got '%s'", v, NULL);
+        return -1;
     }
     if (is_option(a, "--disable-pass")) {
         const char *name = option_value(argc, argv, i, "--disable-pass", cmd);
@@ -349,7 +361,7 @@ static int run_build(int argc, char **argv)
 
 /* ---- layerc test ---- */
 
-static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--input", "--expect", "--atol", "--rtol", "--batch",
+static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--winograd", "--input", "--expect", "--atol", "--rtol", "--batch",
                                            "--keep", "--threads", "--sanitize", "--target-cpu", "--disable-pass", "--inject-fault", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
@@ -401,7 +413,7 @@ static int run_test(int argc, char **argv)
 
 /* ---- layerc run ---- */
 
-static const char *const RUN_OPTIONS[] = {"--input", "-o", "--weights", "--seed", "--threads", "--target-cpu", "--help", NULL};
+static const char *const RUN_OPTIONS[] = {"--input", "-o", "--winograd", "--weights", "--seed", "--threads", "--target-cpu", "--help", NULL};
 
 static int run_run(int argc, char **argv)
 {
@@ -435,7 +447,7 @@ static int run_run(int argc, char **argv)
 
 /* ---- layerc bench ---- */
 
-static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--per-layer", "--json", "--min-time", "--weights",
+static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--winograd", "--per-layer", "--json", "--min-time", "--weights",
                                             "--seed", "--target-cpu", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
                                             "--help", NULL};
 
@@ -487,6 +499,8 @@ static const Command commands[] = {
      "  fold-batchnorm      fold eval-mode BatchNorm into the Conv2d or Linear before it\n"
      "  fuse-epilogue       apply the activation after a Conv2d or Linear inside its kernel\n"
      "  fold-constants      compute the remaining BatchNorms' scale and shift at compile time\n"
+     "  choose-conv-algorithm  run 3x3 stride-1 convolutions with >= 32 channels as Winograd F(2x2,3x3)\n"
+     "                         (--winograd always: every such convolution; never: none)\n"
      "-O0 runs no pass; --disable-pass (repeatable) skips one, here and in shapes, build, test and run\n",
      DUMP_OPTIONS, run_dump_ir},
     {"build", "compile the model to a self-contained shared library (weights embedded)",

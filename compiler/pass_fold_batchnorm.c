@@ -64,8 +64,9 @@ static void fold_values(Graph *g, Node *p, const Node *bn, Param *weight, Param 
     (void)p;
 }
 
-int pass_fold_batchnorm(Graph *g)
+int pass_fold_batchnorm(Graph *g, const PassOptions *opt)
 {
+    (void)opt;
     int rewrites = 0;
     for (int i = 1; i < g->nodes.len; i++) {
         Node *bn = g->nodes.items[i];

@@ -20,8 +20,9 @@ void batchnorm_scale_shift(const Node *bn, float *scale, float *shift)
     }
 }
 
-int pass_fold_constants(Graph *g)
+int pass_fold_constants(Graph *g, const PassOptions *opt)
 {
+    (void)opt;
     int rewrites = 0;
     for (int i = 1; i < g->nodes.len; i++) {
         Node *bn = g->nodes.items[i];

@@ -17,8 +17,9 @@ static bool is_fusable_activation(OpKind op)
 
 static bool is_producer(OpKind op) { return op == OP_CONV2D || op == OP_LINEAR || op == OP_LAZYLINEAR; }
 
-int pass_fuse_epilogue(Graph *g)
+int pass_fuse_epilogue(Graph *g, const PassOptions *opt)
 {
+    (void)opt;
     int rewrites = 0;
     for (int i = 1; i < g->nodes.len; i++) {
         Node *p = g->nodes.items[i];

@@ -6,8 +6,9 @@
 
 static bool is_inference_identity(OpKind op) { return op == OP_IDENTITY || op == OP_DROPOUT || op == OP_DROPOUT2D; }
 
-int pass_simplify_inference(Graph *g)
+int pass_simplify_inference(Graph *g, const PassOptions *opt)
 {
+    (void)opt;
     int rewrites = 0;
     for (int i = 1; i < g->nodes.len;) {
         Node *n = g->nodes.items[i];

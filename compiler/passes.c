@@ -9,6 +9,8 @@ static const Pass PASSES[] = {
     {"fold-batchnorm", "fold eval-mode BatchNorm into the Conv2d or Linear before it", pass_fold_batchnorm},
     {"fuse-epilogue", "apply the activation after a Conv2d or Linear inside its kernel", pass_fuse_epilogue},
     {"fold-constants", "compute the remaining BatchNorms' scale and shift at compile time", pass_fold_constants},
+    {"choose-conv-algorithm", "run 3x3 stride-1 convolutions with enough channels as Winograd F(2x2,3x3)",
+     pass_choose_conv_algorithm},
 };
 enum { NPASSES = sizeof PASSES / sizeof PASSES[0] };
 
@@ -42,7 +44,7 @@ void run_passes(Graph *g, const PassOptions *opt)
     for (int i = 0; i < NPASSES; i++) {
         const Pass *p = &PASSES[i];
         if (disabled(opt, p->name)) continue;
-        int rewrites = p->run(g);
+        int rewrites = p->run(g, opt);
         bool print = opt->dump && (opt->print_after_all || (opt->print_after && strcmp(opt->print_after, p->name) == 0));
         if (print) dump_ir(opt->dump, g, arena_printf(g->arena, "after %s (%d rewrite%s)", p->name, rewrites, rewrites == 1 ? "" : "s"));
     }

@@ -15,8 +15,12 @@
 
 #include "graph.h"
 
+/* Which 3x3 stride-1 convolutions run as Winograd F(2x2,3x3) (pass_choose_conv_algorithm.c). */
+typedef enum { WINOGRAD_AUTO, WINOGRAD_ALWAYS, WINOGRAD_NEVER } WinogradPolicy;
+
 typedef struct PassOptions {
     int opt_level;              /* 0: no graph passes */
+    WinogradPolicy winograd;    /* --winograd auto|always|never */
     const char *disabled[16];   /* --disable-pass NAME */
     int ndisabled;
     const char *print_after;    /* --after PASS: print the IR after it */
@@ -28,13 +32,18 @@ typedef struct Pass {
     const char *name;
     const char *summary;
     /* Returns how many rewrites it made. */
-    int (*run)(Graph *g);
+    int (*run)(Graph *g, const PassOptions *opt);
 } Pass;
 
-int pass_simplify_inference(Graph *g);
-int pass_fold_batchnorm(Graph *g);
-int pass_fuse_epilogue(Graph *g);
-int pass_fold_constants(Graph *g);
+int pass_simplify_inference(Graph *g, const PassOptions *opt);
+int pass_fold_batchnorm(Graph *g, const PassOptions *opt);
+int pass_fuse_epilogue(Graph *g, const PassOptions *opt);
+int pass_fold_constants(Graph *g, const PassOptions *opt);
+int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt);
+
+/* Whether Conv2d n can run as Winograd F(2x2,3x3): 3x3, stride 1, dilation 1,
+ * one group, zero padding. */
+bool conv_winograd_eligible(const Node *n);
 
 /* The passes in pipeline order; *count receives their number. */
 const Pass *pass_table(int *count);

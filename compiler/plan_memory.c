@@ -16,13 +16,40 @@ bool conv_is_tiled(const Node *n) { return n->attr.conv.stride[0] == 1 && n->att
 
 bool conv_pads_into_scratch(const Node *n)
 {
+    if (n->winograd) return false; /* it pads into its own layout */
     const ConvAttrs *cv = &n->attr.conv;
     bool padded = cv->pad_begin[0] || cv->pad_end[0] || cv->pad_begin[1] || cv->pad_end[1];
     return padded && (cv->pad_mode != PAD_ZEROS || conv_is_tiled(n));
 }
 
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+WinogradLayout winograd_layout(const Node *n)
+{
+    const Shape *in = &n->inputs[0]->shape;
+    int c = in->rank - 3;
+    WinogradLayout l = {
+        .in_c = in->dims[c], .out_c = n->attr.conv.out_channels, .samples = c == 1 ? in->dims[0] : 1,
+        .h = in->dims[c + 1], .w = in->dims[c + 2], .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
+    };
+    l.ty = (l.oh + 1) / 2;
+    l.tx = (l.ow + 1) / 2;
+    l.tiles = round_up(l.ty * l.tx + 15, 32);
+    l.ph = 2 * l.ty + 2;
+    l.pw = 2 * round_up(l.tx, 16) + 2;
+    int64_t padded = aligned(l.samples * l.in_c * l.ph * l.pw * 4);
+    int64_t transformed = l.samples * 16 * l.in_c * l.tiles * 4;
+    int64_t products = l.samples * 16 * l.out_c * l.tiles * 4;
+    l.padded_at = 0;
+    l.transformed_at = padded;
+    l.products_at = padded + transformed;
+    l.scratch_bytes = padded + transformed + products;
+    return l;
+}
+
 int64_t node_scratch_bytes(const Node *n)
 {
+    if (n->op == OP_CONV2D && n->winograd) return winograd_layout(n).scratch_bytes;
     if (n->op != OP_CONV2D || !conv_pads_into_scratch(n)) return 0;
     /* Non-zero padding modes pad the input into scratch first, as PyTorch does. */
     const ConvAttrs *cv = &n->attr.conv;

@@ -28,6 +28,21 @@ typedef struct MemoryPlan {
 bool conv_is_tiled(const Node *n);
 bool conv_pads_into_scratch(const Node *n);
 
+/* Winograd F(2x2,3x3) (lower_winograd.c) in the node's scratch memory: the
+ * input copied zero-padded, so that every 4x4 input patch and every vector of
+ * patches is in bounds; the transformed input V [sample][16][C][tiles]; the
+ * products M [sample][16][K][tiles].  Output tiles are 2x2, ty x tx of them,
+ * numbered row by row; `tiles` leaves room past the last (a vector of tiles
+ * may run over) and is a multiple of 32 (the widest GEMM tile). */
+typedef struct WinogradLayout {
+    int64_t in_c, out_c, samples, h, w, oh, ow;
+    int64_t ty, tx, tiles;
+    int64_t ph, pw;                                    /* the padded input plane */
+    int64_t padded_at, transformed_at, products_at;    /* byte offsets into the scratch */
+    int64_t scratch_bytes;
+} WinogradLayout;
+WinogradLayout winograd_layout(const Node *n);
+
 /* Bytes of scratch memory node n's kernels need (0 for most layers). */
 int64_t node_scratch_bytes(const Node *n);
 bool node_is_view(const Node *n);

@@ -15,6 +15,7 @@
 #   api           tests/api/test_api.c: the C API's promises (NULL pointers, bad batches, threads,
 #                 concurrent contexts) on a named-batch and a fixed-batch model; examples/c_api end to end
 #   valgrind      no leak or memory error in the compiler: shapes of every example, build of one
+#   winograd      every golden case with a 3x3 stride-1 convolution, forced to Winograd, against PyTorch
 #   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (rtol 1e-5)
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
@@ -199,6 +200,21 @@ suite_ir() {
     fi
 }
 
+# Winograd F(2x2,3x3) on every golden case with an eligible convolution (3x3, stride 1, ...),
+# small channel counts included (--winograd always), against PyTorch.
+suite_winograd() {
+    local L=$1 tag=$2 extra=$3 dir name tol out rc
+    for dir in tests/golden/outputs/*/; do
+        name=$(basename "$dir")
+        grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
+        (cd "$dir" && "$L" dump-ir --winograd always model.nn 2>/dev/null) | grep -q "algorithm=winograd" || continue
+        read -r -a tol < <(case_tolerance "$dir/case.json")
+        out=$(cd "$dir" && "$L" test model.nn --winograd always --weights weights.safetensors --input input.npy \
+              --expect expected.npy --atol "${tol[0]}" --rtol "${tol[1]}" --threads 2 $extra 2>&1); rc=$?
+        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag winograd golden $name" || fail "$tag winograd golden $name" "exit $rc: $out"
+    done
+}
+
 # No pass changes results: -O0 passes against PyTorch, and -O3 matches -O0 within 1e-5 relative.
 suite_passes() {
     local L=$1 tag=$2 dir name tol out rc
@@ -287,6 +303,7 @@ run_all() {
     want unit && suite_unit "$4" "$tag"
     want golden && suite_golden "$L" "$tag" "$3"
     want examples && suite_examples "$L" "$tag" "$3"
+    want winograd && suite_winograd "$L" "$tag" "$3"
     want ir && suite_ir "$L" "$tag"
     want api && suite_api "$L" "$tag" "$3"
     [ -z "$3" ] && want passes && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more

@@ -1,0 +1,101 @@
+/* ir_vector.c - vector helpers for the tiled kernels (see ir.h): vectors of
+ * ir->vector_width floats, loads and stores of the first `lanes` of them
+ * (llvm.masked.*, so a tail never touches memory past it), splats and fma. */
+#include <stdio.h>
+
+#include "ir.h"
+
+LLVMTypeRef ir_vec_type(Ir *ir) { return LLVMVectorType(ir->f32, (unsigned)ir->vector_width); }
+
+static LLVMTypeRef mask_type(Ir *ir) { return LLVMVectorType(ir->i1, (unsigned)ir->vector_width); }
+
+static LLVMValueRef lane_mask(Ir *ir, int lanes)
+{
+    LLVMValueRef bits[64];
+    for (int i = 0; i < ir->vector_width; i++) bits[i] = LLVMConstInt(ir->i1, i < lanes, 0);
+    return LLVMConstVector(bits, (unsigned)ir->vector_width);
+}
+
+/* The intrinsic `base` (a format with %d for the width), declared once. */
+static LLVMValueRef vector_intrinsic(Ir *ir, const char *base, LLVMTypeRef type)
+{
+    char name[64];
+    snprintf(name, sizeof name, base, ir->vector_width);
+    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
+    return fn ? fn : LLVMAddFunction(ir->mod, name, type);
+}
+
+LLVMValueRef ir_splat(Ir *ir, LLVMValueRef x)
+{
+    LLVMTypeRef vt = ir_vec_type(ir);
+    LLVMValueRef v = LLVMBuildInsertElement(ir->b, LLVMGetUndef(vt), x, LLVMConstInt(ir->i32, 0, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(ir->i32, (unsigned)ir->vector_width));
+    return LLVMBuildShuffleVector(ir->b, v, LLVMGetUndef(vt), zeros, "");
+}
+
+static LLVMValueRef element_ptr(Ir *ir, LLVMValueRef base, LLVMValueRef index)
+{
+    return LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
+}
+
+LLVMValueRef ir_load_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, int lanes)
+{
+    LLVMTypeRef vt = ir_vec_type(ir);
+    LLVMValueRef p = element_ptr(ir, base, index);
+    if (lanes >= ir->vector_width) {
+        LLVMValueRef v = LLVMBuildLoad2(ir->b, vt, p, "");
+        LLVMSetAlignment(v, 4);
+        return v;
+    }
+    LLVMTypeRef params[4] = {ir->ptr, ir->i32, mask_type(ir), vt};
+    LLVMTypeRef type = LLVMFunctionType(vt, params, 4, 0);
+    LLVMValueRef args[4] = {p, LLVMConstInt(ir->i32, 4, 0), lane_mask(ir, lanes), LLVMConstNull(vt)};
+    return LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.masked.load.v%df32.p0", type), args, 4, "");
+}
+
+void ir_store_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v, int lanes)
+{
+    if (lanes <= 0) return;
+    LLVMValueRef p = element_ptr(ir, base, index);
+    if (lanes >= ir->vector_width) {
+        LLVMSetAlignment(LLVMBuildStore(ir->b, v, p), 4);
+        return;
+    }
+    LLVMTypeRef params[4] = {ir_vec_type(ir), ir->ptr, ir->i32, mask_type(ir)};
+    LLVMTypeRef type = LLVMFunctionType(ir->void_t, params, 4, 0);
+    LLVMValueRef args[4] = {v, p, LLVMConstInt(ir->i32, 4, 0), lane_mask(ir, lanes)};
+    LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.masked.store.v%df32.p0", type), args, 4, "");
+}
+
+LLVMValueRef ir_fma_vec(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+    LLVMTypeRef vt = ir_vec_type(ir);
+    LLVMTypeRef params[3] = {vt, vt, vt};
+    LLVMTypeRef type = LLVMFunctionType(vt, params, 3, 0);
+    LLVMValueRef args[3] = {a, b, c};
+    return LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.fmuladd.v%df32", type), args, 3, "");
+}
+
+/* Lanes `first`, first + step, ... of the 2 * width lanes of a:b. */
+static LLVMValueRef strided_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b, int first, int step)
+{
+    LLVMValueRef idx[64];
+    for (int i = 0; i < ir->vector_width; i++) idx[i] = LLVMConstInt(ir->i32, (unsigned long long)(first + step * i), 0);
+    return LLVMBuildShuffleVector(ir->b, a, b, LLVMConstVector(idx, (unsigned)ir->vector_width), "");
+}
+
+LLVMValueRef ir_even_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b) { return strided_lanes(ir, a, b, 0, 2); }
+LLVMValueRef ir_odd_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b) { return strided_lanes(ir, a, b, 1, 2); }
+
+void ir_interleave(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+    int w = ir->vector_width;
+    LLVMValueRef idx_lo[64], idx_hi[64];
+    for (int i = 0; i < w; i++) {
+        int pick = i % 2 ? w : 0; /* even lanes from a, odd from b */
+        idx_lo[i] = LLVMConstInt(ir->i32, (unsigned long long)(i / 2 + pick), 0);
+        idx_hi[i] = LLVMConstInt(ir->i32, (unsigned long long)(w / 2 + i / 2 + pick), 0);
+    }
+    *lo = LLVMBuildShuffleVector(ir->b, a, b, LLVMConstVector(idx_lo, (unsigned)w), "");
+    *hi = LLVMBuildShuffleVector(ir->b, a, b, LLVMConstVector(idx_hi, (unsigned)w), "");
+}

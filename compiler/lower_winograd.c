@@ -1,0 +1,330 @@
+/* lower_winograd.c - Conv2d 3x3, stride 1, as Winograd F(2x2,3x3), in four
+ * steps over the scratch layout of plan_memory.h's WinogradLayout:
+ *
+ *   pad        input -> P: each plane copied into a zeroed, larger plane
+ *   transform  P -> V[sample][16][C][tiles]: V = B^T d B for every 4x4
+ *              patch d, a vector of tiles along a row at a time
+ *   multiply   V -> M[sample][16][K][tiles]: for each of the 16 positions, a
+ *              GEMM with U = G g G^T (the weights, transformed at compile
+ *              time), register-tiled as 6 channels x 2 vectors of tiles
+ *   output     M -> output: Y = A^T M A per 2x2 tile, + bias, epilogue,
+ *              interleaved back into rows with masked edges
+ *
+ * Per 2x2 output tile and channel pair this does 16 multiplies instead of 36.
+ * The transforms use the matrices of Lavin & Gray, "Fast Algorithms for
+ * Convolutional Neural Networks" (2015); the error they add is within float
+ * rounding of the direct sum (see docs/benchmarks.md for the measured error).
+ * pass_choose_conv_algorithm.c decides which layers take this path.
+ */
+#include "lower.h"
+#include "plan_memory.h"
+
+enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2 };
+
+/* The V block one multiply item reads stays in L2 while every channel block uses it. */
+static const int64_t MULTIPLY_BLOCK_FLOATS = 32 * 1024;
+
+typedef struct Winograd {
+    KernelBuilder *kb;
+    Ir *ir;
+    WinogradLayout l;
+    int width;
+} Winograd;
+
+static LLVMValueRef at(Ir *ir, LLVMValueRef base, LLVMValueRef index)
+{
+    return LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
+}
+
+/* ---- pad: P[plane] = the input plane at (pad_top, pad_left), zeros around ---- */
+
+static void lower_pad(Winograd *wg)
+{
+    Ir *ir = wg->ir;
+    const WinogradLayout *l = &wg->l;
+    const ConvAttrs *cv = &wg->kb->node->attr.conv;
+    KernelArgs a = kernel_begin(wg->kb, ".winograd_pad");
+    IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
+    LLVMValueRef in_plane = ir_mul(ir, plane.index, ir_i64(ir, l->h * l->w));
+    LLVMValueRef out_plane = ir_mul(ir, plane.index, ir_i64(ir, l->ph * l->pw));
+    IrLoop y = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->ph), "y");
+    LLVMValueRef row = at(ir, a.dst, ir_mad(ir, y.index, l->pw, out_plane));
+    LLVMBuildMemSet(ir->b, row, LLVMConstInt(LLVMInt8TypeInContext(ir->ctx), 0, 0), ir_i64(ir, l->pw * 4), 4);
+    LLVMValueRef iy = ir_sub(ir, y.index, ir_i64(ir, cv->pad_begin[0]));
+    LLVMValueRef inside = LLVMBuildAnd(ir->b, LLVMBuildICmp(ir->b, LLVMIntSGE, iy, ir_i64(ir, 0), ""),
+                                       LLVMBuildICmp(ir->b, LLVMIntSLT, iy, ir_i64(ir, l->h), ""), "");
+    LLVMBasicBlockRef merge = ir_if_begin(ir, inside);
+    LLVMValueRef from = at(ir, a.src, ir_mad(ir, iy, l->w, in_plane));
+    LLVMBuildMemCpy(ir->b, at(ir, row, ir_i64(ir, cv->pad_begin[1])), 4, from, 4, ir_i64(ir, l->w * 4));
+    ir_if_end(ir, merge);
+    ir_loop_end(ir, &y);
+    ir_loop_end(ir, &plane);
+    kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->samples * l->in_c, true, l->ph * l->pw);
+}
+
+/* ---- transform: V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] ---- */
+
+static void transform_rows(Ir *ir, LLVMValueRef d[4][4], LLVMValueRef t[4][4])
+{
+    LLVMBuilderRef b = ir->b;
+    for (int j = 0; j < 4; j++) {
+        t[0][j] = LLVMBuildFSub(b, d[0][j], d[2][j], "");
+        t[1][j] = LLVMBuildFAdd(b, d[1][j], d[2][j], "");
+        t[2][j] = LLVMBuildFSub(b, d[2][j], d[1][j], "");
+        t[3][j] = LLVMBuildFSub(b, d[1][j], d[3][j], "");
+    }
+}
+
+static void transform_columns(Ir *ir, LLVMValueRef t[4][4], LLVMValueRef v[4][4])
+{
+    LLVMBuilderRef b = ir->b;
+    for (int i = 0; i < 4; i++) {
+        v[i][0] = LLVMBuildFSub(b, t[i][0], t[i][2], "");
+        v[i][1] = LLVMBuildFAdd(b, t[i][1], t[i][2], "");
+        v[i][2] = LLVMBuildFSub(b, t[i][2], t[i][1], "");
+        v[i][3] = LLVMBuildFSub(b, t[i][1], t[i][3], "");
+    }
+}
+
+/* The 4x4 patches of `width` neighbouring tiles from P (patch columns are
+ * 2 apart: two plain loads, split into even and odd lanes), transformed and
+ * stored at tile index `tile` of the 16 planes of V from `v_base`. */
+static void transform_vector(Winograd *wg, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef p_row, LLVMValueRef v_base,
+                             LLVMValueRef tile)
+{
+    Ir *ir = wg->ir;
+    int w = wg->width;
+    LLVMValueRef d[4][4], t[4][4], v[4][4];
+    for (int r = 0; r < 4; r++) {
+        LLVMValueRef row = ir_add(ir, p_row, ir_i64(ir, r * wg->l.pw));
+        for (int half = 0; half < 2; half++) { /* columns 0,1 then 2,3 of each patch */
+            LLVMValueRef first = ir_add(ir, row, ir_i64(ir, 2 * half));
+            LLVMValueRef lo = ir_load_vec(ir, src, first, w);
+            LLVMValueRef hi = ir_load_vec(ir, src, ir_add(ir, first, ir_i64(ir, w)), w);
+            d[r][2 * half] = ir_even_lanes(ir, lo, hi);
+            d[r][2 * half + 1] = ir_odd_lanes(ir, lo, hi);
+        }
+    }
+    transform_rows(ir, d, t);
+    transform_columns(ir, t, v);
+    int64_t plane = wg->l.in_c * wg->l.tiles;
+    for (int xi = 0; xi < 16; xi++)
+        ir_store_vec(ir, dst, ir_add(ir, v_base, ir_add(ir, ir_i64(ir, xi * plane), tile)), v[xi / 4][xi % 4], w);
+}
+
+/* Item (sample, channel).  Tile rows run in order, so the lanes a row's last
+ * vector writes past its end are rewritten by the next row (or land in the
+ * spare tiles past the last). */
+static void lower_transform(Winograd *wg)
+{
+    Ir *ir = wg->ir;
+    const WinogradLayout *l = &wg->l;
+    KernelArgs a = kernel_begin(wg->kb, ".winograd_transform");
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef sample = ir_div_const(ir, item.index, l->in_c), c = ir_rem_const(ir, item.index, l->in_c);
+    LLVMValueRef p_plane = ir_mul(ir, item.index, ir_i64(ir, l->ph * l->pw));
+    LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->in_c * l->tiles)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
+    IrLoop ty = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->ty), "ty");
+    IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, (l->tx + wg->width - 1) / wg->width), "vec");
+    LLVMValueRef tx0 = ir_mul(ir, vec.index, ir_i64(ir, wg->width));
+    LLVMValueRef p_row = ir_add(ir, p_plane, ir_add(ir, ir_mul(ir, ty.index, ir_i64(ir, 2 * l->pw)), ir_add(ir, tx0, tx0)));
+    transform_vector(wg, a.src, a.dst, p_row, v_base, ir_mad(ir, ty.index, l->tx, tx0));
+    ir_loop_end(ir, &vec);
+    ir_loop_end(ir, &ty);
+    ir_loop_end(ir, &item);
+    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true, 48 * l->ty * l->tx);
+}
+
+/* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
+
+/* U = G g G^T per (k, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double,
+ * packed as [xi][channel block][c][GEMM_CHANNELS] (zeros past K). */
+static float *transform_weights(const Winograd *wg, int64_t *count)
+{
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const WinogradLayout *l = &wg->l;
+    int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
+    *count = 16 * blocks * l->in_c * GEMM_CHANNELS;
+    float *u = arena_alloc_array(wg->kb->arena, (size_t)*count, sizeof *u);
+    const float *g = node_param(wg->kb->node, "weight")->data;
+    for (int64_t k = 0; k < l->out_c; k++) {
+        for (int64_t c = 0; c < l->in_c; c++) {
+            const float *f = g + (k * l->in_c + c) * 9;
+            double gg[4][3]; /* G g */
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 3; j++) gg[i][j] = G[i][0] * f[j] + G[i][1] * f[3 + j] + G[i][2] * f[6 + j];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    double x = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+                    int64_t xi = i * 4 + j;
+                    u[((xi * blocks + k / GEMM_CHANNELS) * l->in_c + c) * GEMM_CHANNELS + k % GEMM_CHANNELS] = (float)x;
+                }
+        }
+    }
+    return u;
+}
+
+typedef struct MultiplyArgs {
+    LLVMValueRef v, m, u;     /* V, M, U base pointers */
+    LLVMValueRef v_at, m_at;  /* this (sample, xi)'s plane of V and of M */
+    LLVMValueRef u_at;        /* this xi's U */
+} MultiplyArgs;
+
+/* GEMM_VECTORS vectors of tiles from `tile` for `ocn` channels from block kblock. */
+static void multiply_tile(Winograd *wg, const MultiplyArgs *ma, LLVMValueRef kblock, int ocn, LLVMValueRef tile)
+{
+    Ir *ir = wg->ir;
+    const WinogradLayout *l = &wg->l;
+    int w = wg->width;
+    LLVMValueRef acc[GEMM_CHANNELS][GEMM_VECTORS];
+    for (int o = 0; o < ocn; o++)
+        for (int v = 0; v < GEMM_VECTORS; v++) acc[o][v] = ir_var(ir, ir_vec_type(ir), LLVMConstNull(ir_vec_type(ir)), "acc");
+    LLVMValueRef u_block = ir_add(ir, ma->u_at, ir_mul(ir, kblock, ir_i64(ir, l->in_c * GEMM_CHANNELS)));
+    IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->in_c), "c");
+    LLVMValueRef v_row = ir_add(ir, ma->v_at, ir_mad(ir, c.index, l->tiles, tile));
+    LLVMValueRef x[GEMM_VECTORS];
+    for (int v = 0; v < GEMM_VECTORS; v++) x[v] = ir_load_vec(ir, ma->v, ir_add(ir, v_row, ir_i64(ir, v * w)), w);
+    LLVMValueRef u_c = ir_mad(ir, c.index, GEMM_CHANNELS, u_block);
+    for (int o = 0; o < ocn; o++) {
+        LLVMValueRef u = ir_splat(ir, ir_load_f32(ir, ma->u, ir_add(ir, u_c, ir_i64(ir, o))));
+        for (int v = 0; v < GEMM_VECTORS; v++)
+            LLVMBuildStore(ir->b, ir_fma_vec(ir, u, x[v], LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[o][v], "")), acc[o][v]);
+    }
+    ir_loop_end(ir, &c);
+    LLVMValueRef k0 = ir_mul(ir, kblock, ir_i64(ir, GEMM_CHANNELS));
+    for (int o = 0; o < ocn; o++) {
+        LLVMValueRef m_row = ir_add(ir, ma->m_at, ir_mad(ir, ir_add(ir, k0, ir_i64(ir, o)), l->tiles, tile));
+        for (int v = 0; v < GEMM_VECTORS; v++)
+            ir_store_vec(ir, ma->m, ir_add(ir, m_row, ir_i64(ir, v * w)), LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[o][v], ""), w);
+    }
+}
+
+/* Every tile of [first, first + count * GEMM_VECTORS * width) for channel block kblock. */
+static void multiply_block(Winograd *wg, const MultiplyArgs *ma, LLVMValueRef kblock, int ocn, LLVMValueRef first,
+                           LLVMValueRef count)
+{
+    Ir *ir = wg->ir;
+    IrLoop mt = ir_loop_begin(ir, ir_i64(ir, 0), count, "mt");
+    multiply_tile(wg, ma, kblock, ocn, ir_mad(ir, mt.index, GEMM_VECTORS * wg->width, first));
+    ir_loop_end(ir, &mt);
+}
+
+/* Item (sample, xi, block of tiles): every channel block over the block's tiles. */
+static void lower_multiply(Winograd *wg)
+{
+    Ir *ir = wg->ir;
+    const WinogradLayout *l = &wg->l;
+    int64_t step = GEMM_VECTORS * wg->width;
+    int64_t block = MULTIPLY_BLOCK_FLOATS / l->in_c / step * step;
+    if (block < step) block = step;
+    if (block > l->tiles) block = l->tiles;
+    int64_t nblocks = (l->tiles + block - 1) / block;
+    int64_t full = l->out_c / GEMM_CHANNELS, rest = l->out_c % GEMM_CHANNELS;
+    int64_t count;
+    float *u = transform_weights(wg, &count);
+    MultiplyArgs ma = {.u = lower_constant_floats(ir, "winograd.u", u, count)};
+
+    KernelArgs a = kernel_begin(wg->kb, ".winograd_multiply");
+    ma.v = a.src;
+    ma.m = a.dst;
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef sample_xi = ir_div_const(ir, item.index, nblocks); /* sample * 16 + xi */
+    LLVMValueRef xi = ir_rem_const(ir, sample_xi, 16);
+    LLVMValueRef first = ir_mul(ir, ir_rem_const(ir, item.index, nblocks), ir_i64(ir, block));
+    LLVMValueRef count_v = ir_div_const(ir, ir_min(ir, ir_i64(ir, block), ir_sub(ir, ir_i64(ir, l->tiles), first)), step);
+    ma.v_at = ir_mul(ir, sample_xi, ir_i64(ir, l->in_c * l->tiles));
+    ma.m_at = ir_mul(ir, sample_xi, ir_i64(ir, l->out_c * l->tiles));
+    ma.u_at = ir_mul(ir, xi, ir_i64(ir, (full + (rest > 0)) * l->in_c * GEMM_CHANNELS));
+    IrLoop kb = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "kblock");
+    multiply_block(wg, &ma, kb.index, GEMM_CHANNELS, first, count_v);
+    ir_loop_end(ir, &kb);
+    if (rest) multiply_block(wg, &ma, ir_i64(ir, full), (int)rest, first, count_v);
+    ir_loop_end(ir, &item);
+    kernel_end_in_scratch(wg->kb, l->transformed_at, l->products_at, l->samples * 16 * nblocks, true,
+                          2 * l->in_c * l->out_c * block);
+}
+
+/* ---- output: Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1] ---- */
+
+typedef struct OutputArgs {
+    LLVMValueRef m, out;
+    LLVMValueRef m_at;   /* this (sample, k)'s tile 0 at xi = 0 */
+    LLVMValueRef out_at; /* this (sample, k)'s output plane */
+    LLVMValueRef bias;   /* a splat, or NULL */
+} OutputArgs;
+
+/* One vector of tiles from tx0 in tile row ty: output rows 2ty (and 2ty + 1
+ * when `rows` is 2), lanes_lo + lanes_hi output columns from 2 tx0. */
+static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef ty, LLVMValueRef tx0, int rows, int lanes_lo,
+                          int lanes_hi)
+{
+    Ir *ir = wg->ir;
+    LLVMBuilderRef b = ir->b;
+    const WinogradLayout *l = &wg->l;
+    LLVMValueRef tile = ir_add(ir, oa->m_at, ir_mad(ir, ty, l->tx, tx0));
+    LLVMValueRef m[4][4], r[2][4];
+    for (int xi = 0; xi < 16; xi++)
+        m[xi / 4][xi % 4] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->out_c * l->tiles)), wg->width);
+    for (int j = 0; j < 4; j++) {
+        r[0][j] = LLVMBuildFAdd(b, LLVMBuildFAdd(b, m[0][j], m[1][j], ""), m[2][j], "");
+        r[1][j] = LLVMBuildFSub(b, LLVMBuildFSub(b, m[1][j], m[2][j], ""), m[3][j], "");
+    }
+    for (int i = 0; i < rows; i++) {
+        LLVMValueRef y0 = LLVMBuildFAdd(b, LLVMBuildFAdd(b, r[i][0], r[i][1], ""), r[i][2], "");
+        LLVMValueRef y1 = LLVMBuildFSub(b, LLVMBuildFSub(b, r[i][1], r[i][2], ""), r[i][3], "");
+        if (oa->bias) {
+            y0 = LLVMBuildFAdd(b, y0, oa->bias, "");
+            y1 = LLVMBuildFAdd(b, y1, oa->bias, "");
+        }
+        y0 = epilogue_vector(ir, wg->kb->node, y0);
+        y1 = epilogue_vector(ir, wg->kb->node, y1);
+        LLVMValueRef lo, hi;
+        ir_interleave(ir, y0, y1, &lo, &hi);
+        LLVMValueRef oy = ir_add(ir, ir_add(ir, ty, ty), ir_i64(ir, i));
+        LLVMValueRef first = ir_add(ir, oa->out_at, ir_add(ir, ir_mul(ir, oy, ir_i64(ir, l->ow)), ir_add(ir, tx0, tx0)));
+        ir_store_vec(ir, oa->out, first, lo, lanes_lo);
+        ir_store_vec(ir, oa->out, ir_add(ir, first, ir_i64(ir, wg->width)), hi, lanes_hi);
+    }
+}
+
+/* A tile row: whole vectors (2 * width output columns each), then the rest. */
+static void output_row(Winograd *wg, const OutputArgs *oa, LLVMValueRef ty, int rows)
+{
+    Ir *ir = wg->ir;
+    int w = wg->width;
+    int64_t whole = wg->l.ow / (2 * w), rest = wg->l.ow % (2 * w);
+    IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, whole), "vec");
+    output_vector(wg, oa, ty, ir_mul(ir, vec.index, ir_i64(ir, w)), rows, w, w);
+    ir_loop_end(ir, &vec);
+    if (rest) output_vector(wg, oa, ty, ir_i64(ir, whole * w), rows, rest < w ? (int)rest : w, rest > w ? (int)(rest - w) : 0);
+}
+
+/* Item (sample, k). */
+static void lower_output(Winograd *wg)
+{
+    Ir *ir = wg->ir;
+    const WinogradLayout *l = &wg->l;
+    LLVMValueRef bias = constant_param(wg->kb, "bias");
+    KernelArgs a = kernel_begin(wg->kb, ".winograd_output");
+    OutputArgs oa = {.m = a.src, .out = a.dst};
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
+    LLVMValueRef sample = ir_div_const(ir, item.index, l->out_c), k = ir_rem_const(ir, item.index, l->out_c);
+    oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->out_c * l->tiles)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
+    oa.out_at = ir_mul(ir, item.index, ir_i64(ir, l->oh * l->ow));
+    oa.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, k)) : NULL;
+    IrLoop ty = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->oh / 2), "ty");
+    output_row(wg, &oa, ty.index, 2);
+    ir_loop_end(ir, &ty);
+    if (l->oh % 2) output_row(wg, &oa, ir_i64(ir, l->oh / 2), 1);
+    ir_loop_end(ir, &item);
+    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true, 40 * l->ty * l->tx);
+}
+
+void lower_conv_winograd(KernelBuilder *kb)
+{
+    Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
+    lower_pad(&wg);
+    lower_transform(&wg);
+    lower_multiply(&wg);
+    lower_output(&wg);
+}

@@ -1,0 +1,45 @@
+/* pass_choose_conv_algorithm.c - picks Winograd F(2x2,3x3) (lower_winograd.c)
+ * for the 3x3 stride-1 convolutions where it pays, else the direct kernel.
+ *
+ * Winograd computes each 2x2 output tile with 16 multiplies per channel pair
+ * instead of 36 (2.25x fewer), but adds input and output transforms and
+ * round-trips its transformed tiles through memory.  The cost rule, from
+ * measurements on VGG-style layers (docs/benchmarks.md): at least 32 input
+ * and 32 output channels (the transforms cost about 1/C and 1/K of the
+ * products), an output of at least 4x4, and at most 32 MiB of scratch per
+ * sample (larger layers spill their transformed tiles out of cache, and
+ * would need the whole batch's worth at once).  --winograd always takes
+ * every eligible layer (for tests), never none.
+ */
+#include "passes.h"
+#include "plan_memory.h"
+
+static const int64_t MIN_CHANNELS = 32, MIN_OUTPUT_SIDE = 4;
+static const int64_t MAX_SCRATCH_PER_SAMPLE = (int64_t)128 << 20;
+
+bool conv_winograd_eligible(const Node *n)
+{
+    if (n->op != OP_CONV2D) return false;
+    const ConvAttrs *cv = &n->attr.conv;
+    return cv->kernel[0] == 3 && cv->kernel[1] == 3 && cv->stride[0] == 1 && cv->stride[1] == 1 &&
+           cv->dilation[0] == 1 && cv->dilation[1] == 1 && cv->groups == 1 && cv->pad_mode == PAD_ZEROS;
+}
+
+static bool winograd_pays(Node *n)
+{
+    WinogradLayout l = winograd_layout(n);
+    return l.in_c >= MIN_CHANNELS && l.out_c >= MIN_CHANNELS && l.oh >= MIN_OUTPUT_SIDE && l.ow >= MIN_OUTPUT_SIDE &&
+           l.scratch_bytes / l.samples <= MAX_SCRATCH_PER_SAMPLE;
+}
+
+int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt)
+{
+    int rewrites = 0;
+    for (int i = 1; i < g->nodes.len; i++) {
+        Node *n = g->nodes.items[i];
+        if (!conv_winograd_eligible(n) || opt->winograd == WINOGRAD_NEVER) continue;
+        n->winograd = opt->winograd == WINOGRAD_ALWAYS || winograd_pays(n);
+        rewrites += n->winograd;
+    }
+    return rewrites;
+}
