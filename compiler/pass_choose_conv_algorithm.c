@@ -15,7 +15,7 @@
 #include "plan_memory.h"
 
 static const int64_t MIN_CHANNELS = 32, MIN_OUTPUT_SIDE = 4;
-static const int64_t MAX_SCRATCH_PER_SAMPLE = (int64_t)128 << 20;
+static const int64_t MAX_SCRATCH_PER_SAMPLE = (int64_t)32 << 20;
 
 bool conv_winograd_eligible(const Node *n)
 {
