@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime.h"
 
@@ -17,10 +19,15 @@ extern const layerc_model_desc __layerc_desc HIDDEN;
 
 enum { WORKSPACE_ALIGN = 64, MAX_THREADS = 256, ERROR_SIZE = 256 };
 
-/* Below this much work (about flops) a layer runs on the calling thread: waking
- * the pool and waiting for it costs tens of microseconds (LeNet-5 at batch 1
- * ran twice as slow on 2 threads with a threshold of 64 K). */
-static const int64_t MIN_PARALLEL_WORK = 4 << 20;
+/* Below this much work (about flops) a layer runs on the calling thread.
+ * Handing a job to spinning workers costs a few microseconds; 1 M flops is
+ * about 12 us of one core's FMA peak. */
+static const int64_t MIN_PARALLEL_WORK = 1 << 20;
+
+/* After a job a worker keeps polling for the next one this long before it
+ * sleeps: the layers of a forward pass follow each other within microseconds,
+ * and a futex wake-up costs tens of them. */
+static const int64_t SPIN_NS = 200 * 1000;
 
 typedef struct Job {
     layerc_kernel kernel;
@@ -29,15 +36,20 @@ typedef struct Job {
     int64_t batch, items;
 } Job;
 
+/* The caller publishes a job by bumping `generation` (after writing `job`);
+ * workers see it by polling, or are woken from `wake` when they sleep.
+ * `sleepers` and `generation` are sequentially consistent, so a worker going
+ * to sleep and a caller publishing cannot miss each other. */
 typedef struct Pool {
     int nworkers; /* threads besides the caller */
     pthread_t *workers;
-    pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    uint64_t generation;
-    int running;
-    int stop;
     Job job;
+    atomic_uint_fast64_t generation;
+    atomic_int pending;  /* workers still running the current job */
+    atomic_int sleepers; /* workers waiting on `wake` */
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
 } Pool;
 
 struct layerc_ctx {
@@ -73,38 +85,69 @@ static void run_share(const Job *job, int index, int nthreads)
     if (begin < end) job->kernel(job->input, job->output, job->batch, begin, end);
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Polls for a generation other than `seen` for SPIN_NS, then sleeps until one comes (or stop). */
+static uint64_t wait_for_job(Pool *p, uint64_t seen)
+{
+    int64_t deadline = now_ns() + SPIN_NS;
+    for (int polls = 0;; polls++) {
+        uint64_t g = atomic_load(&p->generation);
+        if (g != seen || atomic_load(&p->stop)) return g;
+        if ((polls & 255) == 255 && now_ns() > deadline) break;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->sleepers, 1);
+    while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mu);
+    atomic_fetch_sub(&p->sleepers, 1);
+    pthread_mutex_unlock(&p->mu);
+    return atomic_load(&p->generation);
+}
+
 static void *worker_main(void *arg)
 {
     WorkerArg wa = *(WorkerArg *)arg;
     free(arg);
     Pool *p = wa.pool;
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
-        if (p->stop) break;
-        seen = p->generation;
-        Job job = p->job;
-        pthread_mutex_unlock(&p->mu);
-        run_share(&job, wa.index, p->nworkers + 1);
-        pthread_mutex_lock(&p->mu);
-        if (--p->running == 0) pthread_cond_signal(&p->done);
+        seen = wait_for_job(p, seen);
+        if (atomic_load(&p->stop)) break;
+        run_share(&p->job, wa.index, p->nworkers + 1);
+        atomic_fetch_sub(&p->pending, 1);
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
+}
+
+static void wake_sleepers(Pool *p)
+{
+    if (atomic_load(&p->sleepers) == 0) return;
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
 }
 
 static void pool_destroy(Pool *p)
 {
     if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->stop, 1);
+    wake_sleepers(p);
     for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
     free(p->workers);
     free(p);
 }
@@ -118,9 +161,12 @@ static Pool *pool_create(int nworkers)
         free(p);
         return NULL;
     }
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->stop, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
     for (int i = 0; i < nworkers; i++) {
         WorkerArg *wa = malloc(sizeof *wa);
         if (!wa || pthread_create(&p->workers[i], NULL, worker_main, wa ? (*wa = (WorkerArg){p, i + 1}, wa) : NULL) != 0) {
@@ -138,21 +184,16 @@ HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const vo
                                  int64_t items, int64_t cost_per_item)
 {
     Pool *p = ctx->pool;
-    Job job = {kernel, input, output, batch, items};
     if (!p || items < 2 || items * cost_per_item < MIN_PARALLEL_WORK) {
         kernel(input, output, batch, 0, items);
         return;
     }
-    pthread_mutex_lock(&p->mu);
-    p->job = job;
-    p->running = p->nworkers;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    run_share(&job, 0, p->nworkers + 1);
-    pthread_mutex_lock(&p->mu);
-    while (p->running > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    p->job = (Job){kernel, input, output, batch, items};
+    atomic_store(&p->pending, p->nworkers);
+    atomic_fetch_add(&p->generation, 1); /* publishes job */
+    wake_sleepers(p);
+    run_share(&p->job, 0, p->nworkers + 1);
+    while (atomic_load(&p->pending) > 0) cpu_relax();
 }
 
 HIDDEN void __layerc_rt_observe(layerc_ctx *ctx, int32_t layer, const float *data, int64_t batch)
