@@ -42,7 +42,7 @@ typedef struct KernelStep {
     int64_t cost_per_item;
 } KernelStep;
 
-enum { MAX_KERNEL_STEPS = 4 };
+enum { MAX_KERNEL_STEPS = 1 + 3 * MAX_WINOGRAD_BANDS }; /* Winograd: pad, then 3 per band */
 
 typedef struct KernelBuilder {
     Ir *ir;
@@ -66,7 +66,7 @@ void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c */
 LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v);
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 
-/* Kernel-building helpers shared by lower_kernels.c and lower_conv.c. */
+/* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
 KernelArgs kernel_begin(KernelBuilder *kb, const char *what);
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost);
 /* kernel_end for kernels that read or write parts of the node's scratch memory:

@@ -2,6 +2,7 @@
  * steps over the scratch layout of plan_memory.h's WinogradLayout:
  *
  *   pad        input -> P: each plane copied into a zeroed, larger plane
+ * then, for each band of tile rows (plan_memory.h's WinogradLayout):
  *   transform  P -> V[sample][16][C][tiles]: V = B^T d B for every 4x4
  *              patch d, a vector of tiles along a row at a time
  *   multiply   V -> M[sample][16][K][tiles]: for each of the 16 positions, a
@@ -30,6 +31,13 @@ typedef struct Winograd {
     WinogradLayout l;
     int width;
 } Winograd;
+
+/* Tile rows in band b: band_rows, fewer in the last. */
+static int64_t band_rows(const WinogradLayout *l, int64_t b)
+{
+    int64_t left = l->ty - b * l->band_rows;
+    return left < l->band_rows ? left : l->band_rows;
+}
 
 static LLVMValueRef at(Ir *ir, LLVMValueRef base, LLVMValueRef index)
 {
@@ -112,27 +120,29 @@ static void transform_vector(Winograd *wg, LLVMValueRef src, LLVMValueRef dst, L
         ir_store_vec(ir, dst, ir_add(ir, v_base, ir_add(ir, ir_i64(ir, xi * plane), tile)), v[xi / 4][xi % 4], w);
 }
 
-/* Item (sample, channel).  Tile rows run in order, so the lanes a row's last
- * vector writes past its end are rewritten by the next row (or land in the
- * spare tiles past the last). */
-static void lower_transform(Winograd *wg)
+/* Item (sample, channel), for the tile rows of `band`.  Rows run in order, so
+ * the lanes a row's last vector writes past its end are rewritten by the next
+ * row (or land in the spare tiles past the band's last). */
+static void lower_transform(Winograd *wg, int64_t band)
 {
     Ir *ir = wg->ir;
     const WinogradLayout *l = &wg->l;
-    KernelArgs a = kernel_begin(wg->kb, ".winograd_transform");
+    int64_t first_row = band * l->band_rows, rows = band_rows(l, band);
+    KernelArgs a = kernel_begin(wg->kb, arena_printf(wg->kb->arena, ".winograd_transform%lld", (long long)band));
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
     LLVMValueRef sample = ir_div_const(ir, item.index, l->in_c), c = ir_rem_const(ir, item.index, l->in_c);
     LLVMValueRef p_plane = ir_mul(ir, item.index, ir_i64(ir, l->ph * l->pw));
     LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->in_c * l->tiles)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
-    IrLoop ty = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->ty), "ty");
+    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, rows), "row");
     IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, (l->tx + wg->width - 1) / wg->width), "vec");
     LLVMValueRef tx0 = ir_mul(ir, vec.index, ir_i64(ir, wg->width));
-    LLVMValueRef p_row = ir_add(ir, p_plane, ir_add(ir, ir_mul(ir, ty.index, ir_i64(ir, 2 * l->pw)), ir_add(ir, tx0, tx0)));
-    transform_vector(wg, a.src, a.dst, p_row, v_base, ir_mad(ir, ty.index, l->tx, tx0));
+    LLVMValueRef ty = ir_add(ir, row.index, ir_i64(ir, first_row));
+    LLVMValueRef p_row = ir_add(ir, p_plane, ir_add(ir, ir_mul(ir, ty, ir_i64(ir, 2 * l->pw)), ir_add(ir, tx0, tx0)));
+    transform_vector(wg, a.src, a.dst, p_row, v_base, ir_mad(ir, row.index, l->tx, tx0));
     ir_loop_end(ir, &vec);
-    ir_loop_end(ir, &ty);
+    ir_loop_end(ir, &row);
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true, 48 * l->ty * l->tx);
+    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true, 48 * rows * l->tx);
 }
 
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
@@ -253,15 +263,16 @@ typedef struct OutputArgs {
     LLVMValueRef bias;   /* a splat, or NULL */
 } OutputArgs;
 
-/* One vector of tiles from tx0 in tile row ty: output rows 2ty (and 2ty + 1
- * when `rows` is 2), lanes_lo + lanes_hi output columns from 2 tx0. */
-static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef ty, LLVMValueRef tx0, int rows, int lanes_lo,
-                          int lanes_hi)
+/* One vector of tiles from tx0 in tile row `row` of the band (output tile
+ * row ty): output rows 2ty (and 2ty + 1 when `rows` is 2), lanes_lo + lanes_hi
+ * output columns from 2 tx0. */
+static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, LLVMValueRef ty, LLVMValueRef tx0, int rows,
+                          int lanes_lo, int lanes_hi)
 {
     Ir *ir = wg->ir;
     LLVMBuilderRef b = ir->b;
     const WinogradLayout *l = &wg->l;
-    LLVMValueRef tile = ir_add(ir, oa->m_at, ir_mad(ir, ty, l->tx, tx0));
+    LLVMValueRef tile = ir_add(ir, oa->m_at, ir_mad(ir, row, l->tx, tx0));
     LLVMValueRef m[4][4], r[2][4];
     for (int xi = 0; xi < 16; xi++)
         m[xi / 4][xi % 4] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->out_c * l->tiles)), wg->width);
@@ -288,43 +299,54 @@ static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef ty, L
 }
 
 /* A tile row: whole vectors (2 * width output columns each), then the rest. */
-static void output_row(Winograd *wg, const OutputArgs *oa, LLVMValueRef ty, int rows)
+static void output_row(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, LLVMValueRef ty, int rows)
 {
     Ir *ir = wg->ir;
     int w = wg->width;
     int64_t whole = wg->l.ow / (2 * w), rest = wg->l.ow % (2 * w);
     IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, whole), "vec");
-    output_vector(wg, oa, ty, ir_mul(ir, vec.index, ir_i64(ir, w)), rows, w, w);
+    output_vector(wg, oa, row, ty, ir_mul(ir, vec.index, ir_i64(ir, w)), rows, w, w);
     ir_loop_end(ir, &vec);
-    if (rest) output_vector(wg, oa, ty, ir_i64(ir, whole * w), rows, rest < w ? (int)rest : w, rest > w ? (int)(rest - w) : 0);
+    if (rest)
+        output_vector(wg, oa, row, ty, ir_i64(ir, whole * w), rows, rest < w ? (int)rest : w, rest > w ? (int)(rest - w) : 0);
 }
 
-/* Item (sample, k). */
-static void lower_output(Winograd *wg)
+/* Item (sample, k), for the tile rows of `band`; an odd last output row has no partner. */
+static void lower_output(Winograd *wg, int64_t band)
 {
     Ir *ir = wg->ir;
     const WinogradLayout *l = &wg->l;
+    int64_t first_row = band * l->band_rows, rows = band_rows(l, band);
+    int64_t paired = first_row + rows <= l->oh / 2 ? rows : l->oh / 2 - first_row; /* rows with both output rows */
     LLVMValueRef bias = constant_param(wg->kb, "bias");
-    KernelArgs a = kernel_begin(wg->kb, ".winograd_output");
+    KernelArgs a = kernel_begin(wg->kb, arena_printf(wg->kb->arena, ".winograd_output%lld", (long long)band));
     OutputArgs oa = {.m = a.src, .out = a.dst};
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
     LLVMValueRef sample = ir_div_const(ir, item.index, l->out_c), k = ir_rem_const(ir, item.index, l->out_c);
     oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->out_c * l->tiles)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
     oa.out_at = ir_mul(ir, item.index, ir_i64(ir, l->oh * l->ow));
     oa.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, k)) : NULL;
-    IrLoop ty = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->oh / 2), "ty");
-    output_row(wg, &oa, ty.index, 2);
-    ir_loop_end(ir, &ty);
-    if (l->oh % 2) output_row(wg, &oa, ir_i64(ir, l->oh / 2), 1);
+    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, paired), "row");
+    output_row(wg, &oa, row.index, ir_add(ir, row.index, ir_i64(ir, first_row)), 2);
+    ir_loop_end(ir, &row);
+    if (paired < rows) output_row(wg, &oa, ir_i64(ir, paired), ir_i64(ir, first_row + paired), 1);
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true, 40 * l->ty * l->tx);
+    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true, 40 * rows * l->tx);
 }
 
 void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
     lower_pad(&wg);
-    lower_transform(&wg);
-    lower_multiply(&wg);
-    lower_output(&wg);
+    int multiply = -1;
+    for (int64_t band = 0; band < wg.l.bands; band++) {
+        lower_transform(&wg, band);
+        if (multiply < 0) {
+            multiply = kb->nsteps;
+            lower_multiply(&wg);
+        } else { /* the same GEMMs, on this band's V and M */
+            kb->steps[kb->nsteps++] = kb->steps[multiply];
+        }
+        lower_output(&wg, band);
+    }
 }

@@ -6,16 +6,14 @@
  * round-trips its transformed tiles through memory.  The cost rule, from
  * measurements on VGG-style layers (docs/benchmarks.md): at least 32 input
  * and 32 output channels (the transforms cost about 1/C and 1/K of the
- * products), an output of at least 4x4, and at most 32 MiB of scratch per
- * sample (larger layers spill their transformed tiles out of cache, and
- * would need the whole batch's worth at once).  --winograd always takes
+ * products) and an output of at least 4x4.  Its scratch memory is bounded
+ * by working in bands of tile rows (plan_memory.h).  --winograd always takes
  * every eligible layer (for tests), never none.
  */
 #include "passes.h"
 #include "plan_memory.h"
 
 static const int64_t MIN_CHANNELS = 32, MIN_OUTPUT_SIDE = 4;
-static const int64_t MAX_SCRATCH_PER_SAMPLE = (int64_t)32 << 20;
 
 bool conv_winograd_eligible(const Node *n)
 {
@@ -28,8 +26,7 @@ bool conv_winograd_eligible(const Node *n)
 static bool winograd_pays(Node *n)
 {
     WinogradLayout l = winograd_layout(n);
-    return l.in_c >= MIN_CHANNELS && l.out_c >= MIN_CHANNELS && l.oh >= MIN_OUTPUT_SIDE && l.ow >= MIN_OUTPUT_SIDE &&
-           l.scratch_bytes / l.samples <= MAX_SCRATCH_PER_SAMPLE;
+    return l.in_c >= MIN_CHANNELS && l.out_c >= MIN_CHANNELS && l.oh >= MIN_OUTPUT_SIDE && l.ow >= MIN_OUTPUT_SIDE;
 }
 
 int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt)

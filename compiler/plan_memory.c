@@ -24,6 +24,9 @@ bool conv_pads_into_scratch(const Node *n)
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+/* V and M of one band, per sample: a few MiB, so a band's 16 GEMMs work from L2/L3. */
+static const int64_t WINOGRAD_BAND_BYTES = (int64_t)6 << 20;
+
 WinogradLayout winograd_layout(const Node *n)
 {
     const Shape *in = &n->inputs[0]->shape;
@@ -34,7 +37,14 @@ WinogradLayout winograd_layout(const Node *n)
     };
     l.ty = (l.oh + 1) / 2;
     l.tx = (l.ow + 1) / 2;
-    l.tiles = round_up(l.ty * l.tx + 15, 32);
+    int64_t row_bytes = 16 * (l.in_c + l.out_c) * l.tx * 4;
+    int64_t rows = WINOGRAD_BAND_BYTES / row_bytes;
+    if (rows < 1) rows = 1;
+    l.bands = (l.ty + rows - 1) / rows;
+    if (l.bands > MAX_WINOGRAD_BANDS) l.bands = MAX_WINOGRAD_BANDS;
+    l.band_rows = (l.ty + l.bands - 1) / l.bands;
+    l.bands = (l.ty + l.band_rows - 1) / l.band_rows;
+    l.tiles = round_up(l.band_rows * l.tx + 15, 32);
     l.ph = 2 * l.ty + 2;
     l.pw = 2 * round_up(l.tx, 16) + 2;
     int64_t padded = aligned(l.samples * l.in_c * l.ph * l.pw * 4);

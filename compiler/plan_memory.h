@@ -30,15 +30,21 @@ bool conv_pads_into_scratch(const Node *n);
 
 /* Winograd F(2x2,3x3) (lower_winograd.c) in the node's scratch memory: the
  * input copied zero-padded, so that every 4x4 input patch and every vector of
- * patches is in bounds; the transformed input V [sample][16][C][tiles]; the
- * products M [sample][16][K][tiles].  Output tiles are 2x2, ty x tx of them,
- * numbered row by row; `tiles` leaves room past the last (a vector of tiles
- * may run over) and is a multiple of 32 (the widest GEMM tile). */
+ * patches is in bounds; then, for one band of tile rows at a time, the
+ * transformed input V [sample][16][C][tiles] and the products
+ * M [sample][16][K][tiles].  Output tiles are 2x2, ty x tx of them, numbered
+ * row by row within a band; `tiles` leaves room past a band's last tile (a
+ * vector of tiles may run over) and is a multiple of 32 (the widest GEMM
+ * tile).  Bands keep V and M near WINOGRAD_BAND_BYTES, so the scratch stays
+ * small and in cache whatever the layer's size. */
+enum { MAX_WINOGRAD_BANDS = 16 };
 typedef struct WinogradLayout {
     int64_t in_c, out_c, samples, h, w, oh, ow;
-    int64_t ty, tx, tiles;
-    int64_t ph, pw;                                    /* the padded input plane */
-    int64_t padded_at, transformed_at, products_at;    /* byte offsets into the scratch */
+    int64_t ty, tx;                                 /* output tiles */
+    int64_t band_rows, bands;                       /* tile rows per band (the last may have fewer) */
+    int64_t tiles;                                  /* per band in V and M */
+    int64_t ph, pw;                                 /* the padded input plane */
+    int64_t padded_at, transformed_at, products_at; /* byte offsets into the scratch */
     int64_t scratch_bytes;
 } WinogradLayout;
 WinogradLayout winograd_layout(const Node *n);

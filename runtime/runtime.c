@@ -4,6 +4,7 @@
  * generated code; nothing here knows a layer. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -193,7 +194,12 @@ HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const vo
     atomic_fetch_add(&p->generation, 1); /* publishes job */
     wake_sleepers(p);
     run_share(&p->job, 0, p->nworkers + 1);
-    while (atomic_load(&p->pending) > 0) cpu_relax();
+    /* Workers usually finish within microseconds of the caller; when the
+     * machine is oversubscribed, yield so a descheduled worker can run. */
+    for (int polls = 0; atomic_load(&p->pending) > 0; polls++) {
+        if (polls < 4096) cpu_relax();
+        else sched_yield();
+    }
 }
 
 HIDDEN void __layerc_rt_observe(layerc_ctx *ctx, int32_t layer, const float *data, int64_t batch)
