@@ -37,6 +37,7 @@ KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost)
 {
     LLVMBuildRetVoid(kb->ir->b);
+    if (kb->nsteps == MAX_KERNEL_STEPS) LAYERC_UNREACHABLE("a layer with more than MAX_KERNEL_STEPS kernel steps");
     kb->steps[kb->nsteps++] = (KernelStep){.fn = kb->ir->fn, .src = src, .dst = dst, .items = items,
                                            .items_per_sample = per_sample, .cost_per_item = cost};
 }
@@ -127,43 +128,6 @@ static void lower_activation(KernelBuilder *kb)
     ir_loop_end(ir, &i);
     ir_loop_end(ir, &item);
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, chunks, true, ELEMENTWISE_CHUNK * 4);
-}
-
-/* ---- Linear: [rows, in] x W^T -> [rows, out] ---- */
-
-static void lower_linear(KernelBuilder *kb)
-{
-    Ir *ir = kb->ir;
-    const LinearAttrs *la = &kb->node->attr.linear;
-    int64_t in_f = la->in_features, out_f = la->out_features;
-    int64_t rows = numel(&kb->node->shape) / out_f;
-    /* W^T [in, out] so the innermost loop runs along contiguous outputs. */
-    const float *w = param(kb->node, "weight")->data;
-    float *wt = arena_alloc_array(kb->arena, (size_t)(in_f * out_f), sizeof *wt);
-    for (int64_t o = 0; o < out_f; o++)
-        for (int64_t k = 0; k < in_f; k++) wt[k * out_f + o] = w[o * in_f + k];
-    LLVMValueRef weight_t = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_t", kb->node->name), wt, in_f * out_f);
-    LLVMValueRef bias = constant_param(kb, "bias");
-
-    KernelArgs a = kernel_begin(kb, "");
-    IrLoop row = ir_loop_begin(ir, a.begin, a.end, "row");
-    LLVMValueRef out_base = ir_mul(ir, row.index, ir_i64(ir, out_f));
-    LLVMValueRef in_base = ir_mul(ir, row.index, ir_i64(ir, in_f));
-    IrLoop o = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, out_f), "o");
-    ir_store_f32(ir, a.dst, ir_add(ir, out_base, o.index), bias ? ir_load_f32(ir, bias, o.index) : ir_f32(ir, 0));
-    ir_loop_end(ir, &o);
-    IrLoop k = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, in_f), "k");
-    LLVMValueRef xk = ir_load_f32(ir, a.src, ir_add(ir, in_base, k.index));
-    LLVMValueRef w_base = ir_mul(ir, k.index, ir_i64(ir, out_f));
-    IrLoop o2 = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, out_f), "o");
-    LLVMValueRef at = ir_add(ir, out_base, o2.index);
-    LLVMValueRef acc = ir_fma(ir, xk, ir_load_f32(ir, weight_t, ir_add(ir, w_base, o2.index)), ir_load_f32(ir, a.dst, at));
-    ir_store_f32(ir, a.dst, at, acc);
-    ir_loop_end(ir, &o2);
-    ir_loop_end(ir, &k);
-    apply_epilogue(kb, a.dst, out_base, out_f);
-    ir_loop_end(ir, &row);
-    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, rows, true, 2 * in_f * out_f);
 }
 
 /* ---- pooling ---- */
@@ -466,7 +430,7 @@ void lower_node_kernels(KernelBuilder *kb)
         break;
     case OP_LAYERNORM: lower_layernorm(kb); break;
     case OP_LINEAR:
-    case OP_LAZYLINEAR: lower_linear(kb); break;
+    case OP_LAZYLINEAR: lower_linear_gemm(kb); break;
     default: LAYERC_UNREACHABLE("layer without a kernel reached lowering");
     }
 }
