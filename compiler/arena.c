@@ -40,7 +40,10 @@ void *arena_alloc(Arena *a, size_t size)
     ArenaChunk *c = a->head;
     if (!c || c->size - c->used < size) {
         size_t chunk = size > ARENA_MIN_CHUNK ? size : ARENA_MIN_CHUNK;
-        c = malloc(sizeof *c + chunk);
+        /* calloc: every byte handed out is zero with no memset, and a large
+         * chunk is fresh zero pages from the system, touched only when used
+         * (hundreds of MB of weights are then written once, not twice). */
+        c = calloc(1, sizeof *c + chunk);
         if (!c) out_of_memory(size);
         c->size = chunk;
         c->used = 0;
@@ -49,7 +52,6 @@ void *arena_alloc(Arena *a, size_t size)
     }
     void *p = c->data + c->used;
     c->used += size;
-    memset(p, 0, size);
     return p;
 }
 
