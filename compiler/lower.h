@@ -32,12 +32,14 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
 typedef enum { BUF_INPUT, BUF_OUTPUT, BUF_SCRATCH } BufferRole;
 
 /* One call of the runtime's parallel loop: fn(src, dst, batch, begin, end)
- * over `items` work items (times the run-time batch when items_per_sample). */
+ * over work items [first_item, first_item + items) (both times the run-time
+ * batch when items_per_sample).  A kernel called in several steps (a
+ * Winograd band each) tells them apart by the item numbers. */
 typedef struct KernelStep {
     LLVMValueRef fn;
     BufferRole src, dst;
     int64_t src_scratch_at, dst_scratch_at; /* BUF_SCRATCH: bytes into the node's scratch */
-    int64_t items;
+    int64_t first_item, items;
     bool items_per_sample;
     int64_t cost_per_item;
 } KernelStep;

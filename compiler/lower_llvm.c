@@ -130,8 +130,8 @@ static void define_types(Lowering *lw)
     lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, 15, 0);
     LLVMTypeRef kparams[5] = {p, p, ir->i64, ir->i64, ir->i64};
     lw->kernel_t = LLVMFunctionType(ir->void_t, kparams, 5, 0);
-    LLVMTypeRef par[7] = {p, p, p, p, ir->i64, ir->i64, ir->i64};
-    lw->parallel_t = LLVMFunctionType(ir->void_t, par, 7, 0);
+    LLVMTypeRef par[8] = {p, p, p, p, ir->i64, ir->i64, ir->i64, ir->i64};
+    lw->parallel_t = LLVMFunctionType(ir->void_t, par, 8, 0);
     LLVMTypeRef obs[4] = {p, ir->i32, p, ir->i64};
     lw->observe_t = LLVMFunctionType(ir->void_t, obs, 4, 0);
 }
@@ -222,13 +222,16 @@ static LLVMValueRef lower_forward(Lowering *lw)
         if (plan->copy_input_to_output) dst = out;
         for (int s = 0; s < lw->nsteps[i]; s++) {
             const KernelStep *st = &lw->steps[i][s];
-            LLVMValueRef items = ir_i64(ir, st->items);
-            if (st->items_per_sample) items = ir_mul(ir, items, batch);
-            LLVMValueRef args[7] = {ctx, st->fn,
+            LLVMValueRef items = ir_i64(ir, st->items), first = ir_i64(ir, st->first_item);
+            if (st->items_per_sample) {
+                items = ir_mul(ir, items, batch);
+                first = ir_mul(ir, first, batch);
+            }
+            LLVMValueRef args[8] = {ctx, st->fn,
                                     st->src == BUF_SCRATCH ? scratch(lw, i, st->src_scratch_at, ws, batch) : src,
                                     st->dst == BUF_SCRATCH ? scratch(lw, i, st->dst_scratch_at, ws, batch) : dst,
-                                    batch, items, ir_i64(ir, st->cost_per_item)};
-            LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 7, "");
+                                    batch, first, items, ir_i64(ir, st->cost_per_item)};
+            LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 8, "");
         }
         if (i == lw->fault_layer) /* a deliberate error, to show that layerc test finds it */
             ir_store_f32(ir, dst, ir_i64(ir, 0), ir_fadd(ir, ir_load_f32(ir, dst, ir_i64(ir, 0)), ir_f32(ir, 1.0)));

@@ -32,13 +32,6 @@ typedef struct Winograd {
     int width;
 } Winograd;
 
-/* Tile rows in band b: band_rows, fewer in the last. */
-static int64_t band_rows(const WinogradLayout *l, int64_t b)
-{
-    int64_t left = l->ty - b * l->band_rows;
-    return left < l->band_rows ? left : l->band_rows;
-}
-
 static LLVMValueRef at(Ir *ir, LLVMValueRef base, LLVMValueRef index)
 {
     return LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
@@ -120,29 +113,48 @@ static void transform_vector(Winograd *wg, LLVMValueRef src, LLVMValueRef dst, L
         ir_store_vec(ir, dst, ir_add(ir, v_base, ir_add(ir, ir_i64(ir, xi * plane), tile)), v[xi / 4][xi % 4], w);
 }
 
-/* Item (sample, channel), for the tile rows of `band`.  Rows run in order, so
- * the lanes a row's last vector writes past its end are rewritten by the next
- * row (or land in the spare tiles past the band's last). */
-static void lower_transform(Winograd *wg, int64_t band)
+/* The band of item `index` of a kernel run once per band with items
+ * [band * per_band, (band + 1) * per_band) (per_band: per unit of the
+ * run-time batch), its item within the band, and the band's tile rows. */
+typedef struct BandItem {
+    LLVMValueRef local, first_row, rows;
+} BandItem;
+
+static BandItem band_item(Winograd *wg, LLVMValueRef index, LLVMValueRef batch, int64_t per_band)
 {
     Ir *ir = wg->ir;
     const WinogradLayout *l = &wg->l;
-    int64_t first_row = band * l->band_rows, rows = band_rows(l, band);
-    KernelArgs a = kernel_begin(wg->kb, arena_printf(wg->kb->arena, ".winograd_transform%lld", (long long)band));
+    LLVMValueRef n = ir_mul(ir, ir_i64(ir, per_band), batch);
+    LLVMValueRef band = LLVMBuildUDiv(ir->b, index, n, "");
+    BandItem bi = {.local = LLVMBuildURem(ir->b, index, n, "")};
+    bi.first_row = ir_mul(ir, band, ir_i64(ir, l->band_rows));
+    bi.rows = ir_min(ir, ir_i64(ir, l->band_rows), ir_sub(ir, ir_i64(ir, l->ty), bi.first_row));
+    return bi;
+}
+
+/* Item (band, sample, channel).  Rows run in order, so the lanes a row's last
+ * vector writes past its end are rewritten by the next row (or land in the
+ * spare tiles past the band's last). */
+static void lower_transform(Winograd *wg)
+{
+    Ir *ir = wg->ir;
+    const WinogradLayout *l = &wg->l;
+    KernelArgs a = kernel_begin(wg->kb, ".winograd_transform");
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
-    LLVMValueRef sample = ir_div_const(ir, item.index, l->in_c), c = ir_rem_const(ir, item.index, l->in_c);
-    LLVMValueRef p_plane = ir_mul(ir, item.index, ir_i64(ir, l->ph * l->pw));
+    BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->in_c);
+    LLVMValueRef sample = ir_div_const(ir, bi.local, l->in_c), c = ir_rem_const(ir, bi.local, l->in_c);
+    LLVMValueRef p_plane = ir_mul(ir, bi.local, ir_i64(ir, l->ph * l->pw));
     LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->in_c * l->tiles)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
-    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, rows), "row");
+    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), bi.rows, "row");
     IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, (l->tx + wg->width - 1) / wg->width), "vec");
     LLVMValueRef tx0 = ir_mul(ir, vec.index, ir_i64(ir, wg->width));
-    LLVMValueRef ty = ir_add(ir, row.index, ir_i64(ir, first_row));
+    LLVMValueRef ty = ir_add(ir, row.index, bi.first_row);
     LLVMValueRef p_row = ir_add(ir, p_plane, ir_add(ir, ir_mul(ir, ty, ir_i64(ir, 2 * l->pw)), ir_add(ir, tx0, tx0)));
     transform_vector(wg, a.src, a.dst, p_row, v_base, ir_mad(ir, row.index, l->tx, tx0));
     ir_loop_end(ir, &vec);
     ir_loop_end(ir, &row);
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true, 48 * rows * l->tx);
+    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true, 48 * l->band_rows * l->tx);
 }
 
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
@@ -311,42 +323,56 @@ static void output_row(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, LLV
         output_vector(wg, oa, row, ty, ir_i64(ir, whole * w), rows, rest < w ? (int)rest : w, rest > w ? (int)(rest - w) : 0);
 }
 
-/* Item (sample, k), for the tile rows of `band`; an odd last output row has no partner. */
-static void lower_output(Winograd *wg, int64_t band)
+/* Item (band, sample, k); an odd last output row has no partner. */
+static void lower_output(Winograd *wg)
 {
     Ir *ir = wg->ir;
     const WinogradLayout *l = &wg->l;
-    int64_t first_row = band * l->band_rows, rows = band_rows(l, band);
-    int64_t paired = first_row + rows <= l->oh / 2 ? rows : l->oh / 2 - first_row; /* rows with both output rows */
     LLVMValueRef bias = constant_param(wg->kb, "bias");
-    KernelArgs a = kernel_begin(wg->kb, arena_printf(wg->kb->arena, ".winograd_output%lld", (long long)band));
+    KernelArgs a = kernel_begin(wg->kb, ".winograd_output");
     OutputArgs oa = {.m = a.src, .out = a.dst};
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
-    LLVMValueRef sample = ir_div_const(ir, item.index, l->out_c), k = ir_rem_const(ir, item.index, l->out_c);
+    BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->out_c);
+    LLVMValueRef sample = ir_div_const(ir, bi.local, l->out_c), k = ir_rem_const(ir, bi.local, l->out_c);
     oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->out_c * l->tiles)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
-    oa.out_at = ir_mul(ir, item.index, ir_i64(ir, l->oh * l->ow));
+    oa.out_at = ir_mul(ir, bi.local, ir_i64(ir, l->oh * l->ow));
     oa.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, k)) : NULL;
-    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, paired), "row");
-    output_row(wg, &oa, row.index, ir_add(ir, row.index, ir_i64(ir, first_row)), 2);
+    /* the band's rows with both output rows: all but an odd output's last */
+    LLVMValueRef paired = ir_min(ir, bi.rows, ir_sub(ir, ir_i64(ir, l->oh / 2), bi.first_row));
+    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), paired, "row");
+    output_row(wg, &oa, row.index, ir_add(ir, row.index, bi.first_row), 2);
     ir_loop_end(ir, &row);
-    if (paired < rows) output_row(wg, &oa, ir_i64(ir, paired), ir_i64(ir, first_row + paired), 1);
+    if (l->oh % 2) {
+        LLVMBasicBlockRef merge = ir_if_begin(ir, LLVMBuildICmp(ir->b, LLVMIntSLT, paired, bi.rows, ""));
+        output_row(wg, &oa, paired, ir_add(ir, paired, bi.first_row), 1);
+        ir_if_end(ir, merge);
+    }
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true, 40 * rows * l->tx);
+    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true, 40 * l->band_rows * l->tx);
+}
+
+/* Step `index` again, for items [band * items, (band + 1) * items). */
+static void repeat_step(KernelBuilder *kb, int index, int64_t band)
+{
+    if (kb->nsteps == MAX_KERNEL_STEPS) LAYERC_UNREACHABLE("a layer with more than MAX_KERNEL_STEPS kernel steps");
+    KernelStep st = kb->steps[index];
+    st.first_item = band * st.items;
+    kb->steps[kb->nsteps++] = st;
 }
 
 void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
     lower_pad(&wg);
-    int multiply = -1;
-    for (int64_t band = 0; band < wg.l.bands; band++) {
-        lower_transform(&wg, band);
-        if (multiply < 0) {
-            multiply = kb->nsteps;
-            lower_multiply(&wg);
-        } else { /* the same GEMMs, on this band's V and M */
-            kb->steps[kb->nsteps++] = kb->steps[multiply];
-        }
-        lower_output(&wg, band);
+    int transform = kb->nsteps;
+    lower_transform(&wg);
+    int multiply = kb->nsteps; /* the same GEMMs for every band, on its V and M */
+    lower_multiply(&wg);
+    int output = kb->nsteps;
+    lower_output(&wg);
+    for (int64_t band = 1; band < wg.l.bands; band++) {
+        repeat_step(kb, transform, band);
+        repeat_step(kb, multiply, 0);
+        repeat_step(kb, output, band);
     }
 }

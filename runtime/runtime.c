@@ -34,7 +34,7 @@ typedef struct Job {
     layerc_kernel kernel;
     const void *input;
     void *output;
-    int64_t batch, items;
+    int64_t batch, first, items; /* items [first, first + items) */
 } Job;
 
 /* The caller publishes a job by bumping `generation` (after writing `job`);
@@ -83,7 +83,7 @@ typedef struct WorkerArg {
 static void run_share(const Job *job, int index, int nthreads)
 {
     int64_t begin = job->items * index / nthreads, end = job->items * (index + 1) / nthreads;
-    if (begin < end) job->kernel(job->input, job->output, job->batch, begin, end);
+    if (begin < end) job->kernel(job->input, job->output, job->batch, job->first + begin, job->first + end);
 }
 
 static int64_t now_ns(void)
@@ -182,14 +182,14 @@ static Pool *pool_create(int nworkers)
 }
 
 HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const void *input, void *output, int64_t batch,
-                                 int64_t items, int64_t cost_per_item)
+                                 int64_t first, int64_t items, int64_t cost_per_item)
 {
     Pool *p = ctx->pool;
     if (!p || items < 2 || items * cost_per_item < MIN_PARALLEL_WORK) {
-        kernel(input, output, batch, 0, items);
+        kernel(input, output, batch, first, first + items);
         return;
     }
-    p->job = (Job){kernel, input, output, batch, items};
+    p->job = (Job){kernel, input, output, batch, first, items};
     atomic_store(&p->pending, p->nworkers);
     atomic_fetch_add(&p->generation, 1); /* publishes job */
     wake_sleepers(p);

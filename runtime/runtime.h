@@ -16,10 +16,10 @@
 /* A kernel computes work items [begin, end) of one layer. */
 typedef void (*layerc_kernel)(const void *input, void *output, int64_t batch, int64_t begin, int64_t end);
 
-/* Runs kernel over items [0, items), split over the context's threads when
- * the work (items * cost_per_item, in rough flops) is worth it. */
+/* Runs kernel over items [first, first + items), split over the context's
+ * threads when the work (items * cost_per_item, in rough flops) is worth it. */
 void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const void *input, void *output, int64_t batch,
-                          int64_t items, int64_t cost_per_item);
+                          int64_t first, int64_t items, int64_t cost_per_item);
 
 /* Reports layer `layer`'s output to the observer, if one is set. */
 void __layerc_rt_observe(layerc_ctx *ctx, int32_t layer, const float *data, int64_t batch);
