@@ -83,6 +83,7 @@ unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
 # not installed are skipped with a message).
 bench: all
 	@bash bench/fusion.sh
+	@bash bench/winograd.sh
 	@bash bench/run_all.sh
 
 # libFuzzer targets (fuzz/): each runs FUZZ_SECONDS; findings go to fuzz/crashes/ (docs/fuzzing.md).
