@@ -76,6 +76,7 @@ static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t
 typedef struct ConvGeometry {
     int64_t in_c, h, w;          /* the (possibly pre-padded) input plane */
     int64_t pad_top, pad_left;   /* padding the kernel applies itself (zeros) */
+    int64_t zero_top, zero_bottom; /* rows of zeros the padding step put above and below the input */
     int64_t out_c, oh, ow;
     int64_t samples;             /* per-sample leading count: 1, or the fixed batch */
 } ConvGeometry;
@@ -176,6 +177,7 @@ typedef struct Tile {
     LLVMValueRef src, dst, wpack, bias;
     LLVMTypeRef vt, mask_t; /* <width x float>, <width x i1> */
     int width;
+    int64_t zero_top, zero_bottom; /* rows of zero padding above and below the input (pre-padded) */
 } Tile;
 
 static LLVMValueRef splat(Tile *t, LLVMValueRef x)
@@ -261,9 +263,10 @@ LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v)
 }
 
 /* One tile for `ocn` output channels from oc (weights from wblock): accumulators
- * in registers across every input channel and tap, then epilogue and store. */
+ * in registers across every input channel and tap, then epilogue and store.
+ * Kernel rows y with !tap_rows[y] read only zero padding here and are skipped. */
 static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMValueRef out_plane, LLVMValueRef oh,
-                      LLVMValueRef ow0, int ocn, LLVMValueRef oc, LLVMValueRef wblock)
+                      LLVMValueRef ow0, int ocn, LLVMValueRef oc, LLVMValueRef wblock, const bool *tap_rows)
 {
     Ir *ir = t->ir;
     const ConvGeometry *g = t->g;
@@ -285,6 +288,7 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
     for (int o = 0; o < ocn; o++)
         for (int v = 0; v < nvec; v++) cur[o][v] = LLVMBuildLoad2(ir->b, t->vt, acc[o][v], "");
     for (int64_t y = 0; y < kh; y++) {
+        if (!tap_rows[y]) continue;
         for (int64_t x = 0; x < kw; x++) {
             LLVMValueRef xs[MAX_TILE_VECTORS];
             for (int v = 0; v < nvec; v++) {
@@ -308,6 +312,70 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
             store_lanes(t, t->dst, ir_add(ir, out_at, ir_i64(ir, off)), r, ts->lanes[v]);
         }
     }
+}
+
+enum { MAX_KERNEL_ROWS = 64 };
+
+/* Which kernel rows a tile of `rows` output rows from row oh needs: those
+ * that reach a real input row (not zero padding) for one of its rows.
+ * Returns whether that is all of them. */
+static bool tile_tap_rows(const Tile *t, int64_t oh, int rows, bool *tap_rows)
+{
+    int64_t kh = t->cv->kernel[0], first = t->zero_top, end = t->g->h - t->zero_bottom;
+    bool all = true;
+    for (int64_t y = 0; y < kh; y++) {
+        tap_rows[y] = false;
+        for (int r = 0; r < rows; r++) {
+            int64_t row = oh + r + y * t->cv->dilation[0];
+            if (row >= first && row < end) tap_rows[y] = true;
+        }
+        all = all && tap_rows[y];
+    }
+    return all;
+}
+
+static int tile_rows(const TileShape *ts)
+{
+    int rows = 1;
+    for (int v = 0; v < ts->nvec; v++)
+        if (ts->dy[v] + 1 > rows) rows = (int)ts->dy[v] + 1;
+    return rows;
+}
+
+/* emit_tile at output row oh, a multiple of `step` when not a constant.  The
+ * tiles at the top and bottom rows, whose kernel reaches into zero padding,
+ * get their own copies without those taps (chosen by comparing oh); the
+ * others share one copy with every tap. */
+static void emit_tile_at(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMValueRef out_plane, LLVMValueRef oh,
+                         int64_t step, LLVMValueRef ow0, int ocn, LLVMValueRef oc, LLVMValueRef wblock)
+{
+    Ir *ir = t->ir;
+    int rows = tile_rows(ts);
+    bool taps[MAX_KERNEL_ROWS], all[MAX_KERNEL_ROWS];
+    for (int y = 0; y < MAX_KERNEL_ROWS; y++) all[y] = true;
+    if (t->cv->kernel[0] > MAX_KERNEL_ROWS || (t->zero_top == 0 && t->zero_bottom == 0)) {
+        emit_tile(t, ts, in_group, out_plane, oh, ow0, ocn, oc, wblock, all);
+        return;
+    }
+    if (LLVMIsConstant(oh)) {
+        tile_tap_rows(t, (int64_t)LLVMConstIntGetSExtValue(oh), rows, taps);
+        emit_tile(t, ts, in_group, out_plane, oh, ow0, ocn, oc, wblock, taps);
+        return;
+    }
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "tile.done");
+    for (int64_t row = 0; row + rows <= t->g->oh; row += step) {
+        if (tile_tap_rows(t, row, rows, taps)) continue;
+        LLVMBasicBlockRef border = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "tile.border");
+        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "tile.next");
+        LLVMBuildCondBr(ir->b, LLVMBuildICmp(ir->b, LLVMIntEQ, oh, ir_i64(ir, row), ""), border, next);
+        LLVMPositionBuilderAtEnd(ir->b, border);
+        emit_tile(t, ts, in_group, out_plane, ir_i64(ir, row), ow0, ocn, oc, wblock, taps);
+        LLVMBuildBr(ir->b, done);
+        LLVMPositionBuilderAtEnd(ir->b, next);
+    }
+    emit_tile(t, ts, in_group, out_plane, oh, ow0, ocn, oc, wblock, all);
+    LLVMBuildBr(ir->b, done);
+    LLVMPositionBuilderAtEnd(ir->b, done);
 }
 
 /* The vectors of `rows` whole rows (narrow rows: several rows make one tile). */
@@ -351,13 +419,13 @@ static void emit_band(Tile *t, LLVMValueRef band, LLVMValueRef in_group, LLVMVal
         TileShape full = rows_shape(t, rows);
         LLVMValueRef count = LLVMBuildSelect(ir->b, is_last, ir_i64(ir, last_rows / rows), ir_i64(ir, p->band_rows / rows), "");
         IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), count, "rows");
-        emit_tile(t, &full, in_group, out_plane, ir_add(ir, row0, ir_mul(ir, r.index, ir_i64(ir, rows))), ir_i64(ir, 0), ocn,
+        emit_tile_at(t, &full, in_group, out_plane, ir_add(ir, row0, ir_mul(ir, r.index, ir_i64(ir, rows))), rows, ir_i64(ir, 0), ocn,
                   oc, wblock);
         ir_loop_end(ir, &r);
         if (last_rows % rows) {
             LLVMBasicBlockRef merge = ir_if_begin(ir, is_last);
             TileShape rest = rows_shape(t, (int)(last_rows % rows));
-            emit_tile(t, &rest, in_group, out_plane, ir_i64(ir, g->oh - last_rows % rows), ir_i64(ir, 0), ocn, oc, wblock);
+            emit_tile_at(t, &rest, in_group, out_plane, ir_i64(ir, g->oh - last_rows % rows), rows, ir_i64(ir, 0), ocn, oc, wblock);
             ir_if_end(ir, merge);
         }
         return;
@@ -367,11 +435,11 @@ static void emit_band(Tile *t, LLVMValueRef band, LLVMValueRef in_group, LLVMVal
     IrLoop oh = ir_loop_begin(ir, row0, row_end, "oh");
     TileShape wide = columns_shape(t, 0, p->vectors);
     IrLoop col = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "cols");
-    emit_tile(t, &wide, in_group, out_plane, oh.index, ir_mul(ir, col.index, ir_i64(ir, span)), ocn, oc, wblock);
+    emit_tile_at(t, &wide, in_group, out_plane, oh.index, 1, ir_mul(ir, col.index, ir_i64(ir, span)), ocn, oc, wblock);
     ir_loop_end(ir, &col);
     if (g->ow % span) {
         TileShape rest = columns_shape(t, full * span, p->vectors);
-        emit_tile(t, &rest, in_group, out_plane, oh.index, ir_i64(ir, full * span), ocn, oc, wblock);
+        emit_tile_at(t, &rest, in_group, out_plane, oh.index, 1, ir_i64(ir, full * span), ocn, oc, wblock);
     }
     ir_loop_end(ir, &oh);
 }
@@ -429,7 +497,8 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
     int64_t blocks = (ocg + plan.oc_tile - 1) / plan.oc_tile;
     int64_t packed_count;
     float *packed = pack_weights(kb, g, plan.oc_tile, &packed_count);
-    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .plan = &plan, .width = ir->vector_width};
+    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .plan = &plan, .width = ir->vector_width,
+              .zero_top = g->zero_top, .zero_bottom = g->zero_bottom};
     t.vt = LLVMVectorType(ir->f32, (unsigned)t.width);
     t.mask_t = LLVMVectorType(ir->i1, (unsigned)t.width);
     t.wpack = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_packed", kb->node->name), packed, packed_count);
@@ -493,6 +562,10 @@ void lower_conv2d(KernelBuilder *kb)
         lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w);
         g.h += cv->pad_begin[0] + cv->pad_end[0];
         g.w += cv->pad_begin[1] + cv->pad_end[1];
+        if (cv->pad_mode == PAD_ZEROS) {
+            g.zero_top = cv->pad_begin[0];
+            g.zero_bottom = cv->pad_end[0];
+        }
         g.pad_top = g.pad_left = 0;
         src = BUF_SCRATCH;
     }

@@ -1,8 +1,9 @@
-/* lower_winograd.c - Conv2d 3x3, stride 1, as Winograd F(2x2,3x3), in four
- * steps over the scratch layout of plan_memory.h's WinogradLayout:
+/* lower_winograd.c - Conv2d 3x3, stride 1, as Winograd F(2x2,3x3): four
+ * kernels over the scratch layout of plan_memory.h's WinogradLayout,
  *
  *   pad        input -> P: each plane copied into a zeroed, larger plane
- * then, for each band of tile rows (plan_memory.h's WinogradLayout):
+ * then, for each band of tile rows (the same kernels again, the band told by
+ * the item numbers):
  *   transform  P -> V[sample][16][C][tiles]: V = B^T d B for every 4x4
  *              patch d, a vector of tiles along a row at a time
  *   multiply   V -> M[sample][16][K][tiles]: for each of the 16 positions, a
