@@ -141,6 +141,13 @@ static void report_stage(const BuildOptions *opt, double *mark, const char *name
 static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool *pool, const BuildOptions *opt,
                              double *mark)
 {
+    if (pool->len > CONSTANT_POOL_MAX_BYTES) { /* lower_check_supported saw the parameters fit: the re-layout grew them */
+        diag_error(&fe->diag, (SrcSpan){0},
+                   "the weights take %zu MiB once laid out for their kernels; a compiled library can embed at most %zu MiB",
+                   pool->len >> 20, (size_t)CONSTANT_POOL_MAX_BYTES >> 20);
+        diag_note(&fe->diag, (SrcSpan){0}, "Winograd layers keep 16/9 of their 3x3 weights: --winograd never keeps them as they are");
+        return false;
+    }
     char dir[] = "/tmp/layerc.XXXXXX";
     if (!mkdtemp(dir)) {
         diag_error(&fe->diag, (SrcSpan){0}, "cannot create a temporary directory");

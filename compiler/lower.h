@@ -83,6 +83,6 @@ LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
 void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count);
 
 /* A 64-byte aligned array of floats in the constant pool; returns its address. */
-LLVMValueRef lower_constant_floats(Ir *ir, const char *name, const float *data, int64_t count);
+LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count);
 
 #endif

@@ -501,7 +501,7 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
               .zero_top = g->zero_top, .zero_bottom = g->zero_bottom};
     t.vt = LLVMVectorType(ir->f32, (unsigned)t.width);
     t.mask_t = LLVMVectorType(ir->i1, (unsigned)t.width);
-    t.wpack = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_packed", kb->node->name), packed, packed_count);
+    t.wpack = lower_constant_floats(ir, packed, packed_count);
     t.bias = constant_param(kb, "bias");
 
     KernelArgs a = kernel_begin(kb, "");

@@ -106,7 +106,7 @@ static LLVMValueRef pack_bias(KernelBuilder *kb, const GemmPlan *p)
     int64_t count = p->panels * p->panel;
     float *padded = arena_alloc_array(kb->arena, (size_t)count, sizeof *padded);
     for (int64_t o = 0; o < p->out_f; o++) padded[o] = bias->data[o];
-    return lower_constant_floats(kb->ir, arena_printf(kb->arena, "%s.bias_padded", kb->node->name), padded, count);
+    return lower_constant_floats(kb->ir, padded, count);
 }
 
 typedef struct Gemm {
@@ -261,7 +261,7 @@ void lower_linear_gemm(KernelBuilder *kb)
     int64_t packed_count;
     float *packed = pack_weight(kb, &plan, &packed_count);
     Gemm t = {.ir = ir, .node = kb->node, .p = &plan};
-    t.wpack = lower_constant_floats(ir, arena_printf(kb->arena, "%s.weight_packed", kb->node->name), packed, packed_count);
+    t.wpack = lower_constant_floats(ir, packed, packed_count);
     t.bias = pack_bias(kb, &plan);
 
     KernelArgs a = kernel_begin(kb, "");

@@ -56,7 +56,7 @@ LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix)
 {
     const Param *p = param(kb->node, suffix);
     if (!p) return NULL;
-    return lower_constant_floats(kb->ir, p->key, p->data, shape_numel(&p->shape));
+    return lower_constant_floats(kb->ir, p->data, shape_numel(&p->shape));
 }
 
 static int64_t numel(const Shape *s) { return shape_numel(s); }
@@ -267,8 +267,8 @@ static void lower_batchnorm_running(KernelBuilder *kb)
         float *scale = arena_alloc_array(kb->arena, (size_t)channels, sizeof *scale);
         float *shift = arena_alloc_array(kb->arena, (size_t)channels, sizeof *shift);
         batchnorm_scale_shift(n, scale, shift);
-        scale_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.scale", n->name), scale, channels);
-        shift_c = lower_constant_floats(ir, arena_printf(kb->arena, "%s.shift", n->name), shift, channels);
+        scale_c = lower_constant_floats(ir, scale, channels);
+        shift_c = lower_constant_floats(ir, shift, channels);
     }
 
     KernelArgs a = kernel_begin(kb, "");

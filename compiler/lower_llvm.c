@@ -61,9 +61,8 @@ bool lower_check_supported(Diag *d, const Graph *g)
 
 /* The arrays are appended to the constant pool and addressed from a
  * placeholder global; finish_constants() gives it its final size. */
-LLVMValueRef lower_constant_floats(Ir *ir, const char *name, const float *data, int64_t count)
+LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count)
 {
-    (void)name;
     if (!ir->constants_global) {
         ir->constants_global = LLVMAddGlobal(ir->mod, LLVMArrayType2(LLVMInt8TypeInContext(ir->ctx), 0), "weights.placeholder");
         LLVMSetGlobalConstant(ir->constants_global, 1);

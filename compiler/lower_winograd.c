@@ -245,7 +245,7 @@ static void lower_multiply(Winograd *wg)
     int64_t full = l->out_c / GEMM_CHANNELS, rest = l->out_c % GEMM_CHANNELS;
     int64_t count;
     float *u = transform_weights(wg, &count);
-    MultiplyArgs ma = {.u = lower_constant_floats(ir, "winograd.u", u, count)};
+    MultiplyArgs ma = {.u = lower_constant_floats(ir, u, count)};
 
     KernelArgs a = kernel_begin(wg->kb, ".winograd_multiply");
     ma.v = a.src;
