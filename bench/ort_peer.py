@@ -22,13 +22,11 @@ Prints one JSON object.
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
 
-from peer_common import compare, gate, timed  # noqa: E402
-SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1e9"))
+from peer_common import measure  # noqa: E402
 
 
 
@@ -62,30 +60,7 @@ def main(argv):
     feed = {name: x}
     y = sess.run(None, feed)[0]
     out = {"onnxruntime": ort.__version__, "threads": args.threads}
-    out["check"] = compare(y, ref)
-    if not out["check"]["ok"]:
-        out["skipped"] = "output differs from the reference"
-        print(json.dumps(out))
-        return 0
-    out["gates"] = []
-    for attempt in (1, 2):
-        ok, info = gate("PEAK_GATE")           # the machine free?  (always true without PEAK_GATE)
-        out["gates"].append(info)
-        if not ok:
-            if attempt == 1:
-                out["skipped"] = "CPUs busy: the FMA peak test right before did not reach ~T x the 1-thread peak"
-            else:
-                out["note"] = "CPUs busy at the end of the measurement (and still busy after it)"
-            break
-        out.update(timed(lambda: sess.run(None, feed), args.min_time, args.min_runs))
-        ok, info = gate("PEAK_POST")           # still free at the end?  else measure once more
-        out["gates"].append(info)
-        spread = out["median_ms"] / out["min_ms"]
-        if ok and spread <= SPREAD_MAX:        # ... and once more when the runs spread
-            break
-        if attempt == 2:
-            out["note"] = ("CPUs busy at the end of the measurement, twice" if not ok else
-                           "runs spread twice (median %.2fx the fastest)" % spread)
+    out.update(measure(y, ref, lambda: sess.run(None, feed), args.min_time, args.min_runs))
     print(json.dumps(out))
     return 0
 

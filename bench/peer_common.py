@@ -1,5 +1,6 @@
 """peer_common.py - what the peers benchmark's scripts share (bench/peers.py, torch_peer.py, ort_peer.py):
-the agreement check every engine's output passes before it is timed, the timing loop, and the CPU gate.
+the agreement check every engine's output passes before it is timed, the timing loop, the CPU gate, and
+the gated measurement of a peer (checked, gated, timed, gated again, measured once more if disturbed).
 Imported by interpreters with and without torch: only the standard library and numpy."""
 import json
 import os
@@ -10,6 +11,7 @@ import time
 import numpy as np
 
 ATOL = RTOL = 1e-4
+BUSY = "CPUs busy: the FMA peak test right before did not reach ~T x the 1-thread peak"
 
 
 def compare(y, ref):
@@ -57,3 +59,33 @@ def timed(fn, min_time, min_runs):
     n = len(times)
     med = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
     return {"median_ms": med, "min_ms": times[0], "p90_ms": times[int(round((n - 1) * 0.9))], "runs": n}
+
+
+def measure(y, ref, fn, min_time, min_runs):
+    """A peer's record: y checked against ref (not timed when it differs); then fn timed between the
+    PEAK_GATE and PEAK_POST gates, once more when the CPUs got busy or the runs spread over
+    $SPREAD_MAX x the fastest (set by peers.py), with a note when that happens twice."""
+    spread_max = float(os.environ.get("SPREAD_MAX", "1e9"))
+    rec = {"check": compare(y, ref)}
+    if not rec["check"]["ok"]:
+        rec["skipped"] = "output differs from the reference"
+        return rec
+    rec["gates"] = []
+    for attempt in (1, 2):
+        ok, info = gate("PEAK_GATE")           # the machine free?  (always true without PEAK_GATE)
+        rec["gates"].append(info)
+        if not ok:
+            if attempt == 1:
+                rec["skipped"] = BUSY
+            else:
+                rec["note"] = "CPUs busy at the end of the measurement (and still busy after it)"
+            return rec
+        rec.update(timed(fn, min_time, min_runs))
+        ok, info = gate("PEAK_POST")           # still free at the end?  else measure once more
+        rec["gates"].append(info)
+        spread = rec["median_ms"] / rec["min_ms"]
+        if ok and spread <= spread_max:        # ... and once more when the runs spread
+            return rec
+    rec["note"] = ("CPUs busy at the end of the measurement, twice" if not ok else
+                   "runs spread twice (median %.2fx the fastest)" % spread)
+    return rec

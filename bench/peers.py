@@ -70,7 +70,7 @@ import tempfile
 import time
 
 import numpy as np
-from peer_common import compare  # noqa: E402
+from peer_common import BUSY, compare  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERC = os.environ.get("LAYERC", "./layerc")
@@ -90,7 +90,6 @@ GATE_BUDGET = float(os.environ.get("GATE_BUDGET", "300"))
 SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1.15"))
 RESULTS = os.environ.get("RESULTS", "")
 ATOL = RTOL = 1e-4
-BUSY = "CPUs busy: the FMA peak test right before did not reach ~T x the 1-thread peak"
 ENGINES = ["layerc", "torch eager", "torch frozen", "ORT", "oneDNN direct", "oneDNN winograd"]
 SHORT = {"torch eager": "eager", "torch frozen": "frozen", "ORT": "ORT",
          "oneDNN direct": "dnnl direct", "oneDNN winograd": "dnnl wino"}

@@ -59,10 +59,8 @@ import torch.nn as nn  # noqa: E402
 
 from gen_shape_goldens import build, parse_nn  # noqa: E402
 from gen_output_goldens import Stack, perturb, read_safetensors, safetensors_bytes  # noqa: E402
-from peer_common import ATOL, RTOL, compare, gate, timed  # noqa: E402
+from peer_common import ATOL, RTOL, measure  # noqa: E402
 
-SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1e9"))
-BUSY = "CPUs busy: the FMA peak test right before did not reach ~T x the 1-thread peak"
 warnings.filterwarnings("ignore", message="Lazy modules are a new feature")
 warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
 
@@ -188,63 +186,28 @@ def prepare(args):
     print(json.dumps(info))
 
 
-
-
-
-
-
-
-def measure(args, fn, y):
-    rec = {"check": compare(y, args.ref)}
-    if not rec["check"]["ok"]:
-        rec["skipped"] = "output differs from the reference"
-        return rec
-    rec["gates"] = []
-    for attempt in (1, 2):
-        ok, info = gate("PEAK_GATE")           # the machine free?  (always true without PEAK_GATE)
-        rec["gates"].append(info)
-        if not ok:
-            if attempt == 1:
-                rec["skipped"] = BUSY
-            else:
-                rec["note"] = "CPUs busy at the end of the measurement (and still busy after it)"
-            return rec
-        with torch.no_grad():
-            rec.update(timed(fn, args.min_time, args.min_runs))
-        ok, info = gate("PEAK_POST")           # still free at the end?  else measure once more
-        rec["gates"].append(info)
-        spread = rec["median_ms"] / rec["min_ms"]
-        if ok and spread <= SPREAD_MAX:        # ... and once more when the runs spread
-            return rec
-    rec["note"] = ("CPUs busy at the end of the measurement, twice" if not ok else
-                   "runs spread twice (median %.2fx the fastest)" % spread)
-    return rec
-
-
 def time_cmd(args):
+    torch.set_grad_enabled(False)              # every run below, timed or not, without autograd
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     _, dims, model = load_model(args.model)
     x = torch.from_numpy(np.load(os.path.join(args.dir, "x_%d.npy" % args.batch)))
-    args.ref = np.load(os.path.join(args.dir, "ref_%d.npy" % args.batch))
-    with torch.no_grad():
-        model(x)                               # materialise lazy modules before loading
+    ref = np.load(os.path.join(args.dir, "ref_%d.npy" % args.batch))
+    model(x)                                   # materialise lazy modules before loading
     with open(os.path.join(args.dir, "weights.safetensors"), "rb") as f:
         st = read_safetensors(f.read())
     state = {k: torch.from_numpy(np.array(v)) for k, v in st.items()}
     model.load_state_dict(state, strict=True)
     model.eval()
     out = {"threads": args.threads, "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    with torch.no_grad():
-        y = model(x)
-    out["eager"] = measure(args, lambda: model(x), y.numpy())
+    y = model(x)
+    out["eager"] = measure(y.numpy(), ref, lambda: model(x), args.min_time, args.min_runs)
     try:
-        with torch.no_grad():
-            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model.eval(), x)))
-            frozen(x)
-            frozen(x)                          # the profiling executor optimises on the second run
-            y = frozen(x)
-        out["frozen"] = measure(args, lambda: frozen(x), y.numpy())
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model.eval(), x)))
+        frozen(x)
+        frozen(x)                              # the profiling executor optimises on the second run
+        y = frozen(x)
+        out["frozen"] = measure(y.numpy(), ref, lambda: frozen(x), args.min_time, args.min_runs)
     except Exception as e:  # noqa: BLE001 - reported as a skipped peer
         out["frozen"] = {"skipped": "trace/freeze/optimize_for_inference failed: %s: %s"
                          % (type(e).__name__, str(e).splitlines()[0][:200])}
