@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "emit_weights.h"
 #include "lower.h"
 #include "weights.h"
@@ -122,17 +122,10 @@ static int weights_object_path(char *path, size_t size, const char *dir)
     return fd;
 }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* --time-report: stage `name` took the time since *mark; restarts *mark. */
 static void report_stage(const BuildOptions *opt, double *mark, const char *name)
 {
-    double t = now_seconds();
+    double t = monotonic_seconds();
     if (opt->time_report) fprintf(opt->time_report, "layerc: time: %-16s %7.3f s\n", name, t - *mark);
     *mark = t;
 }
@@ -215,7 +208,7 @@ static bool build_bound(Frontend *fe, const BuildOptions *opt, double *mark)
 
 bool backend_build(Frontend *fe, const BuildOptions *opt)
 {
-    double mark = now_seconds();
+    double mark = monotonic_seconds();
     if (!lower_check_supported(&fe->diag, fe->graph) || !backend_load_weights(fe, opt)) return false;
     report_stage(opt, &mark, "weights");
     return build_bound(fe, opt, &mark);
@@ -223,6 +216,6 @@ bool backend_build(Frontend *fe, const BuildOptions *opt)
 
 bool backend_build_bound(Frontend *fe, const BuildOptions *opt)
 {
-    double mark = now_seconds();
+    double mark = monotonic_seconds();
     return build_bound(fe, opt, &mark);
 }

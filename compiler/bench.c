@@ -30,21 +30,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "layerc.h"
 #include "lower.h"
 #include "report.h"
 
 /* MAX_SAMPLES bounds the memory of the timings (8 bytes each): a run records one, or one per layer. */
 enum { MIN_RUNS = 10, WARMUP_RUNS = 2, MAX_SAMPLES = 4 << 20 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- samples and their statistics ---- */
 
@@ -182,7 +175,7 @@ static void observe_layer(void *user, int32_t layer, const float *data, const la
 {
     (void)data, (void)shape, (void)batch;
     Bench *b = user;
-    double t = now_seconds();
+    double t = monotonic_seconds();
     b->layer_clock[layer] = (t - b->last_tick) * 1e3;
     b->last_tick = t;
 }
@@ -190,11 +183,11 @@ static void observe_layer(void *user, int32_t layer, const float *data, const la
 /* One run (observed per layer or not); records its times when `record`.  Returns a layerc_status. */
 static int run_once(Bench *b, bool per_layer, bool record)
 {
-    double t0 = now_seconds();
+    double t0 = monotonic_seconds();
     b->last_tick = t0;
     int rc = per_layer ? b->m->run_observed(b->ctx, b->in, b->out, b->api_batch, observe_layer, b)
                        : b->m->run(b->ctx, b->in, b->out, b->api_batch);
-    double t1 = now_seconds();
+    double t1 = monotonic_seconds();
     if (rc != 0 || !record) return rc;
     bool ok = true;
     if (per_layer)
@@ -210,7 +203,7 @@ static bool run_for(Bench *b, double seconds, int min_runs, bool per_layer, bool
 {
     int max_runs = per_layer ? MAX_SAMPLES / (b->m->num_layers > 0 ? b->m->num_layers : 1) : MAX_SAMPLES;
     if (max_runs < min_runs) max_runs = min_runs;
-    double start = now_seconds(), elapsed = 0;
+    double start = monotonic_seconds(), elapsed = 0;
     for (int runs = 0; runs < max_runs && (runs < min_runs || elapsed < seconds); runs++) {
         int rc = run_once(b, per_layer, record);
         if (rc != 0) {
@@ -218,7 +211,7 @@ static bool run_for(Bench *b, double seconds, int min_runs, bool per_layer, bool
                        rc == LAYERC_ERR_NOMEM && !*b->m->error(b->ctx) ? "out of memory for the timings" : b->m->error(b->ctx));
             return false;
         }
-        elapsed = now_seconds() - start;
+        elapsed = monotonic_seconds() - start;
     }
     if (record && !per_layer) b->measured_seconds = elapsed;
     return true;

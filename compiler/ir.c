@@ -52,6 +52,8 @@ static LLVMValueRef element_ptr(Ir *ir, LLVMTypeRef type, LLVMValueRef base, LLV
     return LLVMBuildInBoundsGEP2(ir->b, type, base, &index, 1, "");
 }
 
+LLVMValueRef ir_f32_ptr(Ir *ir, LLVMValueRef base, LLVMValueRef index) { return element_ptr(ir, ir->f32, base, index); }
+
 LLVMValueRef ir_load_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index)
 {
     return LLVMBuildLoad2(ir->b, ir->f32, element_ptr(ir, ir->f32, base, index), "");
@@ -94,10 +96,11 @@ static LLVMValueRef declared_f32_function(Ir *ir, const char *name, unsigned nar
 
 LLVMValueRef ir_fma(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
 {
-    LLVMTypeRef type;
-    LLVMValueRef fn = declared_f32_function(ir, "llvm.fmuladd.f32", 3, &type);
+    LLVMTypeRef type = LLVMTypeOf(a); /* llvm.fmuladd is overloaded on it: float or a vector */
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(ir->mod, LLVMLookupIntrinsicID("llvm.fmuladd", 12), &type, 1);
+    LLVMTypeRef params[3] = {type, type, type};
     LLVMValueRef args[3] = {a, b, c};
-    return LLVMBuildCall2(ir->b, type, fn, args, 3, "");
+    return LLVMBuildCall2(ir->b, LLVMFunctionType(type, params, 3, 0), fn, args, 3, "");
 }
 
 LLVMValueRef ir_call_f32(Ir *ir, const char *name, LLVMValueRef x)

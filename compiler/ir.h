@@ -43,6 +43,8 @@ LLVMValueRef ir_f32(Ir *ir, double v);
 /* An alloca in the entry block, initialised to `init` at the current point. */
 LLVMValueRef ir_var(Ir *ir, LLVMTypeRef type, LLVMValueRef init, const char *name);
 
+/* &base[index] for a float array */
+LLVMValueRef ir_f32_ptr(Ir *ir, LLVMValueRef base, LLVMValueRef index);
 LLVMValueRef ir_load_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index);
 void ir_store_f32(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef value);
 
@@ -57,7 +59,7 @@ LLVMValueRef ir_rem_const(Ir *ir, LLVMValueRef a, int64_t k); /* a >= 0 */
 
 LLVMValueRef ir_fadd(Ir *ir, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef ir_fmul(Ir *ir, LLVMValueRef a, LLVMValueRef b);
-LLVMValueRef ir_fma(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b + c, llvm.fmuladd */
+LLVMValueRef ir_fma(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b + c, llvm.fmuladd; floats or vectors */
 /* A call to a one-argument float intrinsic or libm function, e.g. "llvm.exp.f32" or "erff". */
 LLVMValueRef ir_call_f32(Ir *ir, const char *name, LLVMValueRef x);
 LLVMValueRef ir_call_f32_2(Ir *ir, const char *name, LLVMValueRef x, LLVMValueRef y);
@@ -73,7 +75,6 @@ LLVMValueRef ir_splat(Ir *ir, LLVMValueRef x);
 LLVMValueRef ir_load_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, int lanes);
 /* Stores the first `lanes` lanes of v to base[index ..] (none when lanes <= 0). */
 void ir_store_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v, int lanes);
-LLVMValueRef ir_fma_vec(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a*b + c */
 /* The even (odd) lanes of the 2*width lanes a:b: a stride-2 load from two plain ones. */
 LLVMValueRef ir_even_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef ir_odd_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b);

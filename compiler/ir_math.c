@@ -40,22 +40,11 @@ static LLVMValueRef fmax_(Ir *ir, LLVMValueRef a, LLVMValueRef b)
     return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOGT, a, b, ""), a, b, "");
 }
 
-/* a * b + c as llvm.fmuladd of x's type: one FMA where the target has them. */
-static LLVMValueRef fmuladd(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
-{
-    LLVMTypeRef type = LLVMTypeOf(a);
-    unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(ir->mod, id, &type, 1);
-    LLVMTypeRef params[3] = {type, type, type};
-    LLVMValueRef args[3] = {a, b, c};
-    return LLVMBuildCall2(ir->b, LLVMFunctionType(type, params, 3, 0), fn, args, 3, "");
-}
-
 /* c[0] + x * (c[1] + x * (... c[n-1])) */
 static LLVMValueRef horner(Ir *ir, LLVMValueRef x, const double *c, int n)
 {
     LLVMValueRef acc = ir_const_like(ir, x, c[n - 1]);
-    for (int i = n - 2; i >= 0; i--) acc = fmuladd(ir, acc, x, ir_const_like(ir, x, c[i]));
+    for (int i = n - 2; i >= 0; i--) acc = ir_fma(ir, acc, x, ir_const_like(ir, x, c[i]));
     return acc;
 }
 

@@ -1,6 +1,6 @@
 /* ir_vector.c - vector helpers for the tiled kernels (see ir.h): vectors of
  * ir->vector_width floats, loads and stores of the first `lanes` of them
- * (llvm.masked.*, so a tail never touches memory past it), splats and fma. */
+ * (llvm.masked.*, so a tail never touches memory past it), splats and lane shuffles. */
 #include <stdio.h>
 
 #include "ir.h"
@@ -33,15 +33,10 @@ LLVMValueRef ir_splat(Ir *ir, LLVMValueRef x)
     return LLVMBuildShuffleVector(ir->b, v, LLVMGetUndef(vt), zeros, "");
 }
 
-static LLVMValueRef element_ptr(Ir *ir, LLVMValueRef base, LLVMValueRef index)
-{
-    return LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
-}
-
 LLVMValueRef ir_load_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, int lanes)
 {
     LLVMTypeRef vt = ir_vec_type(ir);
-    LLVMValueRef p = element_ptr(ir, base, index);
+    LLVMValueRef p = ir_f32_ptr(ir, base, index);
     if (lanes >= ir->vector_width) {
         LLVMValueRef v = LLVMBuildLoad2(ir->b, vt, p, "");
         LLVMSetAlignment(v, 4);
@@ -56,7 +51,7 @@ LLVMValueRef ir_load_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, int lane
 void ir_store_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v, int lanes)
 {
     if (lanes <= 0) return;
-    LLVMValueRef p = element_ptr(ir, base, index);
+    LLVMValueRef p = ir_f32_ptr(ir, base, index);
     if (lanes >= ir->vector_width) {
         LLVMSetAlignment(LLVMBuildStore(ir->b, v, p), 4);
         return;
@@ -65,15 +60,6 @@ void ir_store_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v,
     LLVMTypeRef type = LLVMFunctionType(ir->void_t, params, 4, 0);
     LLVMValueRef args[4] = {v, p, LLVMConstInt(ir->i32, 4, 0), lane_mask(ir, lanes)};
     LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.masked.store.v%df32.p0", type), args, 4, "");
-}
-
-LLVMValueRef ir_fma_vec(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
-{
-    LLVMTypeRef vt = ir_vec_type(ir);
-    LLVMTypeRef params[3] = {vt, vt, vt};
-    LLVMTypeRef type = LLVMFunctionType(vt, params, 3, 0);
-    LLVMValueRef args[3] = {a, b, c};
-    return LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.fmuladd.v%df32", type), args, 3, "");
 }
 
 /* Lanes `first`, first + step, ... of the 2 * width lanes of a:b. */

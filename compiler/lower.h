@@ -75,6 +75,8 @@ void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items
  * src_at / dst_at are byte offsets into it, or -1 for the input / the output. */
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,
                            int64_t cost);
+/* Step `index` of this layer once more, over items [first_item, first_item + its items). */
+void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item);
 /* The node's parameter `suffix` as a constant array, or NULL when it has none. */
 LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
 /* op applied to a float or a vector of floats. */

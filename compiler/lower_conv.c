@@ -15,7 +15,6 @@
  * The input is read pre-padded, so the inner loops have no bounds checks; a
  * row's tail is a masked vector.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "lower.h"
@@ -175,78 +174,10 @@ typedef struct Tile {
     const Node *node;
     const ConvPlan *plan;
     LLVMValueRef src, dst, wpack, bias;
-    LLVMTypeRef vt, mask_t; /* <width x float>, <width x i1> */
+    LLVMTypeRef vt; /* <width x float> */
     int width;
     int64_t zero_top, zero_bottom; /* rows of zero padding above and below the input (pre-padded) */
 } Tile;
-
-static LLVMValueRef splat(Tile *t, LLVMValueRef x)
-{
-    Ir *ir = t->ir;
-    LLVMValueRef v = LLVMBuildInsertElement(ir->b, LLVMGetUndef(t->vt), x, LLVMConstInt(ir->i32, 0, 0), "");
-    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(ir->i32, (unsigned)t->width));
-    return LLVMBuildShuffleVector(ir->b, v, LLVMGetUndef(t->vt), mask, "");
-}
-
-static LLVMValueRef lane_mask(Tile *t, int lanes)
-{
-    LLVMValueRef bits[16];
-    for (int i = 0; i < t->width; i++) bits[i] = LLVMConstInt(t->ir->i1, i < lanes, 0);
-    return LLVMConstVector(bits, (unsigned)t->width);
-}
-
-static LLVMValueRef intrinsic(Tile *t, const char *base, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n)
-{
-    Ir *ir = t->ir;
-    char name[64];
-    snprintf(name, sizeof name, base, t->width);
-    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
-    if (!fn) fn = LLVMAddFunction(ir->mod, name, LLVMFunctionType(ret, params, n, 0));
-    return fn;
-}
-
-static LLVMValueRef element_ptr(Tile *t, LLVMValueRef base, LLVMValueRef index)
-{
-    return LLVMBuildInBoundsGEP2(t->ir->b, t->ir->f32, base, &index, 1, "");
-}
-
-/* lanes < width: llvm.masked.load, so a row's tail never reads past the buffer. */
-static LLVMValueRef load_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index, int lanes)
-{
-    Ir *ir = t->ir;
-    LLVMValueRef p = element_ptr(t, base, index);
-    if (lanes == t->width) {
-        LLVMValueRef v = LLVMBuildLoad2(ir->b, t->vt, p, "");
-        LLVMSetAlignment(v, 4);
-        return v;
-    }
-    LLVMTypeRef params[4] = {ir->ptr, ir->i32, t->mask_t, t->vt};
-    LLVMValueRef fn = intrinsic(t, "llvm.masked.load.v%df32.p0", t->vt, params, 4);
-    LLVMValueRef args[4] = {p, LLVMConstInt(ir->i32, 4, 0), lane_mask(t, lanes), LLVMConstNull(t->vt)};
-    return LLVMBuildCall2(ir->b, LLVMFunctionType(t->vt, params, 4, 0), fn, args, 4, "");
-}
-
-static void store_lanes(Tile *t, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v, int lanes)
-{
-    Ir *ir = t->ir;
-    LLVMValueRef p = element_ptr(t, base, index);
-    if (lanes == t->width) {
-        LLVMSetAlignment(LLVMBuildStore(ir->b, v, p), 4);
-        return;
-    }
-    LLVMTypeRef params[4] = {t->vt, ir->ptr, ir->i32, t->mask_t};
-    LLVMValueRef fn = intrinsic(t, "llvm.masked.store.v%df32.p0", ir->void_t, params, 4);
-    LLVMValueRef args[4] = {v, p, LLVMConstInt(ir->i32, 4, 0), lane_mask(t, lanes)};
-    LLVMBuildCall2(ir->b, LLVMFunctionType(ir->void_t, params, 4, 0), fn, args, 4, "");
-}
-
-static LLVMValueRef fma_lanes(Tile *t, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
-{
-    LLVMTypeRef params[3] = {t->vt, t->vt, t->vt};
-    LLVMValueRef fn = intrinsic(t, "llvm.fmuladd.v%df32", t->vt, params, 3);
-    LLVMValueRef args[3] = {a, b, c};
-    return LLVMBuildCall2(t->ir->b, LLVMFunctionType(t->vt, params, 3, 0), fn, args, 3, "");
-}
 
 /* The fused activation on every lane (exact GELU, which calls erff, lane by lane). */
 LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v)
@@ -275,7 +206,7 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
     int nvec = ts->nvec;
     LLVMValueRef acc[MAX_OC_TILE][MAX_TILE_VECTORS];
     for (int o = 0; o < ocn; o++) {
-        LLVMValueRef init = t->bias ? splat(t, ir_load_f32(ir, t->bias, ir_add(ir, oc, ir_i64(ir, o)))) : LLVMConstNull(t->vt);
+        LLVMValueRef init = t->bias ? ir_splat(ir, ir_load_f32(ir, t->bias, ir_add(ir, oc, ir_i64(ir, o)))) : LLVMConstNull(t->vt);
         for (int v = 0; v < nvec; v++) acc[o][v] = ir_var(ir, t->vt, init, "acc");
     }
     /* Offsets of each vector's first input and output element, relative to (oh, ow0). */
@@ -293,12 +224,12 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
             LLVMValueRef xs[MAX_TILE_VECTORS];
             for (int v = 0; v < nvec; v++) {
                 int64_t off = (ts->dy[v] + y * cv->dilation[0]) * g->w + ts->dx[v] + x * cv->dilation[1];
-                xs[v] = load_lanes(t, t->src, ir_add(ir, plane, ir_i64(ir, off)), ts->lanes[v]);
+                xs[v] = ir_load_vec(ir, t->src, ir_add(ir, plane, ir_i64(ir, off)), ts->lanes[v]);
             }
             LLVMValueRef wtap = ir_add(ir, wc, ir_i64(ir, (y * kw + x) * t->plan->oc_tile));
             for (int o = 0; o < ocn; o++) {
-                LLVMValueRef w = splat(t, ir_load_f32(ir, t->wpack, ir_add(ir, wtap, ir_i64(ir, o))));
-                for (int v = 0; v < nvec; v++) cur[o][v] = fma_lanes(t, w, xs[v], cur[o][v]);
+                LLVMValueRef w = ir_splat(ir, ir_load_f32(ir, t->wpack, ir_add(ir, wtap, ir_i64(ir, o))));
+                for (int v = 0; v < nvec; v++) cur[o][v] = ir_fma(ir, w, xs[v], cur[o][v]);
             }
         }
     }
@@ -309,7 +240,7 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
         for (int v = 0; v < nvec; v++) {
             int64_t off = o * g->oh * g->ow + ts->dy[v] * g->ow + ts->dx[v];
             LLVMValueRef r = epilogue_vector(t->ir, t->node, LLVMBuildLoad2(ir->b, t->vt, acc[o][v], ""));
-            store_lanes(t, t->dst, ir_add(ir, out_at, ir_i64(ir, off)), r, ts->lanes[v]);
+            ir_store_vec(ir, t->dst, ir_add(ir, out_at, ir_i64(ir, off)), r, ts->lanes[v]);
         }
     }
 }
@@ -499,8 +430,7 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
     float *packed = pack_weights(kb, g, plan.oc_tile, &packed_count);
     Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .plan = &plan, .width = ir->vector_width,
               .zero_top = g->zero_top, .zero_bottom = g->zero_bottom};
-    t.vt = LLVMVectorType(ir->f32, (unsigned)t.width);
-    t.mask_t = LLVMVectorType(ir->i1, (unsigned)t.width);
+    t.vt = ir_vec_type(ir);
     t.wpack = lower_constant_floats(ir, packed, packed_count);
     t.bias = constant_param(kb, "bias");
 

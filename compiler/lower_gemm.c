@@ -20,7 +20,7 @@
  * pool.  Every output element is the bias, then one vector multiply-add per
  * input feature in order, then the activation, whichever tile or split
  * computes it, so results do not depend on the thread count.  The
- * multiply-add is llvm.fmuladd (ir_fma_vec), not llvm.fma: without FMA
+ * multiply-add is llvm.fmuladd (ir_fma), not llvm.fma: without FMA
  * hardware (x86-64-v2) llvm.fma becomes an fmaf call per lane, 25 times
  * slower; every tile uses the same vector operation, so a build fuses all of
  * them or none.
@@ -121,7 +121,7 @@ typedef struct Gemm {
 static LLVMValueRef load_packed(Gemm *t, LLVMValueRef base, LLVMValueRef index)
 {
     Ir *ir = t->ir;
-    LLVMValueRef v = LLVMBuildLoad2(ir->b, ir_vec_type(ir), LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, ""), "");
+    LLVMValueRef v = LLVMBuildLoad2(ir->b, ir_vec_type(ir), ir_f32_ptr(ir, base, index), "");
     LLVMSetAlignment(v, (unsigned)t->p->width * 4);
     return v;
 }
@@ -156,7 +156,7 @@ static void emit_tile(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef panel, i
         LLVMValueRef x_at = ir_add(ir, ir_add(ir, in_row, ir_i64(ir, r * p->in_f)), k.index);
         LLVMValueRef x = ir_splat(ir, ir_load_f32(ir, t->src, x_at));
         for (int v = 0; v < nvec; v++) {
-            LLVMValueRef sum = ir_fma_vec(ir, x, w[v], LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[r][v], ""));
+            LLVMValueRef sum = ir_fma(ir, x, w[v], LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[r][v], ""));
             LLVMBuildStore(ir->b, sum, acc[r][v]);
         }
     }

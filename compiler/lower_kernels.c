@@ -34,12 +34,24 @@ KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
     return a;
 }
 
+static void push_step(KernelBuilder *kb, KernelStep step)
+{
+    if (kb->nsteps == MAX_KERNEL_STEPS) LAYERC_UNREACHABLE("a layer with more than MAX_KERNEL_STEPS kernel steps");
+    kb->steps[kb->nsteps++] = step;
+}
+
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost)
 {
     LLVMBuildRetVoid(kb->ir->b);
-    if (kb->nsteps == MAX_KERNEL_STEPS) LAYERC_UNREACHABLE("a layer with more than MAX_KERNEL_STEPS kernel steps");
-    kb->steps[kb->nsteps++] = (KernelStep){.fn = kb->ir->fn, .src = src, .dst = dst, .items = items,
-                                           .items_per_sample = per_sample, .cost_per_item = cost};
+    push_step(kb, (KernelStep){.fn = kb->ir->fn, .src = src, .dst = dst, .items = items, .items_per_sample = per_sample,
+                               .cost_per_item = cost});
+}
+
+void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item)
+{
+    KernelStep step = kb->steps[index];
+    step.first_item = first_item;
+    push_step(kb, step);
 }
 
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,

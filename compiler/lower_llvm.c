@@ -23,6 +23,13 @@ static bool op_is_lowered(OpKind op)
 
 /* The generated code addresses the constant pool PC-relative (the small code
  * model), so it must fit in 2 GiB with the code; refused before any weight is read. */
+static size_t param_bytes(const Node *n)
+{
+    size_t bytes = 0;
+    for (int k = 0; k < n->nparams; k++) bytes += (size_t)shape_numel(&n->params[k].shape) * sizeof(float);
+    return bytes;
+}
+
 static void check_weights_fit(Diag *d, const Graph *g)
 {
     size_t bytes = 0;
@@ -30,8 +37,7 @@ static void check_weights_fit(Diag *d, const Graph *g)
     size_t largest_bytes = 0;
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        size_t node_bytes = 0;
-        for (int k = 0; k < n->nparams; k++) node_bytes += (size_t)shape_numel(&n->params[k].shape) * sizeof(float);
+        size_t node_bytes = param_bytes(n);
         bytes += node_bytes;
         if (node_bytes > largest_bytes) largest = n, largest_bytes = node_bytes;
     }
@@ -157,7 +163,7 @@ static void reserve_constants(Lowering *lw)
     size_t bytes = 0;
     for (int i = 1; i < lw->g->nodes.len; i++) {
         const Node *n = lw->g->nodes.items[i];
-        for (int k = 0; k < n->nparams; k++) bytes += (size_t)shape_numel(&n->params[k].shape) * sizeof(float) + CONSTANT_ALIGN;
+        bytes += param_bytes(n) + (size_t)n->nparams * CONSTANT_ALIGN;
     }
     constant_pool_reserve(lw->ir.constants, bytes + bytes / 8);
 }

@@ -33,11 +33,6 @@ typedef struct Winograd {
     int width;
 } Winograd;
 
-static LLVMValueRef at(Ir *ir, LLVMValueRef base, LLVMValueRef index)
-{
-    return LLVMBuildInBoundsGEP2(ir->b, ir->f32, base, &index, 1, "");
-}
-
 /* ---- pad: P[plane] = the input plane at (pad_top, pad_left), zeros around ---- */
 
 static void lower_pad(Winograd *wg)
@@ -50,14 +45,14 @@ static void lower_pad(Winograd *wg)
     LLVMValueRef in_plane = ir_mul(ir, plane.index, ir_i64(ir, l->h * l->w));
     LLVMValueRef out_plane = ir_mul(ir, plane.index, ir_i64(ir, l->ph * l->pw));
     IrLoop y = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->ph), "y");
-    LLVMValueRef row = at(ir, a.dst, ir_mad(ir, y.index, l->pw, out_plane));
+    LLVMValueRef row = ir_f32_ptr(ir, a.dst, ir_mad(ir, y.index, l->pw, out_plane));
     LLVMBuildMemSet(ir->b, row, LLVMConstInt(LLVMInt8TypeInContext(ir->ctx), 0, 0), ir_i64(ir, l->pw * 4), 4);
     LLVMValueRef iy = ir_sub(ir, y.index, ir_i64(ir, cv->pad_begin[0]));
     LLVMValueRef inside = LLVMBuildAnd(ir->b, LLVMBuildICmp(ir->b, LLVMIntSGE, iy, ir_i64(ir, 0), ""),
                                        LLVMBuildICmp(ir->b, LLVMIntSLT, iy, ir_i64(ir, l->h), ""), "");
     LLVMBasicBlockRef merge = ir_if_begin(ir, inside);
-    LLVMValueRef from = at(ir, a.src, ir_mad(ir, iy, l->w, in_plane));
-    LLVMBuildMemCpy(ir->b, at(ir, row, ir_i64(ir, cv->pad_begin[1])), 4, from, 4, ir_i64(ir, l->w * 4));
+    LLVMValueRef from = ir_f32_ptr(ir, a.src, ir_mad(ir, iy, l->w, in_plane));
+    LLVMBuildMemCpy(ir->b, ir_f32_ptr(ir, row, ir_i64(ir, cv->pad_begin[1])), 4, from, 4, ir_i64(ir, l->w * 4));
     ir_if_end(ir, merge);
     ir_loop_end(ir, &y);
     ir_loop_end(ir, &plane);
@@ -211,7 +206,7 @@ static void multiply_tile(Winograd *wg, const MultiplyArgs *ma, LLVMValueRef kbl
     for (int o = 0; o < ocn; o++) {
         LLVMValueRef u = ir_splat(ir, ir_load_f32(ir, ma->u, ir_add(ir, u_c, ir_i64(ir, o))));
         for (int v = 0; v < GEMM_VECTORS; v++)
-            LLVMBuildStore(ir->b, ir_fma_vec(ir, u, x[v], LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[o][v], "")), acc[o][v]);
+            LLVMBuildStore(ir->b, ir_fma(ir, u, x[v], LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[o][v], "")), acc[o][v]);
     }
     ir_loop_end(ir, &c);
     LLVMValueRef k0 = ir_mul(ir, kblock, ir_i64(ir, GEMM_CHANNELS));
@@ -352,15 +347,6 @@ static void lower_output(Winograd *wg)
     kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true, 40 * l->band_rows * l->tx);
 }
 
-/* Step `index` again, for items [band * items, (band + 1) * items). */
-static void repeat_step(KernelBuilder *kb, int index, int64_t band)
-{
-    if (kb->nsteps == MAX_KERNEL_STEPS) LAYERC_UNREACHABLE("a layer with more than MAX_KERNEL_STEPS kernel steps");
-    KernelStep st = kb->steps[index];
-    st.first_item = band * st.items;
-    kb->steps[kb->nsteps++] = st;
-}
-
 void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
@@ -372,8 +358,8 @@ void lower_conv_winograd(KernelBuilder *kb)
     int output = kb->nsteps;
     lower_output(&wg);
     for (int64_t band = 1; band < wg.l.bands; band++) {
-        repeat_step(kb, transform, band);
-        repeat_step(kb, multiply, 0);
-        repeat_step(kb, output, band);
+        kernel_repeat(kb, transform, band * kb->steps[transform].items);
+        kernel_repeat(kb, multiply, 0);
+        kernel_repeat(kb, output, band * kb->steps[output].items);
     }
 }

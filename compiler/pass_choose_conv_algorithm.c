@@ -23,7 +23,7 @@ bool conv_winograd_eligible(const Node *n)
            cv->dilation[0] == 1 && cv->dilation[1] == 1 && cv->groups == 1 && cv->pad_mode == PAD_ZEROS;
 }
 
-static bool winograd_pays(Node *n)
+static bool winograd_pays(const Node *n)
 {
     WinogradLayout l = winograd_layout(n);
     return l.in_c >= MIN_CHANNELS && l.out_c >= MIN_CHANNELS && l.oh >= MIN_OUTPUT_SIDE && l.ow >= MIN_OUTPUT_SIDE;
