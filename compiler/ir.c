@@ -1,6 +1,8 @@
 /* ir.c - LLVM IR building helpers for kernels (see ir.h). */
 #include "ir.h"
 
+#include <string.h>
+
 #include <stddef.h>
 
 void ir_init(Ir *ir, LLVMContextRef ctx, LLVMModuleRef mod)
@@ -116,6 +118,14 @@ LLVMValueRef ir_call_f32_2(Ir *ir, const char *name, LLVMValueRef x, LLVMValueRe
     LLVMValueRef fn = declared_f32_function(ir, name, 2, &type);
     LLVMValueRef args[2] = {x, y};
     return LLVMBuildCall2(ir->b, type, fn, args, 2, "");
+}
+
+LLVMValueRef ir_opaque(Ir *ir, LLVMValueRef value)
+{
+    LLVMTypeRef type = LLVMFunctionType(ir->i64, &ir->i64, 1, 0);
+    const char *constraints = "=r,0";
+    LLVMValueRef copy = LLVMGetInlineAsm(type, "", 0, constraints, strlen(constraints), 0, 0, LLVMInlineAsmDialectATT, 0);
+    return LLVMBuildCall2(ir->b, type, copy, &value, 1, "");
 }
 
 IrLoop ir_loop_begin(Ir *ir, LLVMValueRef begin, LLVMValueRef end, const char *name)

@@ -64,6 +64,11 @@ LLVMValueRef ir_fma(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* 
 LLVMValueRef ir_call_f32(Ir *ir, const char *name, LLVMValueRef x);
 LLVMValueRef ir_call_f32_2(Ir *ir, const char *name, LLVMValueRef x, LLVMValueRef y);
 
+/* `value` (an i64) unchanged, through an empty inline asm the optimiser cannot
+ * see through: a loop with an opaque bound is kept even when it would run
+ * once, and what its body computes is not hoisted or folded away. */
+LLVMValueRef ir_opaque(Ir *ir, LLVMValueRef value);
+
 /* for (index = begin; index < end; index++) { ... } */
 IrLoop ir_loop_begin(Ir *ir, LLVMValueRef begin, LLVMValueRef end, const char *name);
 void ir_loop_end(Ir *ir, IrLoop *loop);
