@@ -104,9 +104,8 @@ static void transform_vector(Winograd *wg, LLVMValueRef src, LLVMValueRef dst, L
     }
     transform_rows(ir, d, t);
     transform_columns(ir, t, v);
-    int64_t plane = wg->l.in_c * wg->l.tiles;
     for (int xi = 0; xi < 16; xi++)
-        ir_store_vec(ir, dst, ir_add(ir, v_base, ir_add(ir, ir_i64(ir, xi * plane), tile)), v[xi / 4][xi % 4], w);
+        ir_store_vec(ir, dst, ir_add(ir, v_base, ir_add(ir, ir_i64(ir, xi * wg->l.v_stride), tile)), v[xi / 4][xi % 4], w);
 }
 
 /* The band of item `index` of a kernel run once per band with items
@@ -140,7 +139,7 @@ static void lower_transform(Winograd *wg)
     BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->in_c);
     LLVMValueRef sample = ir_div_const(ir, bi.local, l->in_c), c = ir_rem_const(ir, bi.local, l->in_c);
     LLVMValueRef p_plane = ir_mul(ir, bi.local, ir_i64(ir, l->ph * l->pw));
-    LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->in_c * l->tiles)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
+    LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->v_stride)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
     IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), bi.rows, "row");
     IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, (l->tx + wg->width - 1) / wg->width), "vec");
     LLVMValueRef tx0 = ir_mul(ir, vec.index, ir_i64(ir, wg->width));
@@ -250,8 +249,8 @@ static void lower_multiply(Winograd *wg)
     LLVMValueRef xi = ir_rem_const(ir, sample_xi, 16);
     LLVMValueRef first = ir_mul(ir, ir_rem_const(ir, item.index, nblocks), ir_i64(ir, block));
     LLVMValueRef count_v = ir_div_const(ir, ir_min(ir, ir_i64(ir, block), ir_sub(ir, ir_i64(ir, l->tiles), first)), step);
-    ma.v_at = ir_mul(ir, sample_xi, ir_i64(ir, l->in_c * l->tiles));
-    ma.m_at = ir_mul(ir, sample_xi, ir_i64(ir, l->out_c * l->tiles));
+    ma.v_at = ir_mul(ir, sample_xi, ir_i64(ir, l->v_stride));
+    ma.m_at = ir_mul(ir, sample_xi, ir_i64(ir, l->m_stride));
     ma.u_at = ir_mul(ir, xi, ir_i64(ir, (full + (rest > 0)) * l->in_c * GEMM_CHANNELS));
     IrLoop kb = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "kblock");
     multiply_block(wg, &ma, kb.index, GEMM_CHANNELS, first, count_v);
@@ -283,7 +282,7 @@ static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, 
     LLVMValueRef tile = ir_add(ir, oa->m_at, ir_mad(ir, row, l->tx, tx0));
     LLVMValueRef m[4][4], r[2][4];
     for (int xi = 0; xi < 16; xi++)
-        m[xi / 4][xi % 4] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->out_c * l->tiles)), wg->width);
+        m[xi / 4][xi % 4] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->m_stride)), wg->width);
     for (int j = 0; j < 4; j++) {
         r[0][j] = LLVMBuildFAdd(b, LLVMBuildFAdd(b, m[0][j], m[1][j], ""), m[2][j], "");
         r[1][j] = LLVMBuildFSub(b, LLVMBuildFSub(b, m[1][j], m[2][j], ""), m[3][j], "");
@@ -330,7 +329,7 @@ static void lower_output(Winograd *wg)
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
     BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->out_c);
     LLVMValueRef sample = ir_div_const(ir, bi.local, l->out_c), k = ir_rem_const(ir, bi.local, l->out_c);
-    oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->out_c * l->tiles)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
+    oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->m_stride)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
     oa.out_at = ir_mul(ir, bi.local, ir_i64(ir, l->oh * l->ow));
     oa.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, k)) : NULL;
     /* the band's rows with both output rows: all but an odd output's last */

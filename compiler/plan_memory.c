@@ -48,8 +48,13 @@ WinogradLayout winograd_layout(const Node *n)
     l.ph = 2 * l.ty + 2;
     l.pw = 2 * round_up(l.tx, 16) + 2;
     int64_t padded = aligned(l.samples * l.in_c * l.ph * l.pw * 4);
-    int64_t transformed = l.samples * 16 * l.in_c * l.tiles * 4;
-    int64_t products = l.samples * 16 * l.out_c * l.tiles * 4;
+    /* One cache line more per position: with C * tiles * 4 bytes a multiple
+     * of 4 KiB (any C that is a multiple of 32), the transform's 16 stores
+     * and the output step's 16 loads would all map to one L1 set. */
+    l.v_stride = l.in_c * l.tiles + 16;
+    l.m_stride = l.out_c * l.tiles + 16;
+    int64_t transformed = l.samples * 16 * l.v_stride * 4;
+    int64_t products = l.samples * 16 * l.m_stride * 4;
     l.padded_at = 0;
     l.transformed_at = padded;
     l.products_at = padded + transformed;

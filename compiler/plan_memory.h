@@ -32,7 +32,8 @@ bool conv_pads_into_scratch(const Node *n);
  * input copied zero-padded, so that every 4x4 input patch and every vector of
  * patches is in bounds; then, for one band of tile rows at a time, the
  * transformed input V [sample][16][C][tiles] and the products
- * M [sample][16][K][tiles].  Output tiles are 2x2, ty x tx of them, numbered
+ * M [sample][16][K][tiles], each of the 16 positions one cache line longer
+ * (v_stride, m_stride).  Output tiles are 2x2, ty x tx of them, numbered
  * row by row within a band; `tiles` leaves room past a band's last tile (a
  * vector of tiles may run over) and is a multiple of 32 (the widest GEMM
  * tile).  Bands keep V and M near WINOGRAD_BAND_BYTES, so the scratch stays
@@ -43,6 +44,7 @@ typedef struct WinogradLayout {
     int64_t ty, tx;                                 /* output tiles */
     int64_t band_rows, bands;                       /* tile rows per band (the last may have fewer) */
     int64_t tiles;                                  /* per band in V and M */
+    int64_t v_stride, m_stride;                     /* floats from one of the 16 positions to the next */
     int64_t ph, pw;                                 /* the padded input plane */
     int64_t padded_at, transformed_at, products_at; /* byte offsets into the scratch */
     int64_t scratch_bytes;
