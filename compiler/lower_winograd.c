@@ -56,7 +56,8 @@ static void lower_pad(Winograd *wg)
     ir_if_end(ir, merge);
     ir_loop_end(ir, &y);
     ir_loop_end(ir, &plane);
-    kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->samples * l->in_c, true, l->ph * l->pw);
+    /* A copy: bound by memory, so its cost counts 8 per element (as pooling's does). */
+    kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->samples * l->in_c, true, 8 * l->ph * l->pw);
 }
 
 /* ---- transform: V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] ---- */
