@@ -188,55 +188,65 @@ typedef struct MultiplyArgs {
     LLVMValueRef u_at;        /* this xi's U */
 } MultiplyArgs;
 
-/* GEMM_VECTORS vectors of tiles from `tile` for `ocn` channels from block kblock. */
-static void multiply_tile(Winograd *wg, const MultiplyArgs *ma, LLVMValueRef kblock, int ocn, LLVMValueRef tile)
+/* `nvec` (<= GEMM_VECTORS) vectors of tiles from `tile` for `ocn` channels from block kblock. */
+static void multiply_tile(Winograd *wg, const MultiplyArgs *ma, LLVMValueRef kblock, int ocn, LLVMValueRef tile, int nvec)
 {
     Ir *ir = wg->ir;
     const WinogradLayout *l = &wg->l;
     int w = wg->width;
     LLVMValueRef acc[GEMM_CHANNELS][GEMM_VECTORS];
     for (int o = 0; o < ocn; o++)
-        for (int v = 0; v < GEMM_VECTORS; v++) acc[o][v] = ir_var(ir, ir_vec_type(ir), LLVMConstNull(ir_vec_type(ir)), "acc");
+        for (int v = 0; v < nvec; v++) acc[o][v] = ir_var(ir, ir_vec_type(ir), LLVMConstNull(ir_vec_type(ir)), "acc");
     LLVMValueRef u_block = ir_add(ir, ma->u_at, ir_mul(ir, kblock, ir_i64(ir, l->in_c * GEMM_CHANNELS)));
     IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->in_c), "c");
     LLVMValueRef v_row = ir_add(ir, ma->v_at, ir_mad(ir, c.index, l->tiles, tile));
     LLVMValueRef x[GEMM_VECTORS];
-    for (int v = 0; v < GEMM_VECTORS; v++) x[v] = ir_load_vec(ir, ma->v, ir_add(ir, v_row, ir_i64(ir, v * w)), w);
+    for (int v = 0; v < nvec; v++) x[v] = ir_load_vec(ir, ma->v, ir_add(ir, v_row, ir_i64(ir, v * w)), w);
     LLVMValueRef u_c = ir_mad(ir, c.index, GEMM_CHANNELS, u_block);
     for (int o = 0; o < ocn; o++) {
         LLVMValueRef u = ir_splat(ir, ir_load_f32(ir, ma->u, ir_add(ir, u_c, ir_i64(ir, o))));
-        for (int v = 0; v < GEMM_VECTORS; v++)
+        for (int v = 0; v < nvec; v++)
             LLVMBuildStore(ir->b, ir_fma(ir, u, x[v], LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[o][v], "")), acc[o][v]);
     }
     ir_loop_end(ir, &c);
     LLVMValueRef k0 = ir_mul(ir, kblock, ir_i64(ir, GEMM_CHANNELS));
     for (int o = 0; o < ocn; o++) {
         LLVMValueRef m_row = ir_add(ir, ma->m_at, ir_mad(ir, ir_add(ir, k0, ir_i64(ir, o)), l->tiles, tile));
-        for (int v = 0; v < GEMM_VECTORS; v++)
+        for (int v = 0; v < nvec; v++)
             ir_store_vec(ir, ma->m, ir_add(ir, m_row, ir_i64(ir, v * w)), LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[o][v], ""), w);
     }
 }
 
-/* Every tile of [first, first + count * GEMM_VECTORS * width) for channel block kblock. */
+/* Every tile of `vectors` vectors of tiles from `first` for channel block
+ * kblock: GEMM_VECTORS at a time, then one more when the count is odd. */
 static void multiply_block(Winograd *wg, const MultiplyArgs *ma, LLVMValueRef kblock, int ocn, LLVMValueRef first,
-                           LLVMValueRef count)
+                           LLVMValueRef vectors)
 {
     Ir *ir = wg->ir;
-    IrLoop mt = ir_loop_begin(ir, ir_i64(ir, 0), count, "mt");
-    multiply_tile(wg, ma, kblock, ocn, ir_mad(ir, mt.index, GEMM_VECTORS * wg->width, first));
+    int64_t step = GEMM_VECTORS * wg->width;
+    IrLoop mt = ir_loop_begin(ir, ir_i64(ir, 0), ir_div_const(ir, vectors, GEMM_VECTORS), "mt");
+    multiply_tile(wg, ma, kblock, ocn, ir_mad(ir, mt.index, step, first), GEMM_VECTORS);
     ir_loop_end(ir, &mt);
+    LLVMValueRef odd = LLVMBuildICmp(ir->b, LLVMIntNE, ir_rem_const(ir, vectors, GEMM_VECTORS), ir_i64(ir, 0), "");
+    LLVMBasicBlockRef merge = ir_if_begin(ir, odd);
+    LLVMValueRef last = ir_mad(ir, ir_div_const(ir, vectors, GEMM_VECTORS), step, first);
+    multiply_tile(wg, ma, kblock, ocn, last, 1);
+    ir_if_end(ir, merge);
 }
 
-/* Item (sample, xi, block of tiles): every channel block over the block's tiles. */
+/* Item (sample, xi, block of tiles): every channel block over the block's
+ * tiles.  Only the vectors that hold a band's tiles are multiplied (the
+ * output step reads no others), not all of `tiles`. */
 static void lower_multiply(Winograd *wg)
 {
     Ir *ir = wg->ir;
     const WinogradLayout *l = &wg->l;
     int64_t step = GEMM_VECTORS * wg->width;
+    int64_t used = (l->band_rows * l->tx + wg->width - 1) / wg->width * wg->width;
     int64_t block = MULTIPLY_BLOCK_FLOATS / l->in_c / step * step;
     if (block < step) block = step;
-    if (block > l->tiles) block = l->tiles;
-    int64_t nblocks = (l->tiles + block - 1) / block;
+    if (block > used) block = used;
+    int64_t nblocks = (used + block - 1) / block;
     int64_t full = l->out_c / GEMM_CHANNELS, rest = l->out_c % GEMM_CHANNELS;
     int64_t count;
     float *u = transform_weights(wg, &count);
@@ -249,7 +259,7 @@ static void lower_multiply(Winograd *wg)
     LLVMValueRef sample_xi = ir_div_const(ir, item.index, nblocks); /* sample * 16 + xi */
     LLVMValueRef xi = ir_rem_const(ir, sample_xi, 16);
     LLVMValueRef first = ir_mul(ir, ir_rem_const(ir, item.index, nblocks), ir_i64(ir, block));
-    LLVMValueRef count_v = ir_div_const(ir, ir_min(ir, ir_i64(ir, block), ir_sub(ir, ir_i64(ir, l->tiles), first)), step);
+    LLVMValueRef count_v = ir_div_const(ir, ir_min(ir, ir_i64(ir, block), ir_sub(ir, ir_i64(ir, used), first)), wg->width);
     ma.v_at = ir_mul(ir, sample_xi, ir_i64(ir, l->v_stride));
     ma.m_at = ir_mul(ir, sample_xi, ir_i64(ir, l->m_stride));
     ma.u_at = ir_mul(ir, xi, ir_i64(ir, (full + (rest > 0)) * l->in_c * GEMM_CHANNELS));
