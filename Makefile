@@ -13,7 +13,7 @@ LLVM_LIBS = -L$(shell $(LLVM_CONFIG) --libdir 2>/dev/null) -lLLVM-19
 CFLAGS_COMMON = -std=gnu11 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Icompiler -Iruntime -I$(BUILD) -isystem $(LLVM_INCLUDE)
 CFLAGS = $(CFLAGS_COMMON) -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS = -lcjson -lm $(LLVM_LIBS)
+LDLIBS = -lcjson -lm -lpthread $(LLVM_LIBS)
 
 SRCS := $(wildcard compiler/*.c)
 GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c

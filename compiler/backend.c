@@ -3,6 +3,7 @@
 #include "backend.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +131,25 @@ static void report_stage(const BuildOptions *opt, double *mark, const char *name
     *mark = t;
 }
 
-/* Writes the code and weights objects, and links them next to the destination. */
+/* The weights object, written on a second thread while LLVM generates code. */
+typedef struct WeightsWriter {
+    const ConstantPool *pool;
+    const char *path;
+    int error;      /* emit_weights_object's result */
+    double seconds; /* how long it took */
+} WeightsWriter;
+
+static void *write_weights(void *arg)
+{
+    WeightsWriter *w = arg;
+    double start = monotonic_seconds();
+    w->error = emit_weights_object(w->pool, w->path);
+    w->seconds = monotonic_seconds() - start;
+    return NULL;
+}
+
+/* Writes the code and weights objects (at the same time, on two threads),
+ * and links them next to the destination. */
 static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool *pool, const BuildOptions *opt,
                              double *mark)
 {
@@ -152,10 +171,20 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
     snprintf(tmp_so, sizeof tmp_so, "%s.tmp.%d", opt->output, (int)getpid());
     const char *objects[2] = {code_obj, weights_obj};
     int nobjects = pool->len ? 2 : 1;
+    WeightsWriter writer = {.pool = pool, .path = weights_obj};
+    pthread_t thread;
+    bool threaded = nobjects == 2 && pthread_create(&thread, NULL, write_weights, &writer) == 0;
+    if (nobjects == 2 && !threaded) write_weights(&writer);
     bool ok = emit_object(&fe->diag, mod, &opt->emit, code_obj);
+    if (threaded) pthread_join(thread, NULL);
     report_stage(opt, mark, "llvm codegen");
-    ok = ok && (nobjects == 1 || emit_weights_object(&fe->diag, pool, weights_obj));
-    report_stage(opt, mark, "weights object");
+    if (opt->time_report)
+        fprintf(opt->time_report, "layerc: time: %-16s %7.3f s (%s)\n", "weights object", writer.seconds,
+                threaded ? "on a second thread, during codegen" : "before codegen");
+    if (writer.error) {
+        diag_error(&fe->diag, (SrcSpan){0}, "cannot write the weights object %s: %s", weights_obj, strerror(writer.error));
+        ok = false;
+    }
     ok = ok && link_shared_library(&fe->diag, objects, nobjects, tmp_so, opt->emit.sanitize);
     if (ok && rename(tmp_so, opt->output) != 0) {
         diag_error(&fe->diag, (SrcSpan){0}, "cannot write %s", opt->output);

@@ -10,6 +10,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,7 +35,7 @@ static Elf64_Shdr section(const char *name, Elf64_Word type, Elf64_Xword flags, 
 
 static bool write_all(FILE *f, const void *data, size_t len) { return len == 0 || fwrite(data, 1, len, f) == len; }
 
-bool emit_weights_object(Diag *d, const ConstantPool *pool, const char *path)
+int emit_weights_object(const ConstantPool *pool, const char *path)
 {
     Elf64_Sym symbols[2] = {{0}, {
         .st_name = 1,
@@ -72,19 +73,14 @@ bool emit_weights_object(Diag *d, const ConstantPool *pool, const char *path)
     };
     static const unsigned char zeros[CONSTANT_ALIGN];
     FILE *f = fopen(path, "wb");
-    if (!f) {
-        diag_error(d, (SrcSpan){0}, "cannot write the weights object %s: %s", path, strerror(errno));
-        return false;
-    }
+    if (!f) return errno;
     bool ok = write_all(f, &header, sizeof header) && write_all(f, zeros, weights_at - sizeof header) &&
               write_all(f, pool->data, pool->len) && write_all(f, zeros, symtab_at - weights_at - pool->len) &&
               write_all(f, symbols, sizeof symbols) && write_all(f, SYMBOL_NAMES, sizeof SYMBOL_NAMES) &&
               write_all(f, SECTION_NAMES, sizeof SECTION_NAMES) &&
               write_all(f, zeros, headers_at - shstrtab_at - sizeof SECTION_NAMES) &&
               write_all(f, sections, sizeof sections);
-    int error = ok ? 0 : errno;
-    if (fclose(f) != 0 && !error) error = errno;
-    if (ok && !error) return true;
-    diag_error(d, (SrcSpan){0}, "cannot write the weights object %s: %s", path, strerror(error ? error : EIO));
-    return false;
+    int error = ok ? 0 : (errno ? errno : EIO);
+    if (fclose(f) != 0 && !error) error = errno ? errno : EIO;
+    return error;
 }
