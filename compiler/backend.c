@@ -157,7 +157,7 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
         diag_error(&fe->diag, (SrcSpan){0},
                    "the weights take %zu MiB once laid out for their kernels; a compiled library can embed at most %zu MiB",
                    pool->len >> 20, (size_t)CONSTANT_POOL_MAX_BYTES >> 20);
-        diag_note(&fe->diag, (SrcSpan){0}, "Winograd layers keep 16/9 of their 3x3 weights: --winograd never keeps them as they are");
+        diag_note(&fe->diag, (SrcSpan){0}, "Winograd layers keep 16/9 of their 3x3 weights (36/25 of 5x5): --winograd never keeps them as they are");
         return false;
     }
     char dir[] = "/tmp/layerc.XXXXXX";

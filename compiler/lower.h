@@ -46,6 +46,18 @@ typedef struct KernelStep {
 
 enum { MAX_KERNEL_STEPS = 1 + 3 * MAX_WINOGRAD_BANDS }; /* Winograd: pad, then 3 per band */
 
+/* Optionally, one kernel whose items are samples: each item runs every step
+ * in order for its sample alone (batch 1), in a scratch slot of its own, so
+ * that a sample's intermediate data stays in cache between the steps.
+ * forward() runs it instead of the steps when there is more than one sample.
+ * Its input argument is a block of three pointers (input, output, scratch);
+ * its output argument is unused. */
+typedef struct PerSampleKernel {
+    LLVMValueRef fn;                   /* NULL: the layer has none */
+    int64_t scratch_bytes;             /* one slot: the node's scratch for one sample */
+    int64_t cost;                      /* per sample */
+} PerSampleKernel;
+
 typedef struct KernelBuilder {
     Ir *ir;
     Arena *arena;
@@ -53,6 +65,7 @@ typedef struct KernelBuilder {
     const char *fn_prefix; /* e.g. "k3_conv1" */
     KernelStep steps[MAX_KERNEL_STEPS];
     int nsteps;
+    PerSampleKernel per_sample;
 } KernelBuilder;
 
 /* The parameters of the kernel function being built. */
@@ -77,6 +90,9 @@ void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, in
                            int64_t cost);
 /* Step `index` of this layer once more, over items [first_item, first_item + its items). */
 void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item);
+/* kb->per_sample from the steps so far (all per sample, none writing the
+ * input); `scratch_bytes` is the node's scratch for one sample. */
+void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes);
 /* The node's parameter `suffix` as a constant array, or NULL when it has none. */
 LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
 /* op applied to a float or a vector of floats. */

@@ -54,6 +54,51 @@ void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item)
     push_step(kb, step);
 }
 
+/* Floats of one sample of a tensor whose first dimension is the batch. */
+static int64_t sample_floats(const Shape *t) { return shape_numel(t) / t->dims[0]; }
+
+/* A step's buffer inside kernel_fuse_per_sample: the sample's input or output, or its scratch slot + at. */
+static LLVMValueRef step_buffer(Ir *ir, BufferRole role, int64_t at, LLVMValueRef in, LLVMValueRef out, LLVMValueRef slot)
+{
+    if (role == BUF_INPUT) return in;
+    if (role == BUF_OUTPUT) return out;
+    LLVMValueRef offset = ir_i64(ir, at);
+    return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), slot, &offset, 1, "");
+}
+
+void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
+{
+    Ir *ir = kb->ir;
+    const Node *n = kb->node;
+    int nsteps = kb->nsteps;
+    KernelArgs a = kernel_begin(kb, ".per_sample");
+    LLVMValueRef buffers[3]; /* input, output, scratch */
+    for (int k = 0; k < 3; k++) {
+        LLVMValueRef at = ir_i64(ir, k);
+        buffers[k] = LLVMBuildLoad2(ir->b, ir->ptr, LLVMBuildInBoundsGEP2(ir->b, ir->ptr, a.src, &at, 1, ""), "");
+    }
+    /* The slot of the call's first item: calls running at the same time start at different items. */
+    LLVMValueRef slot_at = ir_mul(ir, a.begin, ir_i64(ir, scratch_bytes));
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), buffers[2], &slot_at, 1, "");
+    LLVMTypeRef params[5] = {ir->ptr, ir->ptr, ir->i64, ir->i64, ir->i64};
+    LLVMTypeRef kernel_t = LLVMFunctionType(ir->void_t, params, 5, 0);
+    IrLoop sample = ir_loop_begin(ir, a.begin, a.end, "sample");
+    LLVMValueRef in = ir_f32_ptr(ir, buffers[0], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->inputs[0]->shape))));
+    LLVMValueRef out = ir_f32_ptr(ir, buffers[1], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->shape))));
+    int64_t cost = 0;
+    for (int i = 0; i < nsteps; i++) {
+        const KernelStep *st = &kb->steps[i];
+        LLVMValueRef args[5] = {step_buffer(ir, st->src, st->src_scratch_at, in, out, slot),
+                                step_buffer(ir, st->dst, st->dst_scratch_at, in, out, slot), ir_i64(ir, 1),
+                                ir_i64(ir, st->first_item), ir_i64(ir, st->first_item + st->items)};
+        LLVMBuildCall2(ir->b, kernel_t, st->fn, args, 5, "");
+        cost += st->items * st->cost_per_item;
+    }
+    ir_loop_end(ir, &sample);
+    LLVMBuildRetVoid(ir->b);
+    kb->per_sample = (PerSampleKernel){.fn = ir->fn, .scratch_bytes = scratch_bytes, .cost = cost};
+}
+
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,
                            int64_t cost)
 {

@@ -99,6 +99,7 @@ typedef struct Lowering {
     const MemoryPlan *plan;
     KernelStep (*steps)[MAX_KERNEL_STEPS];
     int *nsteps;
+    PerSampleKernel *per_sample;
     LLVMTypeRef tensor_info_t, desc_t, kernel_t, parallel_t, observe_t;
     int fault_layer; /* --inject-fault */
 } Lowering;
@@ -180,6 +181,7 @@ static void lower_kernels(Lowering *lw)
         lower_node_kernels(&kb);
         memcpy(lw->steps[i], kb.steps, sizeof kb.steps);
         lw->nsteps[i] = kb.nsteps;
+        lw->per_sample[i] = kb.per_sample;
     }
 }
 
@@ -202,6 +204,74 @@ static LLVMValueRef scratch(Lowering *lw, int i, int64_t at, LLVMValueRef ws, LL
     return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
 }
 
+/* Node i's kernel steps, one parallel loop each. */
+static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws,
+                       LLVMValueRef batch)
+{
+    Ir *ir = &lw->ir;
+    LLVMValueRef parallel = declare(ir, "__layerc_rt_parallel", lw->parallel_t);
+    for (int s = 0; s < lw->nsteps[i]; s++) {
+        const KernelStep *st = &lw->steps[i][s];
+        LLVMValueRef items = ir_i64(ir, st->items), first = ir_i64(ir, st->first_item);
+        if (st->items_per_sample) {
+            items = ir_mul(ir, items, batch);
+            first = ir_mul(ir, first, batch);
+        }
+        LLVMValueRef args[8] = {ctx, st->fn,
+                                st->src == BUF_SCRATCH ? scratch(lw, i, st->src_scratch_at, ws, batch) : src,
+                                st->dst == BUF_SCRATCH ? scratch(lw, i, st->dst_scratch_at, ws, batch) : dst,
+                                batch, first, items, ir_i64(ir, st->cost_per_item)};
+        LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 8, "");
+    }
+}
+
+/* Node i's per-sample kernel, one parallel loop over the samples. */
+static void call_per_sample(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws,
+                            LLVMValueRef batch, LLVMValueRef samples)
+{
+    Ir *ir = &lw->ir;
+    const PerSampleKernel *ps = &lw->per_sample[i];
+    LLVMTypeRef block_t = LLVMArrayType2(ir->ptr, 3);
+    LLVMValueRef block = ir_var(ir, block_t, LLVMGetUndef(block_t), "buffers");
+    LLVMValueRef buffers[3] = {src, dst, scratch(lw, i, 0, ws, batch)};
+    for (int k = 0; k < 3; k++) {
+        LLVMValueRef at[2] = {ir_i64(ir, 0), ir_i64(ir, k)};
+        LLVMBuildStore(ir->b, buffers[k], LLVMBuildInBoundsGEP2(ir->b, block_t, block, at, 2, ""));
+    }
+    LLVMValueRef args[8] = {ctx, ps->fn, block, LLVMConstNull(ir->ptr), ir_i64(ir, 1), ir_i64(ir, 0), samples,
+                            ir_i64(ir, ps->cost)};
+    LLVMBuildCall2(ir->b, lw->parallel_t, declare(ir, "__layerc_rt_parallel", lw->parallel_t), args, 8, "");
+}
+
+/* Node i's kernels: the per-sample kernel when it has one and there is more
+ * than one sample (known at compile time for a fixed batch), else the steps. */
+static void call_kernels(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws,
+                         LLVMValueRef batch)
+{
+    Ir *ir = &lw->ir;
+    const Node *n = lw->g->nodes.items[i];
+    const Shape *in = &n->inputs[0]->shape;
+    if (!lw->per_sample[i].fn || (!in->dynamic_batch && in->dims[0] == 1)) {
+        call_steps(lw, i, ctx, src, dst, ws, batch);
+        return;
+    }
+    if (!in->dynamic_batch) {
+        call_per_sample(lw, i, ctx, src, dst, ws, batch, ir_i64(ir, in->dims[0]));
+        return;
+    }
+    LLVMBasicBlockRef merge = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "kernels.done");
+    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "one.sample");
+    LLVMBasicBlockRef many = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "samples");
+    LLVMBuildCondBr(ir->b, LLVMBuildICmp(ir->b, LLVMIntSGT, batch, ir_i64(ir, 1), ""), many, one);
+    LLVMPositionBuilderAtEnd(ir->b, many);
+    call_per_sample(lw, i, ctx, src, dst, ws, batch, batch);
+    LLVMBuildBr(ir->b, merge);
+    LLVMPositionBuilderAtEnd(ir->b, one);
+    call_steps(lw, i, ctx, src, dst, ws, batch);
+    LLVMBuildBr(ir->b, merge);
+    LLVMPositionBuilderAtEnd(ir->b, merge);
+}
+
 static LLVMValueRef lower_forward(Lowering *lw)
 {
     Ir *ir = &lw->ir;
@@ -213,7 +283,6 @@ static LLVMValueRef lower_forward(Lowering *lw)
     ir_begin_function(ir, fn);
     LLVMValueRef ctx = LLVMGetParam(fn, 0), in = LLVMGetParam(fn, 1), out = LLVMGetParam(fn, 2);
     LLVMValueRef ws = LLVMGetParam(fn, 3), batch = LLVMGetParam(fn, 4);
-    LLVMValueRef parallel = declare(ir, "__layerc_rt_parallel", lw->parallel_t);
     LLVMValueRef observe = declare(ir, "__layerc_rt_observe", lw->observe_t);
 
     if (plan->copy_input_to_output) {
@@ -225,19 +294,7 @@ static LLVMValueRef lower_forward(Lowering *lw)
         LLVMValueRef src = storage(lw, plan->root[n->inputs[0]->id], in, out, ws, batch);
         LLVMValueRef dst = storage(lw, plan->root[i], in, out, ws, batch);
         if (plan->copy_input_to_output) dst = out;
-        for (int s = 0; s < lw->nsteps[i]; s++) {
-            const KernelStep *st = &lw->steps[i][s];
-            LLVMValueRef items = ir_i64(ir, st->items), first = ir_i64(ir, st->first_item);
-            if (st->items_per_sample) {
-                items = ir_mul(ir, items, batch);
-                first = ir_mul(ir, first, batch);
-            }
-            LLVMValueRef args[8] = {ctx, st->fn,
-                                    st->src == BUF_SCRATCH ? scratch(lw, i, st->src_scratch_at, ws, batch) : src,
-                                    st->dst == BUF_SCRATCH ? scratch(lw, i, st->dst_scratch_at, ws, batch) : dst,
-                                    batch, first, items, ir_i64(ir, st->cost_per_item)};
-            LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 8, "");
-        }
+        call_kernels(lw, i, ctx, src, dst, ws, batch);
         if (i == lw->fault_layer) /* a deliberate error, to show that layerc test finds it */
             ir_store_f32(ir, dst, ir_i64(ir, 0), ir_fadd(ir, ir_load_f32(ir, dst, ir_i64(ir, 0)), ir_f32(ir, 1.0)));
         LLVMValueRef oargs[4] = {ctx, LLVMConstInt(ir->i32, (unsigned long long)(i - 1), 0), dst, batch};
@@ -336,6 +393,7 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
     define_types(&lw);
     lw.steps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.steps);
     lw.nsteps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.nsteps);
+    lw.per_sample = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.per_sample);
     lower_kernels(&lw);
     LLVMValueRef forward = lower_forward(&lw);
     lower_descriptor(&lw, forward);

@@ -1,27 +1,61 @@
-/* lower_winograd.c - Conv2d 3x3, stride 1, as Winograd F(2x2,3x3): four
- * kernels over the scratch layout of plan_memory.h's WinogradLayout,
+/* lower_winograd.c - Conv2d 3x3 or 5x5, stride 1, as Winograd F(2x2,3x3) or
+ * F(2x2,5x5): four kernels over the scratch layout of plan_memory.h's
+ * WinogradLayout (n = r + 1 is the side of an input patch: 4 or 6),
  *
  *   pad        input -> P: each plane copied into a zeroed, larger plane
  * then, for each band of tile rows (the same kernels again, the band told by
  * the item numbers):
- *   transform  P -> V[sample][16][C][tiles]: V = B^T d B for every 4x4
+ *   transform  P -> V[sample][n*n][C][tiles]: V = B^T d B for every n x n
  *              patch d, a vector of tiles along a row at a time
- *   multiply   V -> M[sample][16][K][tiles]: for each of the 16 positions, a
- *              GEMM with U = G g G^T (the weights, transformed at compile
- *              time), register-tiled as 6 channels x 2 vectors of tiles
+ *   multiply   V -> M[sample][n*n][K][tiles]: for each of the n*n positions,
+ *              a GEMM with U = G g G^T (the weights, transformed at compile
+ *              time in double), register-tiled as 6 channels x 2 vectors of tiles
  *   output     M -> output: Y = A^T M A per 2x2 tile, + bias, epilogue,
  *              interleaved back into rows with masked edges
  *
- * Per 2x2 output tile and channel pair this does 16 multiplies instead of 36.
- * The transforms use the matrices of Lavin & Gray, "Fast Algorithms for
- * Convolutional Neural Networks" (2015); the error they add is within float
- * rounding of the direct sum (see docs/benchmarks.md for the measured error).
- * pass_choose_conv_algorithm.c decides which layers take this path.
+ * Per 2x2 output tile and channel pair this does n*n multiplies instead of
+ * 4 r*r: 16 instead of 36 for 3x3, 36 instead of 100 for 5x5.  The matrices
+ * come from tools/winograd_matrices.py (Toom-Cook at the points 0, 1, -1
+ * and, for 5x5, 2, -2; for 3x3 they are Lavin & Gray's, "Fast Algorithms
+ * for Convolutional Neural Networks" (2015), up to signs), which checks them
+ * exactly in rational arithmetic.  The error they add is measured against
+ * PyTorch in docs/benchmarks.md.  pass_choose_conv_algorithm.c decides which
+ * layers take this path.
  */
+#include "ir_math.h"
 #include "lower.h"
 #include "plan_memory.h"
 
-enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2 };
+enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2, MAX_N = 6 };
+
+/* y = A^T [(G g) * (B^T d)] for 2 outputs of an r-tap correlation (printed
+ * by tools/winograd_matrices.py).  Only B^T and A^T run in the kernels; their
+ * entries are small integers. */
+typedef struct WinogradMatrices {
+    double at[2][MAX_N], g[MAX_N][5], bt[MAX_N][MAX_N];
+} WinogradMatrices;
+
+static const WinogradMatrices F2_3 = {
+    .at = {{1, 1, 1, 0}, {0, 1, -1, 1}},
+    .g = {{1, 0, 0}, {1.0 / 2, 1.0 / 2, 1.0 / 2}, {1.0 / 2, -1.0 / 2, 1.0 / 2}, {0, 0, 1}},
+    .bt = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, -1, 0, 1}},
+};
+
+static const WinogradMatrices F2_5 = {
+    .at = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}},
+    .g = {{1.0 / 4, 0, 0, 0, 0},
+          {1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6},
+          {1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6},
+          {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+          {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+          {0, 0, 0, 0, 1}},
+    .bt = {{4, 0, -5, 0, 1, 0},
+           {0, 4, 4, -1, -1, 0},
+           {0, -4, 4, 1, -1, 0},
+           {0, -2, -1, 2, 1, 0},
+           {0, 2, -1, -2, 1, 0},
+           {0, 4, 0, -5, 0, 1}},
+};
 
 /* The V block one multiply item reads stays in L2 while every channel block uses it. */
 static const int64_t MULTIPLY_BLOCK_FLOATS = 32 * 1024;
@@ -30,8 +64,28 @@ typedef struct Winograd {
     KernelBuilder *kb;
     Ir *ir;
     WinogradLayout l;
+    const WinogradMatrices *mx;
     int width;
 } Winograd;
+
+/* sum over k < count of coef[k] * x[k], for small integer coefficients:
+ * zeros skipped, +-1 as an add or subtract, others as a multiply-add. */
+static LLVMValueRef combine(Ir *ir, const double *coef, LLVMValueRef const *x, int count)
+{
+    LLVMBuilderRef b = ir->b;
+    int start = -1; /* start from a +1 term when there is one */
+    for (int k = 0; k < count && start < 0; k++)
+        if (coef[k] == 1) start = k;
+    LLVMValueRef sum = start >= 0 ? x[start] : NULL;
+    for (int k = 0; k < count; k++) {
+        if (coef[k] == 0 || k == start) continue;
+        if (!sum) sum = coef[k] == -1 ? LLVMBuildFNeg(b, x[k], "") : LLVMBuildFMul(b, ir_const_like(ir, x[k], coef[k]), x[k], "");
+        else if (coef[k] == 1) sum = LLVMBuildFAdd(b, sum, x[k], "");
+        else if (coef[k] == -1) sum = LLVMBuildFSub(b, sum, x[k], "");
+        else sum = ir_fma(ir, ir_const_like(ir, x[k], coef[k]), x[k], sum);
+    }
+    return sum;
+}
 
 /* ---- pad: P[plane] = the input plane at (pad_top, pad_left), zeros around ---- */
 
@@ -60,53 +114,38 @@ static void lower_pad(Winograd *wg)
     kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->samples * l->in_c, true, 8 * l->ph * l->pw);
 }
 
-/* ---- transform: V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] ---- */
+/* ---- transform: V = B^T d B ---- */
 
-static void transform_rows(Ir *ir, LLVMValueRef d[4][4], LLVMValueRef t[4][4])
-{
-    LLVMBuilderRef b = ir->b;
-    for (int j = 0; j < 4; j++) {
-        t[0][j] = LLVMBuildFSub(b, d[0][j], d[2][j], "");
-        t[1][j] = LLVMBuildFAdd(b, d[1][j], d[2][j], "");
-        t[2][j] = LLVMBuildFSub(b, d[2][j], d[1][j], "");
-        t[3][j] = LLVMBuildFSub(b, d[1][j], d[3][j], "");
-    }
-}
-
-static void transform_columns(Ir *ir, LLVMValueRef t[4][4], LLVMValueRef v[4][4])
-{
-    LLVMBuilderRef b = ir->b;
-    for (int i = 0; i < 4; i++) {
-        v[i][0] = LLVMBuildFSub(b, t[i][0], t[i][2], "");
-        v[i][1] = LLVMBuildFAdd(b, t[i][1], t[i][2], "");
-        v[i][2] = LLVMBuildFSub(b, t[i][2], t[i][1], "");
-        v[i][3] = LLVMBuildFSub(b, t[i][1], t[i][3], "");
-    }
-}
-
-/* The 4x4 patches of `width` neighbouring tiles from P (patch columns are
- * 2 apart: two plain loads, split into even and odd lanes), transformed and
- * stored at tile index `tile` of the 16 planes of V from `v_base`. */
+/* The n x n patches of `width` neighbouring tiles from P (patch columns are
+ * 2 apart: pairs of plain loads, split into even and odd lanes), transformed
+ * and stored at tile index `tile` of the n*n planes of V from `v_base`. */
 static void transform_vector(Winograd *wg, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef p_row, LLVMValueRef v_base,
                              LLVMValueRef tile)
 {
     Ir *ir = wg->ir;
-    int w = wg->width;
-    LLVMValueRef d[4][4], t[4][4], v[4][4];
-    for (int r = 0; r < 4; r++) {
+    int w = wg->width, n = wg->l.n;
+    LLVMValueRef d[MAX_N][MAX_N], t[MAX_N][MAX_N], column[MAX_N];
+    for (int r = 0; r < n; r++) {
         LLVMValueRef row = ir_add(ir, p_row, ir_i64(ir, r * wg->l.pw));
-        for (int half = 0; half < 2; half++) { /* columns 0,1 then 2,3 of each patch */
-            LLVMValueRef first = ir_add(ir, row, ir_i64(ir, 2 * half));
+        for (int pair = 0; pair < n / 2; pair++) { /* patch columns 2 pair and 2 pair + 1 */
+            LLVMValueRef first = ir_add(ir, row, ir_i64(ir, 2 * pair));
             LLVMValueRef lo = ir_load_vec(ir, src, first, w);
             LLVMValueRef hi = ir_load_vec(ir, src, ir_add(ir, first, ir_i64(ir, w)), w);
-            d[r][2 * half] = ir_even_lanes(ir, lo, hi);
-            d[r][2 * half + 1] = ir_odd_lanes(ir, lo, hi);
+            d[r][2 * pair] = ir_even_lanes(ir, lo, hi);
+            d[r][2 * pair + 1] = ir_odd_lanes(ir, lo, hi);
         }
     }
-    transform_rows(ir, d, t);
-    transform_columns(ir, t, v);
-    for (int xi = 0; xi < 16; xi++)
-        ir_store_vec(ir, dst, ir_add(ir, v_base, ir_add(ir, ir_i64(ir, xi * wg->l.v_stride), tile)), v[xi / 4][xi % 4], w);
+    for (int i = 0; i < n; i++) /* t = B^T d */
+        for (int j = 0; j < n; j++) {
+            for (int k = 0; k < n; k++) column[k] = d[k][j];
+            t[i][j] = combine(ir, wg->mx->bt[i], column, n);
+        }
+    for (int i = 0; i < n; i++) /* V = t B */
+        for (int j = 0; j < n; j++) {
+            LLVMValueRef v = combine(ir, wg->mx->bt[j], t[i], n);
+            LLVMValueRef at = ir_add(ir, v_base, ir_add(ir, ir_i64(ir, (i * n + j) * wg->l.v_stride), tile));
+            ir_store_vec(ir, dst, at, v, w);
+        }
 }
 
 /* The band of item `index` of a kernel run once per band with items
@@ -140,7 +179,7 @@ static void lower_transform(Winograd *wg)
     BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->in_c);
     LLVMValueRef sample = ir_div_const(ir, bi.local, l->in_c), c = ir_rem_const(ir, bi.local, l->in_c);
     LLVMValueRef p_plane = ir_mul(ir, bi.local, ir_i64(ir, l->ph * l->pw));
-    LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->v_stride)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
+    LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, l->positions * l->v_stride)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
     IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), bi.rows, "row");
     IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, (l->tx + wg->width - 1) / wg->width), "vec");
     LLVMValueRef tx0 = ir_mul(ir, vec.index, ir_i64(ir, wg->width));
@@ -150,31 +189,37 @@ static void lower_transform(Winograd *wg)
     ir_loop_end(ir, &vec);
     ir_loop_end(ir, &row);
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true, 48 * l->band_rows * l->tx);
+    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true,
+                          3 * l->positions * l->band_rows * l->tx);
 }
 
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
 
-/* U = G g G^T per (k, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double,
- * packed as [xi][channel block][c][GEMM_CHANNELS] (zeros past K). */
+/* U = G g G^T per (k, c), in double, packed as [xi][channel block][c][GEMM_CHANNELS]
+ * (zeros past K). */
 static float *transform_weights(const Winograd *wg, int64_t *count)
 {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     const WinogradLayout *l = &wg->l;
+    const double(*G)[5] = wg->mx->g;
+    int n = l->n, r = l->r;
     int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
-    *count = 16 * blocks * l->in_c * GEMM_CHANNELS;
+    *count = l->positions * blocks * l->in_c * GEMM_CHANNELS;
     float *u = arena_alloc_array(wg->kb->arena, (size_t)*count, sizeof *u);
     const float *g = node_param(wg->kb->node, "weight")->data;
     for (int64_t k = 0; k < l->out_c; k++) {
         for (int64_t c = 0; c < l->in_c; c++) {
-            const float *f = g + (k * l->in_c + c) * 9;
-            double gg[4][3]; /* G g */
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 3; j++) gg[i][j] = G[i][0] * f[j] + G[i][1] * f[3 + j] + G[i][2] * f[6 + j];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    double x = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-                    int64_t xi = i * 4 + j;
+            const float *f = g + (k * l->in_c + c) * r * r;
+            double gg[MAX_N][5]; /* G g */
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < r; j++) {
+                    gg[i][j] = 0;
+                    for (int y = 0; y < r; y++) gg[i][j] += G[i][y] * f[y * r + j];
+                }
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) {
+                    double x = 0;
+                    for (int y = 0; y < r; y++) x += gg[i][y] * G[j][y];
+                    int64_t xi = i * n + j;
                     u[((xi * blocks + k / GEMM_CHANNELS) * l->in_c + c) * GEMM_CHANNELS + k % GEMM_CHANNELS] = (float)x;
                 }
         }
@@ -256,8 +301,8 @@ static void lower_multiply(Winograd *wg)
     ma.v = a.src;
     ma.m = a.dst;
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
-    LLVMValueRef sample_xi = ir_div_const(ir, item.index, nblocks); /* sample * 16 + xi */
-    LLVMValueRef xi = ir_rem_const(ir, sample_xi, 16);
+    LLVMValueRef sample_xi = ir_div_const(ir, item.index, nblocks); /* sample * positions + xi */
+    LLVMValueRef xi = ir_rem_const(ir, sample_xi, l->positions);
     LLVMValueRef first = ir_mul(ir, ir_rem_const(ir, item.index, nblocks), ir_i64(ir, block));
     LLVMValueRef count_v = ir_div_const(ir, ir_min(ir, ir_i64(ir, block), ir_sub(ir, ir_i64(ir, used), first)), wg->width);
     ma.v_at = ir_mul(ir, sample_xi, ir_i64(ir, l->v_stride));
@@ -268,11 +313,11 @@ static void lower_multiply(Winograd *wg)
     ir_loop_end(ir, &kb);
     if (rest) multiply_block(wg, &ma, ir_i64(ir, full), (int)rest, first, count_v);
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->transformed_at, l->products_at, l->samples * 16 * nblocks, true,
+    kernel_end_in_scratch(wg->kb, l->transformed_at, l->products_at, l->samples * l->positions * nblocks, true,
                           2 * l->in_c * l->out_c * block);
 }
 
-/* ---- output: Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1] ---- */
+/* ---- output: Y = A^T M A ---- */
 
 typedef struct OutputArgs {
     LLVMValueRef m, out;
@@ -290,17 +335,19 @@ static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, 
     Ir *ir = wg->ir;
     LLVMBuilderRef b = ir->b;
     const WinogradLayout *l = &wg->l;
+    int n = l->n;
     LLVMValueRef tile = ir_add(ir, oa->m_at, ir_mad(ir, row, l->tx, tx0));
-    LLVMValueRef m[4][4], r[2][4];
-    for (int xi = 0; xi < 16; xi++)
-        m[xi / 4][xi % 4] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->m_stride)), wg->width);
-    for (int j = 0; j < 4; j++) {
-        r[0][j] = LLVMBuildFAdd(b, LLVMBuildFAdd(b, m[0][j], m[1][j], ""), m[2][j], "");
-        r[1][j] = LLVMBuildFSub(b, LLVMBuildFSub(b, m[1][j], m[2][j], ""), m[3][j], "");
-    }
+    LLVMValueRef m[MAX_N][MAX_N], r[2][MAX_N], column[MAX_N];
+    for (int xi = 0; xi < l->positions; xi++)
+        m[xi / n][xi % n] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->m_stride)), wg->width);
+    for (int i = 0; i < rows; i++) /* the rows of A^T M that are stored */
+        for (int j = 0; j < n; j++) {
+            for (int k = 0; k < n; k++) column[k] = m[k][j];
+            r[i][j] = combine(ir, wg->mx->at[i], column, n);
+        }
     for (int i = 0; i < rows; i++) {
-        LLVMValueRef y0 = LLVMBuildFAdd(b, LLVMBuildFAdd(b, r[i][0], r[i][1], ""), r[i][2], "");
-        LLVMValueRef y1 = LLVMBuildFSub(b, LLVMBuildFSub(b, r[i][1], r[i][2], ""), r[i][3], "");
+        LLVMValueRef y0 = combine(ir, wg->mx->at[0], r[i], n);
+        LLVMValueRef y1 = combine(ir, wg->mx->at[1], r[i], n);
         if (oa->bias) {
             y0 = LLVMBuildFAdd(b, y0, oa->bias, "");
             y1 = LLVMBuildFAdd(b, y1, oa->bias, "");
@@ -340,7 +387,7 @@ static void lower_output(Winograd *wg)
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
     BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->out_c);
     LLVMValueRef sample = ir_div_const(ir, bi.local, l->out_c), k = ir_rem_const(ir, bi.local, l->out_c);
-    oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, 16 * l->m_stride)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
+    oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, l->positions * l->m_stride)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
     oa.out_at = ir_mul(ir, bi.local, ir_i64(ir, l->oh * l->ow));
     oa.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, k)) : NULL;
     /* the band's rows with both output rows: all but an odd output's last */
@@ -354,12 +401,14 @@ static void lower_output(Winograd *wg)
         ir_if_end(ir, merge);
     }
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true, 40 * l->band_rows * l->tx);
+    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true,
+                          (3 * l->positions / 2 + 16) * l->band_rows * l->tx);
 }
 
 void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
+    wg.mx = wg.l.r == 5 ? &F2_5 : &F2_3;
     lower_pad(&wg);
     int transform = kb->nsteps;
     lower_transform(&wg);
@@ -372,4 +421,5 @@ void lower_conv_winograd(KernelBuilder *kb)
         kernel_repeat(kb, multiply, 0);
         kernel_repeat(kb, output, band * kb->steps[output].items);
     }
+    if (kb->node->inputs[0]->shape.rank == 4) kernel_fuse_per_sample(kb, wg.l.scratch_bytes);
 }

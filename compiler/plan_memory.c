@@ -24,7 +24,7 @@ bool conv_pads_into_scratch(const Node *n)
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-/* V and M of one band, per sample: a few MiB, so a band's 16 GEMMs work from L2/L3. */
+/* V and M of one band, per sample: a few MiB, so a band's n*n GEMMs work from L2/L3. */
 static const int64_t WINOGRAD_BAND_BYTES = (int64_t)6 << 20;
 
 WinogradLayout winograd_layout(const Node *n)
@@ -32,12 +32,15 @@ WinogradLayout winograd_layout(const Node *n)
     const Shape *in = &n->inputs[0]->shape;
     int c = in->rank - 3;
     WinogradLayout l = {
-        .in_c = in->dims[c], .out_c = n->attr.conv.out_channels, .samples = c == 1 ? in->dims[0] : 1,
+        .in_c = in->dims[c], .out_c = n->attr.conv.out_channels, .samples = 1,
         .h = in->dims[c + 1], .w = in->dims[c + 2], .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
     };
+    l.r = (int)n->attr.conv.kernel[0];
+    l.n = l.r + 1;
+    l.positions = l.n * l.n;
     l.ty = (l.oh + 1) / 2;
     l.tx = (l.ow + 1) / 2;
-    int64_t row_bytes = 16 * (l.in_c + l.out_c) * l.tx * 4;
+    int64_t row_bytes = l.positions * (l.in_c + l.out_c) * l.tx * 4;
     int64_t rows = WINOGRAD_BAND_BYTES / row_bytes;
     if (rows < 1) rows = 1;
     l.bands = (l.ty + rows - 1) / rows;
@@ -45,16 +48,16 @@ WinogradLayout winograd_layout(const Node *n)
     l.band_rows = (l.ty + l.bands - 1) / l.bands;
     l.bands = (l.ty + l.band_rows - 1) / l.band_rows;
     l.tiles = round_up(l.band_rows * l.tx + 15, 32);
-    l.ph = 2 * l.ty + 2;
-    l.pw = 2 * round_up(l.tx, 16) + 2;
+    l.ph = 2 * l.ty + l.r - 1;
+    l.pw = 2 * round_up(l.tx, 16) + l.r - 1;
     int64_t padded = aligned(l.samples * l.in_c * l.ph * l.pw * 4);
     /* One cache line more per position: with C * tiles * 4 bytes a multiple
-     * of 4 KiB (any C that is a multiple of 32), the transform's 16 stores
-     * and the output step's 16 loads would all map to one L1 set. */
+     * of 4 KiB (any C that is a multiple of 32), the transform's n*n stores
+     * and the output step's n*n loads would all map to one L1 set. */
     l.v_stride = l.in_c * l.tiles + 16;
     l.m_stride = l.out_c * l.tiles + 16;
-    int64_t transformed = l.samples * 16 * l.v_stride * 4;
-    int64_t products = l.samples * 16 * l.m_stride * 4;
+    int64_t transformed = l.samples * l.positions * l.v_stride * 4;
+    int64_t products = l.samples * l.positions * l.m_stride * 4;
     l.padded_at = 0;
     l.transformed_at = padded;
     l.products_at = padded + transformed;
@@ -64,7 +67,10 @@ WinogradLayout winograd_layout(const Node *n)
 
 int64_t node_scratch_bytes(const Node *n)
 {
-    if (n->op == OP_CONV2D && n->winograd) return winograd_layout(n).scratch_bytes;
+    if (n->op == OP_CONV2D && n->winograd) { /* a slot per sample (lower_kernels.c, kernel_fuse_per_sample) */
+        const Shape *in = &n->inputs[0]->shape;
+        return winograd_layout(n).scratch_bytes * (in->rank == 4 ? in->dims[0] : 1);
+    }
     if (n->op != OP_CONV2D || !conv_pads_into_scratch(n)) return 0;
     /* Non-zero padding modes pad the input into scratch first, as PyTorch does. */
     const ConvAttrs *cv = &n->attr.conv;

@@ -28,19 +28,20 @@ typedef struct MemoryPlan {
 bool conv_is_tiled(const Node *n);
 bool conv_pads_into_scratch(const Node *n);
 
-/* Winograd F(2x2,3x3) (lower_winograd.c) in the node's scratch memory: the
- * input copied zero-padded, so that every 4x4 input patch and every vector of
- * patches is in bounds; then, for one band of tile rows at a time, the
- * transformed input V [sample][16][C][tiles] and the products
- * M [sample][16][K][tiles], each of the 16 positions one cache line longer
- * (v_stride, m_stride).  Output tiles are 2x2, ty x tx of them, numbered
- * row by row within a band; `tiles` leaves room past a band's last tile (a
- * vector of tiles may run over) and is a multiple of 32 (the widest GEMM
- * tile).  Bands keep V and M near WINOGRAD_BAND_BYTES, so the scratch stays
- * small and in cache whatever the layer's size. */
+/* Winograd F(2x2,rxr), r = 3 or 5 (lower_winograd.c), for one sample (the
+ * node's scratch has a slot like this for every sample): the input copied zero-padded, so that every n x n input patch
+ * (n = r + 1) and every vector of patches is in bounds; then, for one band of
+ * tile rows at a time, the transformed input V [sample][n*n][C][tiles] and
+ * the products M [sample][n*n][K][tiles], each of the n*n positions one cache
+ * line longer (v_stride, m_stride).  Output tiles are 2x2, ty x tx of them,
+ * numbered row by row within a band; `tiles` leaves room past a band's last
+ * tile (a vector of tiles may run over) and is a multiple of 32 (the widest
+ * GEMM tile).  Bands keep V and M near WINOGRAD_BAND_BYTES, so the scratch
+ * stays small and in cache whatever the layer's size. */
 enum { MAX_WINOGRAD_BANDS = 16 };
 typedef struct WinogradLayout {
     int64_t in_c, out_c, samples, h, w, oh, ow;
+    int r, n, positions;                            /* kernel side r, patch side n = r + 1, n * n */
     int64_t ty, tx;                                 /* output tiles */
     int64_t band_rows, bands;                       /* tile rows per band (the last may have fewer) */
     int64_t tiles;                                  /* per band in V and M */
