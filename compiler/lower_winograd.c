@@ -189,8 +189,9 @@ static void lower_transform(Winograd *wg)
     ir_loop_end(ir, &vec);
     ir_loop_end(ir, &row);
     ir_loop_end(ir, &item);
+    /* Bound by memory: n*n floats read and written per tile, 8 per element (as pooling). */
     kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true,
-                          3 * l->positions * l->band_rows * l->tx);
+                          16 * l->positions * l->band_rows * l->tx);
 }
 
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
@@ -401,8 +402,9 @@ static void lower_output(Winograd *wg)
         ir_if_end(ir, merge);
     }
     ir_loop_end(ir, &item);
+    /* Bound by memory: n*n floats read and 4 written per tile, 8 per element. */
     kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true,
-                          (3 * l->positions / 2 + 16) * l->band_rows * l->tx);
+                          8 * (l->positions + 4) * l->band_rows * l->tx);
 }
 
 void lower_conv_winograd(KernelBuilder *kb)
