@@ -53,9 +53,8 @@ enum { MAX_KERNEL_STEPS = 1 + 3 * MAX_WINOGRAD_BANDS }; /* Winograd: pad, then 3
  * Its input argument is a block of three pointers (input, output, scratch);
  * its output argument is unused. */
 typedef struct PerSampleKernel {
-    LLVMValueRef fn;                   /* NULL: the layer has none */
-    int64_t scratch_bytes;             /* one slot: the node's scratch for one sample */
-    int64_t cost;                      /* per sample */
+    LLVMValueRef fn; /* NULL: the layer has none */
+    int64_t cost;    /* per sample */
 } PerSampleKernel;
 
 typedef struct KernelBuilder {

@@ -96,7 +96,7 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     }
     ir_loop_end(ir, &sample);
     LLVMBuildRetVoid(ir->b);
-    kb->per_sample = (PerSampleKernel){.fn = ir->fn, .scratch_bytes = scratch_bytes, .cost = cost};
+    kb->per_sample = (PerSampleKernel){.fn = ir->fn, .cost = cost};
 }
 
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,

@@ -12,6 +12,9 @@
  *              time in double), register-tiled as 6 channels x 2 vectors of tiles
  *   output     M -> output: Y = A^T M A per 2x2 tile, + bias, epilogue,
  *              interleaved back into rows with masked edges
+ * These steps split one sample's work between the threads.  A batched input
+ * also gets a per-sample kernel (kernel_fuse_per_sample) that runs them all
+ * for one sample per work item, so that its V and M stay in cache.
  *
  * Per 2x2 output tile and channel pair this does n*n multiplies instead of
  * 4 r*r: 16 instead of 36 for 3x3, 36 instead of 100 for 5x5.  The matrices
