@@ -86,12 +86,15 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     LLVMValueRef in = ir_f32_ptr(ir, buffers[0], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->inputs[0]->shape))));
     LLVMValueRef out = ir_f32_ptr(ir, buffers[1], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->shape))));
     int64_t cost = 0;
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     for (int i = 0; i < nsteps; i++) {
         const KernelStep *st = &kb->steps[i];
         LLVMValueRef args[5] = {step_buffer(ir, st->src, st->src_scratch_at, in, out, slot),
                                 step_buffer(ir, st->dst, st->dst_scratch_at, in, out, slot), ir_i64(ir, 1),
                                 ir_i64(ir, st->first_item), ir_i64(ir, st->first_item + st->items)};
-        LLVMBuildCall2(ir->b, kernel_t, st->fn, args, 5, "");
+        LLVMValueRef call = LLVMBuildCall2(ir->b, kernel_t, st->fn, args, 5, "");
+        /* Not inlined: the steps' code exists once (forward() calls them too), and a call per step and sample costs nothing. */
+        LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ir->ctx, noinline, 0));
         cost += st->items * st->cost_per_item;
     }
     ir_loop_end(ir, &sample);
