@@ -214,6 +214,14 @@ suite_winograd() {
               --expect expected.npy --atol "${tol[0]}" --rtol "${tol[1]}" --threads 2 $extra 2>&1); rc=$?
         [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag winograd golden $name" || fail "$tag winograd golden $name" "exit $rc: $out"
     done
+    # The per-sample kernel with an uneven split (5 samples on 3 threads: calls of 1, 2 and 2 samples,
+    # each in the scratch slot of its first), and the steps at batch 1, against the reference interpreter.
+    local batch
+    for batch in 5 1; do
+        out=$("$L" test examples/cifar10.nn --batch $batch --threads 3 $extra 2>&1); rc=$?
+        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag winograd cifar10 batch $batch, 3 threads" \
+            || fail "$tag winograd cifar10 batch $batch, 3 threads" "exit $rc: $out"
+    done
 }
 
 # No pass changes results: -O0 passes against PyTorch, and -O3 matches -O0
