@@ -499,7 +499,8 @@ static const Command commands[] = {
      "  fold-batchnorm      fold eval-mode BatchNorm into the Conv2d or Linear before it\n"
      "  fuse-epilogue       apply the activation after a Conv2d or Linear inside its kernel\n"
      "  fold-constants      compute the remaining BatchNorms' scale and shift at compile time\n"
-     "  choose-conv-algorithm  run 3x3 stride-1 convolutions with >= 32 channels as Winograd F(2x2,3x3)\n"
+     "  choose-conv-algorithm  run 3x3 and 5x5 stride-1 convolutions with >= 32 channels as Winograd\n"
+     "                         F(2x2,3x3) and F(2x2,5x5)\n"
      "                         (--winograd always: every such convolution; never: none)\n"
      "-O0 runs no pass; --disable-pass (repeatable) skips one, here and in shapes, build, test and run\n",
      DUMP_OPTIONS, run_dump_ir},
