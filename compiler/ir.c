@@ -1,9 +1,8 @@
 /* ir.c - LLVM IR building helpers for kernels (see ir.h). */
 #include "ir.h"
 
-#include <string.h>
-
 #include <stddef.h>
+#include <string.h>
 
 void ir_init(Ir *ir, LLVMContextRef ctx, LLVMModuleRef mod)
 {

@@ -114,7 +114,7 @@ static void lower_pad(Winograd *wg)
     ir_loop_end(ir, &y);
     ir_loop_end(ir, &plane);
     /* A copy: bound by memory, so its cost counts 8 per element (as pooling's does). */
-    kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->samples * l->in_c, true, 8 * l->ph * l->pw);
+    kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->in_c, true, 8 * l->ph * l->pw);
 }
 
 /* ---- transform: V = B^T d B ---- */
@@ -179,7 +179,7 @@ static void lower_transform(Winograd *wg)
     const WinogradLayout *l = &wg->l;
     KernelArgs a = kernel_begin(wg->kb, ".winograd_transform");
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
-    BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->in_c);
+    BandItem bi = band_item(wg, item.index, a.batch, l->in_c);
     LLVMValueRef sample = ir_div_const(ir, bi.local, l->in_c), c = ir_rem_const(ir, bi.local, l->in_c);
     LLVMValueRef p_plane = ir_mul(ir, bi.local, ir_i64(ir, l->ph * l->pw));
     LLVMValueRef v_base = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, l->positions * l->v_stride)), ir_mul(ir, c, ir_i64(ir, l->tiles)));
@@ -193,7 +193,7 @@ static void lower_transform(Winograd *wg)
     ir_loop_end(ir, &row);
     ir_loop_end(ir, &item);
     /* Bound by memory: n*n floats read and written per tile, 8 per element (as pooling). */
-    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->samples * l->in_c, true,
+    kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->in_c, true,
                           16 * l->positions * l->band_rows * l->tx);
 }
 
@@ -317,7 +317,7 @@ static void lower_multiply(Winograd *wg)
     ir_loop_end(ir, &kb);
     if (rest) multiply_block(wg, &ma, ir_i64(ir, full), (int)rest, first, count_v);
     ir_loop_end(ir, &item);
-    kernel_end_in_scratch(wg->kb, l->transformed_at, l->products_at, l->samples * l->positions * nblocks, true,
+    kernel_end_in_scratch(wg->kb, l->transformed_at, l->products_at, l->positions * nblocks, true,
                           2 * l->in_c * l->out_c * block);
 }
 
@@ -389,7 +389,7 @@ static void lower_output(Winograd *wg)
     KernelArgs a = kernel_begin(wg->kb, ".winograd_output");
     OutputArgs oa = {.m = a.src, .out = a.dst};
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
-    BandItem bi = band_item(wg, item.index, a.batch, l->samples * l->out_c);
+    BandItem bi = band_item(wg, item.index, a.batch, l->out_c);
     LLVMValueRef sample = ir_div_const(ir, bi.local, l->out_c), k = ir_rem_const(ir, bi.local, l->out_c);
     oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, l->positions * l->m_stride)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
     oa.out_at = ir_mul(ir, bi.local, ir_i64(ir, l->oh * l->ow));
@@ -406,7 +406,7 @@ static void lower_output(Winograd *wg)
     }
     ir_loop_end(ir, &item);
     /* Bound by memory: n*n floats read and 4 written per tile, 8 per element. */
-    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->samples * l->out_c, true,
+    kernel_end_in_scratch(wg->kb, l->products_at, -1, l->out_c, true,
                           8 * (l->positions + 4) * l->band_rows * l->tx);
 }
 

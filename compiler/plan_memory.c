@@ -32,7 +32,7 @@ WinogradLayout winograd_layout(const Node *n)
     const Shape *in = &n->inputs[0]->shape;
     int c = in->rank - 3;
     WinogradLayout l = {
-        .in_c = in->dims[c], .out_c = n->attr.conv.out_channels, .samples = 1,
+        .in_c = in->dims[c], .out_c = n->attr.conv.out_channels,
         .h = in->dims[c + 1], .w = in->dims[c + 2], .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
     };
     l.r = (int)n->attr.conv.kernel[0];
@@ -50,14 +50,14 @@ WinogradLayout winograd_layout(const Node *n)
     l.tiles = round_up(l.band_rows * l.tx + 15, 32);
     l.ph = 2 * l.ty + l.r - 1;
     l.pw = 2 * round_up(l.tx, 16) + l.r - 1;
-    int64_t padded = aligned(l.samples * l.in_c * l.ph * l.pw * 4);
+    int64_t padded = aligned(l.in_c * l.ph * l.pw * 4);
     /* One cache line more per position: with C * tiles * 4 bytes a multiple
      * of 4 KiB (any C that is a multiple of 32), the transform's n*n stores
      * and the output step's n*n loads would all map to one L1 set. */
     l.v_stride = l.in_c * l.tiles + 16;
     l.m_stride = l.out_c * l.tiles + 16;
-    int64_t transformed = l.samples * l.positions * l.v_stride * 4;
-    int64_t products = l.samples * l.positions * l.m_stride * 4;
+    int64_t transformed = l.positions * l.v_stride * 4;
+    int64_t products = l.positions * l.m_stride * 4;
     l.padded_at = 0;
     l.transformed_at = padded;
     l.products_at = padded + transformed;

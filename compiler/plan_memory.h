@@ -40,7 +40,7 @@ bool conv_pads_into_scratch(const Node *n);
  * stays small and in cache whatever the layer's size. */
 enum { MAX_WINOGRAD_BANDS = 16 };
 typedef struct WinogradLayout {
-    int64_t in_c, out_c, samples, h, w, oh, ow;
+    int64_t in_c, out_c, h, w, oh, ow;
     int r, n, positions;                            /* kernel side r, patch side n = r + 1, n * n */
     int64_t ty, tx;                                 /* output tiles */
     int64_t band_rows, bands;                       /* tile rows per band (the last may have fewer) */
