@@ -81,6 +81,8 @@ LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v);
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
+/* The type of every kernel: void (src, dst, batch, begin, end), runtime.h's layerc_kernel. */
+LLVMTypeRef kernel_fn_type(Ir *ir);
 KernelArgs kernel_begin(KernelBuilder *kb, const char *what);
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost);
 /* kernel_end for kernels that read or write parts of the node's scratch memory:

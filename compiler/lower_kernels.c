@@ -18,11 +18,16 @@
 
 enum { ELEMENTWISE_CHUNK = 4096, MAX_UNROLLED_TAPS = 4096 };
 
+LLVMTypeRef kernel_fn_type(Ir *ir)
+{
+    LLVMTypeRef params[5] = {ir->ptr, ir->ptr, ir->i64, ir->i64, ir->i64};
+    return LLVMFunctionType(ir->void_t, params, 5, 0);
+}
+
 KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
 {
     Ir *ir = kb->ir;
-    LLVMTypeRef params[5] = {ir->ptr, ir->ptr, ir->i64, ir->i64, ir->i64};
-    LLVMTypeRef type = LLVMFunctionType(ir->void_t, params, 5, 0);
+    LLVMTypeRef type = kernel_fn_type(ir);
     const char *name = arena_printf(kb->arena, "%s%s", kb->fn_prefix, what);
     LLVMValueRef fn = LLVMAddFunction(ir->mod, name, type);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -80,8 +85,7 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     /* The slot of the call's first item: calls running at the same time start at different items. */
     LLVMValueRef slot_at = ir_mul(ir, a.begin, ir_i64(ir, scratch_bytes));
     LLVMValueRef slot = LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), buffers[2], &slot_at, 1, "");
-    LLVMTypeRef params[5] = {ir->ptr, ir->ptr, ir->i64, ir->i64, ir->i64};
-    LLVMTypeRef kernel_t = LLVMFunctionType(ir->void_t, params, 5, 0);
+    LLVMTypeRef kernel_t = kernel_fn_type(ir);
     IrLoop sample = ir_loop_begin(ir, a.begin, a.end, "sample");
     LLVMValueRef in = ir_f32_ptr(ir, buffers[0], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->inputs[0]->shape))));
     LLVMValueRef out = ir_f32_ptr(ir, buffers[1], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->shape))));

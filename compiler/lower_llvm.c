@@ -100,7 +100,7 @@ typedef struct Lowering {
     KernelStep (*steps)[MAX_KERNEL_STEPS];
     int *nsteps;
     PerSampleKernel *per_sample;
-    LLVMTypeRef tensor_info_t, desc_t, kernel_t, parallel_t, observe_t;
+    LLVMTypeRef tensor_info_t, desc_t, parallel_t, observe_t;
     int fault_layer; /* --inject-fault */
 } Lowering;
 
@@ -134,8 +134,6 @@ static void define_types(Lowering *lw)
     /* Field for field, runtime/layerc.h's layerc_model_desc. */
     LLVMTypeRef desc[15] = {ir->i32, ir->i32, p, lw->tensor_info_t, lw->tensor_info_t, ir->i64, p, p, p, p, p, p, p, p, p};
     lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, 15, 0);
-    LLVMTypeRef kparams[5] = {p, p, ir->i64, ir->i64, ir->i64};
-    lw->kernel_t = LLVMFunctionType(ir->void_t, kparams, 5, 0);
     LLVMTypeRef par[8] = {p, p, p, p, ir->i64, ir->i64, ir->i64, ir->i64};
     lw->parallel_t = LLVMFunctionType(ir->void_t, par, 8, 0);
     LLVMTypeRef obs[4] = {p, ir->i32, p, ir->i64};

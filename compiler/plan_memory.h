@@ -29,15 +29,16 @@ bool conv_is_tiled(const Node *n);
 bool conv_pads_into_scratch(const Node *n);
 
 /* Winograd F(2x2,rxr), r = 3 or 5 (lower_winograd.c), for one sample (the
- * node's scratch has a slot like this for every sample): the input copied zero-padded, so that every n x n input patch
- * (n = r + 1) and every vector of patches is in bounds; then, for one band of
- * tile rows at a time, the transformed input V [sample][n*n][C][tiles] and
- * the products M [sample][n*n][K][tiles], each of the n*n positions one cache
- * line longer (v_stride, m_stride).  Output tiles are 2x2, ty x tx of them,
- * numbered row by row within a band; `tiles` leaves room past a band's last
- * tile (a vector of tiles may run over) and is a multiple of 32 (the widest
- * GEMM tile).  Bands keep V and M near WINOGRAD_BAND_BYTES, so the scratch
- * stays small and in cache whatever the layer's size. */
+ * node's scratch has a slot like this for every sample): the input copied
+ * zero-padded, so that every n x n input patch (n = r + 1) and every vector of
+ * patches is in bounds; then, for one band of tile rows at a time, the
+ * transformed input V [n*n][C][tiles] and the products M [n*n][K][tiles],
+ * each of the n*n positions one cache line longer (v_stride, m_stride).
+ * Output tiles are 2x2, ty x tx of them, numbered row by row within a band;
+ * `tiles` leaves room past a band's last tile (a vector of tiles may run
+ * over) and is a multiple of 32 (the widest GEMM tile).  Bands keep V and M
+ * near WINOGRAD_BAND_BYTES, so the scratch stays small and in cache whatever
+ * the layer's size. */
 enum { MAX_WINOGRAD_BANDS = 16 };
 typedef struct WinogradLayout {
     int64_t in_c, out_c, h, w, oh, ow;
@@ -45,7 +46,7 @@ typedef struct WinogradLayout {
     int64_t ty, tx;                                 /* output tiles */
     int64_t band_rows, bands;                       /* tile rows per band (the last may have fewer) */
     int64_t tiles;                                  /* per band in V and M */
-    int64_t v_stride, m_stride;                     /* floats from one of the 16 positions to the next */
+    int64_t v_stride, m_stride;                     /* floats from one of the n*n positions to the next */
     int64_t ph, pw;                                 /* the padded input plane */
     int64_t padded_at, transformed_at, products_at; /* byte offsets into the scratch */
     int64_t scratch_bytes;
