@@ -272,10 +272,10 @@ static void lower_pool(KernelBuilder *kb)
     ir_loop_end(ir, &ox);
     ir_loop_end(ir, &oy);
     ir_loop_end(ir, &plane);
-    /* Pooling is bound by memory, not by its few operations per element: a
-     * 64 x 3 x 32 x 32 MaxPool takes 77 us, about 30 FMA-peak flops per
-     * element read or written; 8 per element lets such layers use the pool. */
-    int64_t window_ops = g.oh * g.ow * pa->kernel[0] * pa->kernel[1], memory = 8 * (g.h * g.w + g.oh * g.ow);
+    /* Pooling is bound by memory: a 64 x 3 x 32 x 32 MaxPool takes 77 us,
+     * about 30 FMA-peak flops per element read or written. */
+    int64_t window_ops = g.oh * g.ow * pa->kernel[0] * pa->kernel[1];
+    int64_t memory = MEMORY_COST_PER_FLOAT * (g.h * g.w + g.oh * g.ow);
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, g.planes, true, window_ops > memory ? window_ops : memory);
 }
 

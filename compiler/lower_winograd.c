@@ -113,8 +113,8 @@ static void lower_pad(Winograd *wg)
     ir_if_end(ir, merge);
     ir_loop_end(ir, &y);
     ir_loop_end(ir, &plane);
-    /* A copy: bound by memory, so its cost counts 8 per element (as pooling's does). */
-    kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->in_c, true, 8 * l->ph * l->pw);
+    /* A copy, bound by memory: the padded plane's floats. */
+    kernel_end_in_scratch(wg->kb, -1, l->padded_at, l->in_c, true, MEMORY_COST_PER_FLOAT * l->ph * l->pw);
 }
 
 /* ---- transform: V = B^T d B ---- */
@@ -192,9 +192,9 @@ static void lower_transform(Winograd *wg)
     ir_loop_end(ir, &vec);
     ir_loop_end(ir, &row);
     ir_loop_end(ir, &item);
-    /* Bound by memory: n*n floats read and written per tile, 8 per element (as pooling). */
+    /* Bound by memory: n*n floats read and n*n written per tile. */
     kernel_end_in_scratch(wg->kb, l->padded_at, l->transformed_at, l->in_c, true,
-                          16 * l->positions * l->band_rows * l->tx);
+                          MEMORY_COST_PER_FLOAT * 2 * l->positions * l->band_rows * l->tx);
 }
 
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
@@ -405,9 +405,9 @@ static void lower_output(Winograd *wg)
         ir_if_end(ir, merge);
     }
     ir_loop_end(ir, &item);
-    /* Bound by memory: n*n floats read and 4 written per tile, 8 per element. */
+    /* Bound by memory: n*n floats read and 4 written per tile. */
     kernel_end_in_scratch(wg->kb, l->products_at, -1, l->out_c, true,
-                          8 * (l->positions + 4) * l->band_rows * l->tx);
+                          MEMORY_COST_PER_FLOAT * (l->positions + 4) * l->band_rows * l->tx);
 }
 
 void lower_conv_winograd(KernelBuilder *kb)
