@@ -76,8 +76,6 @@ typedef struct KernelArgs {
 void lower_node_kernels(KernelBuilder *kb);
 void lower_conv2d(KernelBuilder *kb); /* lower_conv.c */
 void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c */
-/* The node's fused activation on every lane of v (lower_conv.c). */
-LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v);
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
@@ -104,6 +102,8 @@ LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
 LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x);
 /* The node's fused activation over dst[base, base + count), if it has one. */
 void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count);
+/* The node's fused activation on every lane of the vector v (v itself when it has none). */
+LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v);
 
 /* A 64-byte aligned array of floats in the constant pool; returns its address. */
 LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count);

@@ -179,20 +179,6 @@ typedef struct Tile {
     int64_t zero_top, zero_bottom; /* rows of zero padding above and below the input (pre-padded) */
 } Tile;
 
-/* The fused activation on every lane (exact GELU, which calls erff, lane by lane). */
-LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v)
-{
-    if (!n->has_epilogue) return v;
-    if (n->epilogue != OP_GELU || n->epilogue_attr.gelu_tanh) return activation(ir, n->epilogue, &n->epilogue_attr, v);
-    unsigned width = LLVMGetVectorSize(LLVMTypeOf(v));
-    for (unsigned l = 0; l < width; l++) {
-        LLVMValueRef lane = LLVMConstInt(ir->i32, l, 0);
-        LLVMValueRef x = LLVMBuildExtractElement(ir->b, v, lane, "");
-        v = LLVMBuildInsertElement(ir->b, v, activation(ir, n->epilogue, &n->epilogue_attr, x), lane, "");
-    }
-    return v;
-}
-
 /* One tile for `ocn` output channels from oc (weights from wblock): accumulators
  * in registers across every input channel and tap, then epilogue and store.
  * Kernel rows y with !tap_rows[y] read only zero padding here and are skipped. */

@@ -161,6 +161,20 @@ LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
     }
 }
 
+/* The fused activation on every lane (exact GELU, which calls erff, lane by lane). */
+LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v)
+{
+    if (!n->has_epilogue) return v;
+    if (n->epilogue != OP_GELU || n->epilogue_attr.gelu_tanh) return activation(ir, n->epilogue, &n->epilogue_attr, v);
+    unsigned width = LLVMGetVectorSize(LLVMTypeOf(v));
+    for (unsigned l = 0; l < width; l++) {
+        LLVMValueRef lane = LLVMConstInt(ir->i32, l, 0);
+        LLVMValueRef x = LLVMBuildExtractElement(ir->b, v, lane, "");
+        v = LLVMBuildInsertElement(ir->b, v, activation(ir, n->epilogue, &n->epilogue_attr, x), lane, "");
+    }
+    return v;
+}
+
 /* A fused activation (pass_fuse_epilogue.c) over dst[base, base + count), right
  * after the producer's accumulation, while those values are still in cache. */
 void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count)
