@@ -123,11 +123,20 @@ static int weights_object_path(char *path, size_t size, const char *dir)
     return fd;
 }
 
+/* --time-report's line for stage `name` (and a note in parentheses, or NULL). */
+static void print_stage_time(const BuildOptions *opt, const char *name, double seconds, const char *note)
+{
+    if (!opt->time_report) return;
+    fprintf(opt->time_report, "layerc: time: %-16s %7.3f s", name, seconds);
+    if (note) fprintf(opt->time_report, " (%s)", note);
+    fputc('\n', opt->time_report);
+}
+
 /* --time-report: stage `name` took the time since *mark; restarts *mark. */
 static void report_stage(const BuildOptions *opt, double *mark, const char *name)
 {
     double t = monotonic_seconds();
-    if (opt->time_report) fprintf(opt->time_report, "layerc: time: %-16s %7.3f s\n", name, t - *mark);
+    print_stage_time(opt, name, t - *mark, NULL);
     *mark = t;
 }
 
@@ -178,9 +187,7 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
     bool ok = emit_object(&fe->diag, mod, &opt->emit, code_obj);
     if (threaded) pthread_join(thread, NULL);
     report_stage(opt, mark, "llvm codegen");
-    if (opt->time_report)
-        fprintf(opt->time_report, "layerc: time: %-16s %7.3f s (%s)\n", "weights object", writer.seconds,
-                threaded ? "on a second thread, during codegen" : "before codegen");
+    print_stage_time(opt, "weights object", writer.seconds, threaded ? "on a second thread, during codegen" : "before codegen");
     if (writer.error) {
         diag_error(&fe->diag, (SrcSpan){0}, "cannot write the weights object %s: %s", weights_obj, strerror(writer.error));
         ok = false;
