@@ -15,8 +15,9 @@
 #   api           tests/api/test_api.c: the C API's promises (NULL pointers, bad batches, threads,
 #                 concurrent contexts) on a named-batch and a fixed-batch model; examples/c_api end to end
 #   valgrind      no leak or memory error in the compiler: shapes of every example, build of one
-#   winograd      every golden case with a 3x3 stride-1 convolution, forced to Winograd, against PyTorch
-#   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (rtol 1e-5)
+#   winograd      every golden case with a 3x3 or 5x5 stride-1 convolution, forced to Winograd, against
+#                 PyTorch; CIFAR-10's per-sample kernel (batch 5, 3 threads) against the reference
+#   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (atol, rtol 1e-5)
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
 # Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites, and
