@@ -1,14 +1,12 @@
 /* backend.c - drives the back end stages (see backend.h). */
-#define _GNU_SOURCE /* memfd_create */
 #include "backend.h"
 
 #include <ctype.h>
-#include <pthread.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -111,18 +109,6 @@ static bool write_header(Frontend *fe, const MemoryPlan *plan, const char *path,
     return ok;
 }
 
-/* Where the weights object goes: a memory file when the system has them,
- * named for the linker (which inherits it) as /proc/self/fd/N, so hundreds
- * of MB are not written to disk twice; else the temporary directory.
- * Returns the memory file's descriptor, or -1. */
-static int weights_object_path(char *path, size_t size, const char *dir)
-{
-    int fd = memfd_create("layerc-weights.o", 0); /* no MFD_CLOEXEC: the linker must inherit it */
-    if (fd >= 0) snprintf(path, size, "/proc/self/fd/%d", fd);
-    else snprintf(path, size, "%s/weights.o", dir);
-    return fd;
-}
-
 /* --time-report's line for stage `name` (and a note in parentheses, or NULL). */
 static void print_stage_time(const BuildOptions *opt, const char *name, double seconds, const char *note)
 {
@@ -140,35 +126,37 @@ static void report_stage(const BuildOptions *opt, double *mark, const char *name
     *mark = t;
 }
 
-/* The weights object, written on a second thread while LLVM generates code. */
-typedef struct WeightsWriter {
-    const ConstantPool *pool;
-    const char *path;
-    int error;      /* emit_weights_object's result */
-    double seconds; /* how long it took */
-} WeightsWriter;
-
-static void *write_weights(void *arg)
+static bool weights_fit(Diag *d, const ConstantPool *pool)
 {
-    WeightsWriter *w = arg;
-    double start = monotonic_seconds();
-    w->error = emit_weights_object(w->pool, w->path);
-    w->seconds = monotonic_seconds() - start;
-    return NULL;
+    if (pool->len <= CONSTANT_POOL_MAX_BYTES) return true;
+    /* lower_check_supported saw the parameters fit: the re-layout grew them */
+    diag_error(d, (SrcSpan){0}, "the weights take %zu MiB once laid out for their kernels; a compiled library can embed at most %zu MiB",
+               pool->len >> 20, (size_t)CONSTANT_POOL_MAX_BYTES >> 20);
+    diag_note(d, (SrcSpan){0}, "Winograd layers keep 16/9 of their 3x3 weights (36/25 of 5x5): --winograd never keeps them as they are");
+    return false;
 }
 
-/* Writes the code and weights objects (at the same time, on two threads),
- * and links them next to the destination. */
+/* The weights object at path: with ld.lld only their room, filled by
+ * put_weights after the link; else the bytes themselves. */
+static bool write_weights_object(Diag *d, const ConstantPool *pool, const char *path, bool splice)
+{
+    int error = emit_weights_object(pool, path, splice);
+    if (error) diag_error(d, (SrcSpan){0}, "cannot write the weights object %s: %s", path, strerror(error));
+    return !error;
+}
+
+static bool put_weights(Diag *d, const ConstantPool *pool, const char *library)
+{
+    const char *why = splice_weights(pool, library);
+    if (why) diag_error(d, (SrcSpan){0}, "cannot write the weights into %s: %s", library, why);
+    return !why;
+}
+
+/* Writes the code and weights objects and links them next to the destination. */
 static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool *pool, const BuildOptions *opt,
                              double *mark)
 {
-    if (pool->len > CONSTANT_POOL_MAX_BYTES) { /* lower_check_supported saw the parameters fit: the re-layout grew them */
-        diag_error(&fe->diag, (SrcSpan){0},
-                   "the weights take %zu MiB once laid out for their kernels; a compiled library can embed at most %zu MiB",
-                   pool->len >> 20, (size_t)CONSTANT_POOL_MAX_BYTES >> 20);
-        diag_note(&fe->diag, (SrcSpan){0}, "Winograd layers keep 16/9 of their 3x3 weights (36/25 of 5x5): --winograd never keeps them as they are");
-        return false;
-    }
+    if (!weights_fit(&fe->diag, pool)) return false;
     char dir[] = "/tmp/layerc.XXXXXX";
     if (!mkdtemp(dir)) {
         diag_error(&fe->diag, (SrcSpan){0}, "cannot create a temporary directory");
@@ -176,32 +164,27 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
     }
     char code_obj[64], weights_obj[64], tmp_so[4096];
     snprintf(code_obj, sizeof code_obj, "%s/model.o", dir);
-    int weights_fd = pool->len ? weights_object_path(weights_obj, sizeof weights_obj, dir) : -1;
+    snprintf(weights_obj, sizeof weights_obj, "%s/weights.o", dir);
     snprintf(tmp_so, sizeof tmp_so, "%s.tmp.%d", opt->output, (int)getpid());
     const char *objects[2] = {code_obj, weights_obj};
     int nobjects = pool->len ? 2 : 1;
-    WeightsWriter writer = {.pool = pool, .path = weights_obj};
-    pthread_t thread;
-    bool threaded = nobjects == 2 && pthread_create(&thread, NULL, write_weights, &writer) == 0;
-    if (nobjects == 2 && !threaded) write_weights(&writer);
+    bool splice = pool->len && linker_is_lld();
     bool ok = emit_object(&fe->diag, mod, &opt->emit, code_obj);
-    if (threaded) pthread_join(thread, NULL);
     report_stage(opt, mark, "llvm codegen");
-    print_stage_time(opt, "weights object", writer.seconds, threaded ? "on a second thread, during codegen" : "before codegen");
-    if (writer.error) {
-        diag_error(&fe->diag, (SrcSpan){0}, "cannot write the weights object %s: %s", weights_obj, strerror(writer.error));
-        ok = false;
-    }
+    ok = ok && (!pool->len || write_weights_object(&fe->diag, pool, weights_obj, splice));
     ok = ok && link_shared_library(&fe->diag, objects, nobjects, tmp_so, opt->emit.sanitize);
+    report_stage(opt, mark, "link");
+    if (ok && splice) {
+        ok = put_weights(&fe->diag, pool, tmp_so);
+        report_stage(opt, mark, "write weights");
+    }
     if (ok && rename(tmp_so, opt->output) != 0) {
-        diag_error(&fe->diag, (SrcSpan){0}, "cannot write %s", opt->output);
+        diag_error(&fe->diag, (SrcSpan){0}, "cannot write %s: %s", opt->output, strerror(errno));
         ok = false;
     }
-    report_stage(opt, mark, "link");
     remove(tmp_so);
     remove(code_obj);
-    if (weights_fd >= 0) close(weights_fd);
-    else if (pool->len) remove(weights_obj);
+    remove(weights_obj);
     rmdir(dir);
     return ok;
 }

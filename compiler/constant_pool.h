@@ -1,11 +1,15 @@
 /* constant_pool.h - the model's weight arrays, gathered into one blob.
  *
- * Lowering appends every weight array (already re-laid out for its kernel)
- * here instead of making it an LLVM constant; the kernels address it as
- * `__layerc_weights + offset`.  emit_weights.c writes the blob as its own
- * ELF object, so hundreds of MB of weights never pass through LLVM's
- * constant folding, code generation or object writer (VGG16: 553 MB).
- * The pool owns its buffer (malloc); constant_pool_free releases it.
+ * Lowering writes every weight array (re-laid out for its kernel) here
+ * instead of making it an LLVM constant; the kernels address it as
+ * `__layerc_weights + offset`.  emit_weights.c puts the blob into the
+ * linked library, so hundreds of MB of weights never pass through LLVM's
+ * constant folding, code generation or object writer (VGG16: 600 MB).
+ *
+ * The blob lives in one reserved range of address space (CONSTANT_POOL_MAX_BYTES,
+ * pages taken from the system only when written), so it never moves: growing
+ * it copies nothing, and constant_pool_space hands out memory that a packer
+ * writes its layout into directly.  constant_pool_free releases it.
  */
 #ifndef LAYERC_CONSTANT_POOL_H
 #define LAYERC_CONSTANT_POOL_H
@@ -24,13 +28,21 @@ enum { CONSTANT_ALIGN = 64 }; /* a cache line: every array starts on one */
 #define CONSTANT_POOL_MAX_BYTES ((size_t)1900 << 20)
 
 typedef struct ConstantPool {
-    unsigned char *data;
-    size_t len, cap;
+    unsigned char *data;   /* NULL until the first array; then the reserved range */
+    size_t len;            /* the blob's size; beyond CONSTANT_POOL_MAX_BYTES only counted */
+    size_t writable;       /* bytes of the range made writable so far */
+    unsigned char *spill;  /* scratch for arrays past CONSTANT_POOL_MAX_BYTES */
+    size_t spill_cap;
 } ConstantPool;
 
-/* Makes room for `bytes` more bytes, so that adding them moves nothing. */
-void constant_pool_reserve(ConstantPool *pool, size_t bytes);
-/* Appends `bytes` bytes at the next CONSTANT_ALIGN boundary; returns their offset. */
+/* `bytes` bytes of zeros at the next CONSTANT_ALIGN boundary, for the caller
+ * to fill before it asks for more; *offset is where they are in the blob.
+ * Past CONSTANT_POOL_MAX_BYTES the bytes are scratch memory that is not
+ * kept, but len still grows: lowering finishes and the build reports the
+ * size (backend.c).  Exits with status 3, as the arena does, when the
+ * system has no memory for them. */
+void *constant_pool_space(ConstantPool *pool, size_t bytes, size_t *offset);
+/* Appends a copy of `bytes` bytes; returns their offset. */
 size_t constant_pool_add(ConstantPool *pool, const void *data, size_t bytes);
 void constant_pool_free(ConstantPool *pool);
 

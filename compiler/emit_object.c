@@ -225,6 +225,8 @@ static bool on_path(const char *name)
     return false;
 }
 
+bool linker_is_lld(void) { return on_path("ld.lld"); }
+
 bool link_shared_library(Diag *d, const char *const *objects, int nobjects, const char *so_path, bool sanitize)
 {
     char runtime[4096];
@@ -234,13 +236,17 @@ bool link_shared_library(Diag *d, const char *const *objects, int nobjects, cons
         return false;
     }
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    enum { MAX_ARGS = 16 };
+    enum { MAX_ARGS = 17 };
     char *argv[MAX_ARGS + LINK_MAX_OBJECTS];
     int n = 0;
     argv[n++] = (char *)cc;
     argv[n++] = "-shared";
-    /* lld copies VGG16's 553 MB of weights in a third of the time ld.bfd takes */
-    if (on_path("ld.lld")) argv[n++] = "-fuse-ld=lld";
+    if (linker_is_lld()) {
+        argv[n++] = "-fuse-ld=lld";
+        /* The weights are written after the link (emit_weights.h): a build ID
+         * computed by the linker would not cover them. */
+        argv[n++] = "-Wl,--build-id=none";
+    }
     if (sanitize) argv[n++] = "-fsanitize=address,undefined";
     argv[n++] = "-o";
     argv[n++] = (char *)so_path;

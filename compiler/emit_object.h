@@ -32,6 +32,10 @@ VectorShape target_vector_shape(const char *target_cpu);
 /* Optimises mod and writes an object file to obj_path. */
 bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path);
 
+/* Whether the link uses ld.lld (when it is on $PATH), which leaves a hole in
+ * the file for a reserved read-only section (emit_weights.h). */
+bool linker_is_lld(void);
+
 /* Links the objects with the runtime archive into the shared library so_path
  * (with the sanitizer-instrumented runtime when `sanitize`). */
 enum { LINK_MAX_OBJECTS = 4 };

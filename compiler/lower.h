@@ -105,7 +105,11 @@ void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int6
 /* The node's fused activation on every lane of the vector v (v itself when it has none). */
 LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v);
 
-/* A 64-byte aligned array of floats in the constant pool; returns its address. */
+/* A 64-byte aligned array of `count` floats in the constant pool, zero, for
+ * the caller to fill (a weight packer writes its layout straight into it);
+ * *address is its address in the module. */
+float *lower_constant_space(Ir *ir, int64_t count, LLVMValueRef *address);
+/* A copy of data[0, count) in the constant pool; returns its address. */
 LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count);
 
 #endif

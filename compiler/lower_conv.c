@@ -391,14 +391,15 @@ static ConvPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int widt
     return best;
 }
 
-/* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][oc_tile], zero-filled past OCg. */
-static float *pack_weights(KernelBuilder *kb, const ConvGeometry *g, int oc_tile, int64_t *count)
+/* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][oc_tile], zero-filled past OCg,
+ * in the constant pool; returns their address. */
+static LLVMValueRef pack_weights(KernelBuilder *kb, const ConvGeometry *g, int oc_tile)
 {
     const ConvAttrs *cv = &kb->node->attr.conv;
     int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
     int64_t blocks = (ocg + oc_tile - 1) / oc_tile;
-    *count = cv->groups * blocks * icg * taps * oc_tile;
-    float *packed = arena_alloc_array(kb->arena, (size_t)*count, sizeof *packed);
+    LLVMValueRef address;
+    float *packed = lower_constant_space(kb->ir, cv->groups * blocks * icg * taps * oc_tile, &address);
     const float *w = node_param(kb->node, "weight")->data;
     for (int64_t oc = 0; oc < g->out_c; oc++) {
         int64_t group = oc / ocg, in_group = oc % ocg, block = in_group / oc_tile, lane = in_group % oc_tile;
@@ -406,7 +407,7 @@ static float *pack_weights(KernelBuilder *kb, const ConvGeometry *g, int oc_tile
             for (int64_t k = 0; k < taps; k++)
                 packed[(((group * blocks + block) * icg + c) * taps + k) * oc_tile + lane] = w[(oc * icg + c) * taps + k];
     }
-    return packed;
+    return address;
 }
 
 static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRole src)
@@ -416,12 +417,10 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
     ConvPlan plan = choose_plan(g, cv, ir->vector_width, ir->vector_registers);
     int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
     int64_t blocks = (ocg + plan.oc_tile - 1) / plan.oc_tile;
-    int64_t packed_count;
-    float *packed = pack_weights(kb, g, plan.oc_tile, &packed_count);
     Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .plan = &plan, .width = ir->vector_width,
               .zero_top = g->zero_top, .zero_bottom = g->zero_bottom};
     t.vt = ir_vec_type(ir);
-    t.wpack = lower_constant_floats(ir, packed, packed_count);
+    t.wpack = pack_weights(kb, g, plan.oc_tile);
     t.bias = constant_param(kb, "bias");
 
     KernelArgs a = kernel_begin(kb, "");

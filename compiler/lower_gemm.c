@@ -79,11 +79,11 @@ static GemmPlan choose_plan(int64_t in_f, int64_t out_f, int64_t rows_per_sample
     return p;
 }
 
-/* W [out, in] -> [panel][in][NR], zero past out_f. */
-static float *pack_weight(KernelBuilder *kb, const GemmPlan *p, int64_t *count)
+/* W [out, in] -> [panel][in][NR], zero past out_f, in the constant pool; returns its address. */
+static LLVMValueRef pack_weight(KernelBuilder *kb, const GemmPlan *p)
 {
-    *count = p->panels * p->in_f * p->panel;
-    float *packed = arena_alloc_array(kb->arena, (size_t)*count, sizeof *packed);
+    LLVMValueRef address;
+    float *packed = lower_constant_space(kb->ir, p->panels * p->in_f * p->panel, &address);
     const float *w = node_param(kb->node, "weight")->data;
     /* Panel by panel, writing in order and reading NR rows of W side by side:
      * VGG16's 102 M weights pack in a fraction of the time a column-by-column
@@ -95,7 +95,7 @@ static float *pack_weight(KernelBuilder *kb, const GemmPlan *p, int64_t *count)
         for (int64_t k = 0; k < p->in_f; k++)
             for (int64_t lane = 0; lane < lanes; lane++) out[k * p->panel + lane] = rows[lane * p->in_f + k];
     }
-    return packed;
+    return address;
 }
 
 /* The bias padded with zeros to whole panels, so the tail panel loads whole vectors. */
@@ -103,10 +103,10 @@ static LLVMValueRef pack_bias(KernelBuilder *kb, const GemmPlan *p)
 {
     const Param *bias = node_param(kb->node, "bias");
     if (!bias) return NULL;
-    int64_t count = p->panels * p->panel;
-    float *padded = arena_alloc_array(kb->arena, (size_t)count, sizeof *padded);
+    LLVMValueRef address;
+    float *padded = lower_constant_space(kb->ir, p->panels * p->panel, &address);
     for (int64_t o = 0; o < p->out_f; o++) padded[o] = bias->data[o];
-    return lower_constant_floats(kb->ir, padded, count);
+    return address;
 }
 
 typedef struct Gemm {
@@ -258,10 +258,8 @@ void lower_linear_gemm(KernelBuilder *kb)
     const LinearAttrs *la = &kb->node->attr.linear;
     int64_t rows_per_sample = shape_numel(&kb->node->shape) / la->out_features;
     GemmPlan plan = choose_plan(la->in_features, la->out_features, rows_per_sample, ir->vector_width, ir->vector_registers);
-    int64_t packed_count;
-    float *packed = pack_weight(kb, &plan, &packed_count);
     Gemm t = {.ir = ir, .node = kb->node, .p = &plan};
-    t.wpack = lower_constant_floats(ir, packed, packed_count);
+    t.wpack = pack_weight(kb, &plan);
     t.bias = pack_bias(kb, &plan);
 
     KernelArgs a = kernel_begin(kb, "");

@@ -65,17 +65,26 @@ bool lower_check_supported(Diag *d, const Graph *g)
     return d->errors == errors;
 }
 
-/* The arrays are appended to the constant pool and addressed from a
+/* The arrays are placed in the constant pool and addressed from a
  * placeholder global; finish_constants() gives it its final size. */
-LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count)
+float *lower_constant_space(Ir *ir, int64_t count, LLVMValueRef *address)
 {
     if (!ir->constants_global) {
         ir->constants_global = LLVMAddGlobal(ir->mod, LLVMArrayType2(LLVMInt8TypeInContext(ir->ctx), 0), "weights.placeholder");
         LLVMSetGlobalConstant(ir->constants_global, 1);
     }
-    size_t offset = constant_pool_add(ir->constants, data, (size_t)count * sizeof(float));
+    size_t offset;
+    float *space = constant_pool_space(ir->constants, (size_t)count * sizeof(float), &offset);
     LLVMValueRef at = ir_i64(ir, (int64_t)offset);
-    return LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ir->ctx), ir->constants_global, &at, 1);
+    *address = LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ir->ctx), ir->constants_global, &at, 1);
+    return space;
+}
+
+LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count)
+{
+    LLVMValueRef address;
+    memcpy(lower_constant_space(ir, count, &address), data, (size_t)count * sizeof(float));
+    return address;
 }
 
 /* The pool's symbol (emit_weights.c), declared with its real size. */
@@ -155,22 +164,9 @@ static LLVMValueRef tensor_info(Lowering *lw, const Shape *s, DType dtype)
     return LLVMConstNamedStruct(lw->tensor_info_t, fields, 5);
 }
 
-/* The pool gets the parameters once, re-laid out with some padding (tiles
- * rounded up): reserving that up front avoids copying hundreds of MB as it grows. */
-static void reserve_constants(Lowering *lw)
-{
-    size_t bytes = 0;
-    for (int i = 1; i < lw->g->nodes.len; i++) {
-        const Node *n = lw->g->nodes.items[i];
-        bytes += param_bytes(n) + (size_t)n->nparams * CONSTANT_ALIGN;
-    }
-    constant_pool_reserve(lw->ir.constants, bytes + bytes / 8);
-}
-
 static void lower_kernels(Lowering *lw)
 {
     const Graph *g = lw->g;
-    reserve_constants(lw);
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         if (node_is_view(n)) continue;

@@ -200,15 +200,15 @@ static void lower_transform(Winograd *wg)
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
 
 /* U = G g G^T per (k, c), in double, packed as [xi][channel block][c][GEMM_CHANNELS]
- * (zeros past K). */
-static float *transform_weights(const Winograd *wg, int64_t *count)
+ * (zeros past K) in the constant pool; returns its address. */
+static LLVMValueRef transform_weights(const Winograd *wg)
 {
     const WinogradLayout *l = &wg->l;
     const double(*G)[5] = wg->mx->g;
     int n = l->n, r = l->r;
     int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
-    *count = l->positions * blocks * l->in_c * GEMM_CHANNELS;
-    float *u = arena_alloc_array(wg->kb->arena, (size_t)*count, sizeof *u);
+    LLVMValueRef address;
+    float *u = lower_constant_space(wg->kb->ir, l->positions * blocks * l->in_c * GEMM_CHANNELS, &address);
     const float *g = node_param(wg->kb->node, "weight")->data;
     for (int64_t k = 0; k < l->out_c; k++) {
         for (int64_t c = 0; c < l->in_c; c++) {
@@ -228,7 +228,7 @@ static float *transform_weights(const Winograd *wg, int64_t *count)
                 }
         }
     }
-    return u;
+    return address;
 }
 
 typedef struct MultiplyArgs {
@@ -297,9 +297,7 @@ static void lower_multiply(Winograd *wg)
     if (block > used) block = used;
     int64_t nblocks = (used + block - 1) / block;
     int64_t full = l->out_c / GEMM_CHANNELS, rest = l->out_c % GEMM_CHANNELS;
-    int64_t count;
-    float *u = transform_weights(wg, &count);
-    MultiplyArgs ma = {.u = lower_constant_floats(ir, u, count)};
+    MultiplyArgs ma = {.u = transform_weights(wg)};
 
     KernelArgs a = kernel_begin(wg->kb, ".winograd_multiply");
     ma.v = a.src;
