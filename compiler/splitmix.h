@@ -6,9 +6,12 @@
 
 #include <stdint.h>
 
+/* What each draw adds to the state: the n-th draw from state s is the mix of s + n * SPLITMIX64_STEP. */
+#define SPLITMIX64_STEP 0x9e3779b97f4a7c15ull
+
 static inline uint64_t splitmix64(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    uint64_t z = (*state += SPLITMIX64_STEP);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);

@@ -7,14 +7,11 @@
  *    F16, BF16 and F64 are converted to f32 exactly (F64 rounded); I64 stays.
  *  - weights_bind: points each graph Param at its tensor, reporting missing
  *    keys, shape and dtype mismatches, and warning about unused tensors.
- *  - weights_init_random: PyTorch's default initialisation distributions,
- *    drawn from a splitmix64 stream seeded from (seed, key), so one layer's
- *    values do not depend on the other layers.
+ * (weights_init_random is in weights_random.c.)
  */
 #include "weights.h"
 
 #include "file_io.h"
-#include "splitmix.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -27,9 +24,6 @@
 #define MAX_WEIGHTS_FILE ((int64_t)16 << 30)      /* 16 GiB */
 #define MAX_HEADER_BYTES ((uint64_t)100 * 1000 * 1000)
 #define MAX_JSON_INT 9007199254740992.0           /* 2^53: larger integers are not exact in JSON */
-#ifndef M_PI
-#define M_PI 3.14159265358979323846
-#endif
 /* Unused-tensor warnings beyond this many are summarised in one note. */
 enum { MAX_UNUSED_WARNINGS = 20, MAX_SHOWN_KEY = 100 };
 
@@ -655,154 +649,4 @@ bool weights_bind(Diag *d, Graph *g, WeightSet *w)
     }
     warn_unused(&b, w);
     return ok;
-}
-
-/* ------------------------------------------------------ random initialisation */
-
-typedef struct Rng {
-    uint64_t state;
-    double spare; /* the second Box-Muller value */
-    bool has_spare;
-} Rng;
-
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
-/* The stream of one tensor: depends only on the seed and the tensor's key. */
-static Rng rng_for(uint64_t seed, const char *key)
-{
-    uint64_t s = seed;
-    Rng r = {.state = splitmix64(&s) ^ fnv1a(key)};
-    splitmix64(&r.state);
-    return r;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double rng_unit(Rng *r) { return (double)(splitmix64(&r->state) >> 11) * 0x1.0p-53; }
-
-static double rng_normal(Rng *r)
-{
-    if (r->has_spare) {
-        r->has_spare = false;
-        return r->spare;
-    }
-    double u1 = 1.0 - rng_unit(r); /* (0, 1]: log is finite */
-    double u2 = rng_unit(r);
-    double radius = sqrt(-2.0 * log(u1)), angle = 2.0 * M_PI * u2;
-    r->spare = radius * sin(angle);
-    r->has_spare = true;
-    return radius * cos(angle);
-}
-
-typedef enum { INIT_CONST, INIT_UNIFORM, INIT_NORMAL } InitKind;
-
-typedef struct InitSpec {
-    InitKind kind;
-    double value; /* INIT_CONST: the value; INIT_UNIFORM: the bound b of U(-b, b) */
-} InitSpec;
-
-static InitSpec constant(double v) { return (InitSpec){INIT_CONST, v}; }
-/* kaiming_uniform(a=sqrt(5)) and PyTorch's bias rule both give U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
-static InitSpec fan_in_uniform(int64_t fan_in) { return (InitSpec){INIT_UNIFORM, fan_in > 0 ? 1.0 / sqrt((double)fan_in) : 0.0}; }
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* Norm layers: weight 1, bias 0, running_mean 0, running_var 1. */
-static InitSpec norm_init(const char *suffix)
-{
-    return constant(ends_with(suffix, "weight") || ends_with(suffix, "running_var") ? 1.0 : 0.0);
-}
-
-/* nn.TransformerEncoderLayer: MultiheadAttention's _reset_parameters, two Linears, two LayerNorms. */
-static InitSpec transformer_init(const TransformerAttrs *ta, const char *suffix)
-{
-    double d = (double)ta->d_model;
-    if (strcmp(suffix, "self_attn.in_proj_weight") == 0)
-        return (InitSpec){INIT_UNIFORM, d > 0 ? sqrt(6.0 / (d + 3.0 * d)) : 0.0}; /* xavier_uniform */
-    if (strcmp(suffix, "self_attn.in_proj_bias") == 0 || strcmp(suffix, "self_attn.out_proj.bias") == 0)
-        return constant(0.0);
-    if (strncmp(suffix, "norm", 4) == 0) return norm_init(suffix);
-    if (strncmp(suffix, "linear2.", 8) == 0) return fan_in_uniform(ta->dim_feedforward);
-    return fan_in_uniform(ta->d_model); /* out_proj.weight, linear1.* */
-}
-
-/* A layer not listed: PyTorch's Linear/Conv rule with fan_in from the tensor's shape. */
-static InitSpec generic_init(const Param *p, const char *suffix)
-{
-    if (ends_with(suffix, "running_mean")) return constant(0.0);
-    if (ends_with(suffix, "running_var")) return constant(1.0);
-    int64_t fan_in = p->shape.rank > 0 ? p->shape.dims[p->shape.rank > 1 ? 1 : 0] : 1;
-    for (int i = 2; i < p->shape.rank; i++) fan_in *= p->shape.dims[i];
-    return fan_in_uniform(fan_in);
-}
-
-static InitSpec init_spec(const Node *n, const Param *p)
-{
-    size_t prefix = strlen(n->name);
-    const char *suffix = strncmp(p->key, n->name, prefix) == 0 && p->key[prefix] == '.' ? p->key + prefix + 1 : p->key;
-    switch (n->op) {
-    case OP_CONV2D: {
-        const ConvAttrs *c = &n->attr.conv;
-        return fan_in_uniform(c->groups > 0 ? c->in_channels / c->groups * c->kernel[0] * c->kernel[1] : 0);
-    }
-    case OP_LINEAR:
-    case OP_LAZYLINEAR: return fan_in_uniform(n->attr.linear.in_features);
-    case OP_BATCHNORM1D:
-    case OP_BATCHNORM2D:
-    case OP_LAYERNORM: return norm_init(suffix);
-    case OP_EMBEDDING:
-    case OP_EMBEDDINGBAG: return (InitSpec){INIT_NORMAL, 0.0};
-    case OP_RNN:
-    case OP_LSTM:
-    case OP_GRU: return fan_in_uniform(n->attr.rnn.hidden_size);
-    case OP_TRANSFORMERENCODERLAYER: return transformer_init(&n->attr.tfm, suffix);
-    default: return generic_init(p, suffix);
-    }
-}
-
-static void fill_param(float *data, int64_t numel, InitSpec spec, Rng *r)
-{
-    for (int64_t i = 0; i < numel; i++) {
-        switch (spec.kind) {
-        case INIT_CONST: data[i] = (float)spec.value; break;
-        case INIT_UNIFORM: data[i] = (float)(-spec.value + 2.0 * spec.value * rng_unit(r)); break;
-        case INIT_NORMAL: data[i] = (float)rng_normal(r); break;
-        }
-    }
-}
-
-/* Embedding and EmbeddingBag zero their padding_idx row (_fill_padding_idx_with_zero). */
-static void zero_padding_row(const Node *n, Param *p)
-{
-    if (n->op != OP_EMBEDDING && n->op != OP_EMBEDDINGBAG) return;
-    const EmbeddingAttrs *ea = &n->attr.emb;
-    if (ea->padding_idx < 0 || ea->padding_idx >= p->shape.dims[0] || p->shape.rank != 2) return;
-    memset(p->data + ea->padding_idx * p->shape.dims[1], 0, (size_t)p->shape.dims[1] * sizeof *p->data);
-}
-
-void weights_init_random(Arena *a, Graph *g, uint64_t seed)
-{
-    for (int i = 1; i < g->nodes.len; i++) {
-        Node *n = g->nodes.items[i];
-        for (int j = 0; j < n->nparams; j++) {
-            Param *p = &n->params[j];
-            int64_t numel = shape_numel(&p->shape);
-            if (p->dtype != DT_F32 || numel < 0) {
-                p->data = NULL; /* i64 buffers (num_batches_tracked) are not loaded */
-                continue;
-            }
-            p->data = arena_alloc_array(a, (size_t)numel + 1, sizeof *p->data);
-            Rng r = rng_for(seed, p->key);
-            fill_param(p->data, numel, init_spec(n, p), &r);
-            zero_padding_row(n, p);
-        }
-    }
 }
