@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "emit_weights.h"
 #include "lower.h"
+#include "split_module.h"
 #include "weights.h"
 
 const char *model_symbol_prefix(Arena *a, const char *model_name)
@@ -109,20 +110,16 @@ static bool write_header(Frontend *fe, const MemoryPlan *plan, const char *path,
     return ok;
 }
 
-/* --time-report's line for stage `name` (and a note in parentheses, or NULL). */
-static void print_stage_time(const BuildOptions *opt, const char *name, double seconds, const char *note)
-{
-    if (!opt->time_report) return;
-    fprintf(opt->time_report, "layerc: time: %-16s %7.3f s", name, seconds);
-    if (note) fprintf(opt->time_report, " (%s)", note);
-    fputc('\n', opt->time_report);
-}
-
-/* --time-report: stage `name` took the time since *mark; restarts *mark. */
-static void report_stage(const BuildOptions *opt, double *mark, const char *name)
+/* --time-report: stage `name` took the time since *mark (note: NULL or a remark
+ * in parentheses); restarts *mark. */
+static void report_stage(const BuildOptions *opt, double *mark, const char *name, const char *note)
 {
     double t = monotonic_seconds();
-    print_stage_time(opt, name, t - *mark, NULL);
+    if (opt->time_report) {
+        fprintf(opt->time_report, "layerc: time: %-16s %7.3f s", name, t - *mark);
+        if (note) fprintf(opt->time_report, " (%s)", note);
+        fputc('\n', opt->time_report);
+    }
     *mark = t;
 }
 
@@ -152,6 +149,21 @@ static bool put_weights(Diag *d, const ConstantPool *pool, const char *library)
     return !why;
 }
 
+/* The objects' names in the temporary directory: the code's parts, then the weights. */
+typedef struct ObjectPaths {
+    char code[SPLIT_MAX_PARTS][64], weights[64];
+    const char *list[SPLIT_MAX_PARTS + 1];
+} ObjectPaths;
+
+static void name_objects(ObjectPaths *o, const char *dir)
+{
+    for (int p = 0; p < SPLIT_MAX_PARTS; p++) {
+        snprintf(o->code[p], sizeof o->code[p], "%s/model%d.o", dir, p);
+        o->list[p] = o->code[p];
+    }
+    snprintf(o->weights, sizeof o->weights, "%s/weights.o", dir);
+}
+
 /* Writes the code and weights objects and links them next to the destination. */
 static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool *pool, const BuildOptions *opt,
                              double *mark)
@@ -162,29 +174,32 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
         diag_error(&fe->diag, (SrcSpan){0}, "cannot create a temporary directory");
         return false;
     }
-    char code_obj[64], weights_obj[64], tmp_so[4096];
-    snprintf(code_obj, sizeof code_obj, "%s/model.o", dir);
-    snprintf(weights_obj, sizeof weights_obj, "%s/weights.o", dir);
+    ObjectPaths o;
+    name_objects(&o, dir);
+    char tmp_so[4096];
     snprintf(tmp_so, sizeof tmp_so, "%s.tmp.%d", opt->output, (int)getpid());
-    const char *objects[2] = {code_obj, weights_obj};
-    int nobjects = pool->len ? 2 : 1;
+    int code_parts = emit_objects(&fe->diag, mod, &opt->emit, o.list);
+    char parts[48];
+    snprintf(parts, sizeof parts, "%d parts on as many threads", code_parts);
+    report_stage(opt, mark, "llvm codegen", code_parts > 1 ? parts : NULL);
     bool splice = pool->len && linker_is_lld();
-    bool ok = emit_object(&fe->diag, mod, &opt->emit, code_obj);
-    report_stage(opt, mark, "llvm codegen");
-    ok = ok && (!pool->len || write_weights_object(&fe->diag, pool, weights_obj, splice));
-    ok = ok && link_shared_library(&fe->diag, objects, nobjects, tmp_so, opt->emit.sanitize);
-    report_stage(opt, mark, "link");
+    int nobjects = code_parts;
+    if (pool->len) o.list[nobjects++] = o.weights;
+    bool ok = code_parts > 0 && (!pool->len || write_weights_object(&fe->diag, pool, o.weights, splice));
+    ok = ok && link_shared_library(&fe->diag, o.list, nobjects, tmp_so, opt->emit.sanitize);
+    report_stage(opt, mark, "link", NULL);
     if (ok && splice) {
         ok = put_weights(&fe->diag, pool, tmp_so);
-        report_stage(opt, mark, "write weights");
+        report_stage(opt, mark, "write weights", NULL);
     }
-    if (ok && rename(tmp_so, opt->output) != 0) {
-        diag_error(&fe->diag, (SrcSpan){0}, "cannot write %s: %s", opt->output, strerror(errno));
+    int error = ok ? replace_file(tmp_so, opt->output) : 0;
+    if (error) {
+        diag_error(&fe->diag, (SrcSpan){0}, "cannot write %s: %s", opt->output, strerror(error));
         ok = false;
     }
     remove(tmp_so);
-    remove(code_obj);
-    remove(weights_obj);
+    for (int p = 0; p < SPLIT_MAX_PARTS; p++) remove(o.code[p]);
+    remove(o.weights);
     rmdir(dir);
     return ok;
 }
@@ -204,7 +219,7 @@ static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryP
     VectorShape vs = target_vector_shape(opt->emit.target_cpu);
     ConstantPool pool = {0};
     LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer, &pool);
-    report_stage(opt, mark, "lower");
+    report_stage(opt, mark, "lower", NULL);
     bool ok = compile_and_link(fe, mod, &pool, opt, mark);
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
@@ -213,7 +228,7 @@ static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryP
         const char *slash = strrchr(opt->output, '/');
         ok = write_header(fe, plan, opt->header, prefix, slash ? slash + 1 : opt->output);
     }
-    report_stage(opt, mark, "clean up");
+    report_stage(opt, mark, "clean up", NULL);
     return ok;
 }
 
@@ -221,7 +236,7 @@ static bool build_bound(Frontend *fe, const BuildOptions *opt, double *mark)
 {
     backend_run_passes(fe->graph, opt);
     const MemoryPlan *plan = plan_memory(&fe->arena, fe->graph);
-    report_stage(opt, mark, "passes and plan");
+    report_stage(opt, mark, "passes and plan", NULL);
     return build_with_plan(fe, opt, plan, mark);
 }
 
@@ -229,7 +244,7 @@ bool backend_build(Frontend *fe, const BuildOptions *opt)
 {
     double mark = monotonic_seconds();
     if (!lower_check_supported(&fe->diag, fe->graph) || !backend_load_weights(fe, opt)) return false;
-    report_stage(opt, &mark, "weights");
+    report_stage(opt, &mark, "weights", NULL);
     return build_bound(fe, opt, &mark);
 }
 

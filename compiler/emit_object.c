@@ -2,11 +2,15 @@
 #define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include "emit_object.h"
 
+#include "split_module.h"
+
 #include <errno.h>
+#include <fcntl.h> /* AT_FDCWD */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -91,10 +95,9 @@ VectorShape target_vector_shape(const char *target_cpu)
     return (VectorShape){8, 16};
 }
 
+/* LLVMInitializeNativeTarget and ...AsmPrinter must have run. */
 static LLVMTargetMachineRef create_target_machine(Diag *d, const EmitOptions *opt)
 {
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
     char *triple = LLVMGetDefaultTargetTriple();
     LLVMTargetRef target;
     char *error = NULL;
@@ -136,46 +139,120 @@ static void mark_for_address_sanitizer(LLVMModuleRef mod)
         if (!LLVMIsDeclaration(fn)) LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ctx, kind, 0));
 }
 
-bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path)
-{
-    LLVMTargetMachineRef tm = create_target_machine(d, opt);
-    if (!tm) return false;
-    char *triple = LLVMGetTargetMachineTriple(tm);
-    LLVMSetTarget(mod, triple);
-    LLVMDisposeMessage(triple);
-    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
-    LLVMSetModuleDataLayout(mod, layout);
-    LLVMDisposeTargetData(layout);
+/* One part's optimisation and code generation, on a thread of its own. */
+typedef struct PartJob {
+    LLVMModuleRef mod;
+    LLVMTargetMachineRef tm;
+    const EmitOptions *opt;
+    const char *path;
+    char *error; /* malloc'd message, or NULL */
+    const char *what; /* "LLVM passes failed" or "cannot write the object file" */
+} PartJob;
 
-    char *error = NULL;
-    bool ok = true;
-    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &error)) {
-        diag_error(d, (SrcSpan){0}, "internal compiler error: the generated module does not verify:\n%s", error);
-        ok = false;
+static char *copy_message(const char *m)
+{
+    char *c = malloc(strlen(m) + 1);
+    if (!c) abort();
+    return strcpy(c, m);
+}
+
+static void *optimise_and_emit(void *arg)
+{
+    PartJob *job = arg;
+    char passes[64];
+    snprintf(passes, sizeof passes, "default<O%d>%s", job->opt->opt_level, job->opt->sanitize ? ",asan" : "");
+    if (job->opt->sanitize) mark_for_address_sanitizer(job->mod);
+    LLVMPassBuilderOptionsRef options = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef err = LLVMRunPasses(job->mod, passes, job->tm, options);
+    LLVMDisposePassBuilderOptions(options);
+    if (err) {
+        char *msg = LLVMGetErrorMessage(err);
+        job->error = copy_message(msg);
+        job->what = "internal compiler error: LLVM passes failed";
+        LLVMDisposeErrorMessage(msg);
+        return NULL;
     }
+    char *error = NULL;
+    if (LLVMTargetMachineEmitToFile(job->tm, job->mod, job->path, LLVMObjectFile, &error)) {
+        job->error = copy_message(error);
+        job->what = "cannot write the object file";
+        LLVMDisposeMessage(error);
+    }
+    return NULL;
+}
+
+/* Below this many instructions a module is generated on one thread: the
+ * split and the threads cost more than they save. */
+enum { SPLIT_MIN_INSTRUCTIONS = 4000 };
+
+static int parts_wanted(LLVMModuleRef mod, const EmitOptions *opt)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (opt->emit_llvm || cpus < 2) return 1; /* --emit-llvm writes the one optimised module */
+    size_t n = 0;
+    for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn && n < SPLIT_MIN_INSTRUCTIONS; fn = LLVMGetNextFunction(fn))
+        for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b))
+            for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i)) n++;
+    if (n < SPLIT_MIN_INSTRUCTIONS) return 1;
+    return cpus < SPLIT_MAX_PARTS ? (int)cpus : SPLIT_MAX_PARTS;
+}
+
+static bool verify(Diag *d, LLVMModuleRef mod)
+{
+    char *error = NULL;
+    bool bad = LLVMVerifyModule(mod, LLVMReturnStatusAction, &error);
+    if (bad) diag_error(d, (SrcSpan){0}, "internal compiler error: the generated module does not verify:\n%s", error);
     LLVMDisposeMessage(error);
-    if (ok) {
-        char passes[64];
-        snprintf(passes, sizeof passes, "default<O%d>%s", opt->opt_level, opt->sanitize ? ",asan" : "");
-        if (opt->sanitize) mark_for_address_sanitizer(mod);
-        LLVMPassBuilderOptionsRef options = LLVMCreatePassBuilderOptions();
-        LLVMErrorRef err = LLVMRunPasses(mod, passes, tm, options);
-        LLVMDisposePassBuilderOptions(options);
-        if (err) {
-            char *msg = LLVMGetErrorMessage(err);
-            diag_error(d, (SrcSpan){0}, "internal compiler error: LLVM passes failed: %s", msg);
-            LLVMDisposeErrorMessage(msg);
+    return !bad;
+}
+
+/* Runs the jobs, parts 1.. on threads of their own and part 0 here; reports their errors. */
+static bool run_jobs(Diag *d, PartJob *jobs, int count)
+{
+    pthread_t threads[SPLIT_MAX_PARTS];
+    bool started[SPLIT_MAX_PARTS] = {false};
+    for (int p = 1; p < count; p++) started[p] = pthread_create(&threads[p], NULL, optimise_and_emit, &jobs[p]) == 0;
+    optimise_and_emit(&jobs[0]);
+    bool ok = true;
+    for (int p = 0; p < count; p++) {
+        if (p && started[p]) pthread_join(threads[p], NULL);
+        else if (p) optimise_and_emit(&jobs[p]);
+        if (jobs[p].error) {
+            diag_error(d, (SrcSpan){0}, "%s %s: %s", jobs[p].what, jobs[p].path, jobs[p].error);
+            free(jobs[p].error);
             ok = false;
         }
     }
-    if (ok && opt->emit_llvm) ok = write_ir(d, mod, opt->emit_llvm);
-    if (ok && LLVMTargetMachineEmitToFile(tm, mod, obj_path, LLVMObjectFile, &error)) {
-        diag_error(d, (SrcSpan){0}, "cannot write the object file %s: %s", obj_path, error);
-        LLVMDisposeMessage(error);
-        ok = false;
-    }
-    LLVMDisposeTargetMachine(tm);
     return ok;
+}
+
+int emit_objects(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *const *obj_paths)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    PartJob jobs[SPLIT_MAX_PARTS] = {{0}};
+    jobs[0].tm = create_target_machine(d, opt);
+    if (!jobs[0].tm) return 0;
+    char *triple = LLVMGetTargetMachineTriple(jobs[0].tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(jobs[0].tm);
+    LLVMSetModuleDataLayout(mod, layout);
+    LLVMDisposeTargetData(layout);
+    ModulePart parts[SPLIT_MAX_PARTS];
+    int count = verify(d, mod) ? split_module(mod, parts_wanted(mod, opt), parts) : 0;
+    bool ok = count > 0;
+    for (int p = 0; p < count; p++) {
+        jobs[p] = (PartJob){.mod = parts[p].mod, .tm = p ? create_target_machine(d, opt) : jobs[0].tm, .opt = opt,
+                            .path = obj_paths[p]};
+        ok = ok && jobs[p].tm;
+    }
+    ok = ok && run_jobs(d, jobs, count);
+    if (ok && opt->emit_llvm) ok = write_ir(d, mod, opt->emit_llvm);
+    for (int p = 0; p < SPLIT_MAX_PARTS; p++)
+        if (jobs[p].tm) LLVMDisposeTargetMachine(jobs[p].tm);
+    if (count > 1) split_module_dispose(parts, count);
+    return ok ? count : 0;
 }
 
 int run_command(Diag *d, const char *dir, char *const argv[])
@@ -260,6 +337,18 @@ bool link_shared_library(Diag *d, const char *const *objects, int nobjects, cons
     return run_tool(d, argv);
 }
 
+int replace_file(const char *tmp, const char *path)
+{
+    /* Exchanging the two names is as atomic as rename, and ext4 does not then
+     * start writing the new file to disk before it returns, as it does on a
+     * rename over an existing file (auto_da_alloc: 0.25-0.4 s for VGG16). */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+        remove(tmp); /* now the old file */
+        return 0;
+    }
+    return rename(tmp, path) == 0 ? 0 : errno; /* no file at path yet, or no exchange on this file system */
+}
+
 bool write_file_atomically(Diag *d, const char *path, const char *text, size_t len)
 {
     char tmp[4096];
@@ -271,7 +360,7 @@ bool write_file_atomically(Diag *d, const char *path, const char *text, size_t l
     }
     bool ok = fwrite(text, 1, len, f) == len;
     ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, path) == 0) return true;
+    if (ok && replace_file(tmp, path) == 0) return true;
     diag_error(d, (SrcSpan){0}, "cannot write %s: %s", path, strerror(errno));
     remove(tmp);
     return false;

@@ -29,8 +29,11 @@ typedef struct VectorShape {
 } VectorShape;
 VectorShape target_vector_shape(const char *target_cpu);
 
-/* Optimises mod and writes an object file to obj_path. */
-bool emit_object(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *obj_path);
+/* Optimises mod and writes it as object files obj_paths[0], [1], ... (room
+ * for SPLIT_MAX_PARTS): a big module is split (split_module.h) and its
+ * parts generated on threads of their own, one per CPU.  Returns how many
+ * objects it wrote, or 0 after reporting an error. */
+int emit_objects(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *const *obj_paths);
 
 /* Whether the link uses ld.lld (when it is on $PATH), which leaves a hole in
  * the file for a reserved read-only section (emit_weights.h). */
@@ -38,12 +41,16 @@ bool linker_is_lld(void);
 
 /* Links the objects with the runtime archive into the shared library so_path
  * (with the sanitizer-instrumented runtime when `sanitize`). */
-enum { LINK_MAX_OBJECTS = 4 };
+enum { LINK_MAX_OBJECTS = 8 };
 bool link_shared_library(Diag *d, const char *const *objects, int nobjects, const char *so_path, bool sanitize);
 
 /* Runs argv (no shell) in directory dir (NULL: the current one).  Returns the
  * exit status, or -1 after reporting that it could not run or was killed. */
 int run_command(Diag *d, const char *dir, char *const argv[]);
+
+/* Puts the file tmp in place of path (which may not exist), atomically:
+ * 0, or the errno of what failed (tmp is then left as it is). */
+int replace_file(const char *tmp, const char *path);
 
 /* Writes `text` to path through a temporary file renamed into place. */
 bool write_file_atomically(Diag *d, const char *path, const char *text, size_t len);
