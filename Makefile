@@ -78,10 +78,12 @@ $(BUILD)/san/unit/%: tests/%.c $(SAN_LIB_OBJS)
 	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(LDLIBS)
 unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
 
-# The benchmarks, not part of `make test`: fusion (bench/fusion.sh, docs/benchmarks.md), then layerc against
+# The benchmarks, not part of `make test`: compile time (bench/compile_time.sh) and fusion (bench/fusion.sh,
+# docs/benchmarks.md), Winograd against direct (bench/winograd.sh), then layerc against
 # PyTorch, ONNX Runtime and oneDNN with the measured FMA peak (bench/run_all.sh, docs/peers.md; peers that are
 # not installed are skipped with a message).
 bench: all
+	@bash bench/compile_time.sh
 	@bash bench/fusion.sh
 	@bash bench/winograd.sh
 	@bash bench/run_all.sh

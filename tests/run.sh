@@ -72,6 +72,15 @@ suite_cli() {
         grep -Eq "^layerc: time: $stage +[0-9]+\.[0-9]{3} s$" <<<"$out" || [ "$stage" = "llvm codegen" ] \
             || missing="$missing '$stage'"
     done
+    # Without ld.lld on PATH the weights object holds the bytes and the system linker copies them.
+    local bin="$TMP/no-lld-bin" tool
+    mkdir -p "$bin"
+    for tool in cc gcc as ld; do command -v $tool >/dev/null && ln -sf "$(command -v $tool)" "$bin/$tool"; done
+    local plain rc_plain
+    plain=$(PATH="$bin" $L test examples/lenet5.nn --keep "$TMP/no-lld" 2>&1); rc_plain=$?
+    [ $rc_plain = 0 ] && [[ $plain == *PASS* ]] && readelf -SW "$TMP/no-lld/libmodel.so" | grep -q "\.layerc_weights *PROGBITS" \
+        && readelf -SW "$TMP/no-lld/libmodel.so" | grep -q "\.note\.gnu\.build-id" \
+        && pass "$tag cli build without ld.lld" || fail "$tag cli build without ld.lld" "rc=$rc_plain $plain"
     # LeNet-5's module is big enough to be split for code generation on each CPU (up to 4).
     local cpus=$(nproc) ; [ "$cpus" -gt 4 ] && cpus=4
     if [ "$cpus" -gt 1 ]; then

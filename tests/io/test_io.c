@@ -19,6 +19,7 @@
 
 #include "frontend.h"
 #include "npy.h"
+#include "splitmix.h"
 #include "weights.h"
 
 typedef struct Ctx {
@@ -909,6 +910,43 @@ static void check_embedding(Ctx *t, const Param *p, int64_t pad_row, const char 
     check(t, row_zero && fabs(mean) < 0.15 && fabs(sd - 1) < 0.15, test, detail);
 }
 
+/* A tensor above the 4 M values drawn in chunks on two threads
+ * (weights_random.c): 4.5 M values, two chunks, the second partial. */
+static const char MODEL_INIT_BIG[] =
+    "model Big {\n"
+    "    input x: f32[N, 3000]\n"
+    "    fc = Linear(3000, 1500)\n"
+    "}\n";
+
+/* Value i of tensor `key` drawn one after another from the stream weights.h
+ * documents: splitmix64 seeded from the seed and the key's FNV-1a hash. */
+static float sequential_value(uint64_t seed, const char *key, int64_t i, double bound)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    uint64_t s = seed, state = splitmix64(&s) ^ h;
+    splitmix64(&state);
+    uint64_t bits = 0;
+    for (int64_t k = 0; k <= i; k++) bits = splitmix64(&state);
+    return (float)(-bound + 2.0 * bound * ((double)(bits >> 11) * 0x1.0p-53));
+}
+
+static void test_init_chunked(Ctx *t)
+{
+    Frontend f;
+    if (!load_model(t, "init_big.nn", MODEL_INIT_BIG, &f)) return;
+    weights_init_random(&f.arena, f.graph, 11);
+    const Param *w = param(f.graph, "fc.weight");
+    double bound = 1 / sqrt(3000.0);
+    check_uniform(t, f.graph, "fc.weight", bound);
+    const int64_t at[] = {0, 1, (1 << 22) - 1, 1 << 22, (1 << 22) + 1, 3000 * 1500 - 1};
+    bool same = w && w->data;
+    for (size_t k = 0; same && k < sizeof at / sizeof at[0]; k++)
+        same = w->data[at[k]] == sequential_value(11, "fc.weight", at[k], bound);
+    check(t, same, "init: a tensor drawn in chunks on two threads has the values of one sequential stream", "");
+    frontend_free(&f);
+}
+
 static void test_init_sequence(Ctx *t)
 {
     Frontend s, bag;
@@ -1241,6 +1279,7 @@ int main(void)
     test_read_and_bind(&t);
     test_init_image(&t);
     test_init_sequence(&t);
+    test_init_chunked(&t);
     test_npy_preamble(&t);
     test_npy_dict(&t);
     test_npy_shape(&t);
