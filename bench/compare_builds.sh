@@ -7,7 +7,9 @@
 #             and ReLU run as their own layers (BatchNorm's scale and shift are
 #             still computed at compile time by fold-constants)
 #   -O0       no graph passes and LLVM -O0 (batch 1 only: it is ~20x slower)
-#   winograd  --winograd always: every eligible 3x3 convolution as Winograd F(2x2,3x3)
+#   winograd  --winograd always: every eligible 3x3 or 5x5 convolution as Winograd, with
+#             the cost rule's tile (F(4x4,3x3) on most 3x3 layers)
+#   winograd2x2  --winograd always --winograd-tile 2x2: F(2x2,3x3) for the 3x3 layers
 #   direct    --winograd never: the register-tiled direct convolution everywhere
 # The configurations are interleaved in ROUNDS rounds (the order reversed
 # every other round), so that a change in the machine's load hits all of them
@@ -48,6 +50,7 @@ declare -A FLAGS=(
     [unfused]="--disable-pass fold-batchnorm --disable-pass fuse-epilogue"
     [-O0]="-O0"
     [winograd]="--winograd always"
+    [winograd2x2]="--winograd always --winograd-tile 2x2"
     [direct]="--winograd never"
 )
 

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# bench/winograd.sh - Winograd F(2x2,3x3) and F(2x2,5x5) against the direct
-# convolution, side by side (bench/compare_builds.sh): the two 3x3 layers of
-# the peers benchmark and VGG16-BN at batch 1, the 5x5 layer (fixed batch 64)
-# and the CIFAR-10 net at batch 1 and 64 (results in docs/benchmarks.md).
+# bench/winograd.sh - Winograd (F(4x4,3x3) and F(2x2,3x3) for the 3x3 layers,
+# F(2x2,5x5)) against the direct convolution, side by side
+# (bench/compare_builds.sh): the two 3x3 layers of the peers benchmark and
+# VGG16-BN at batch 1 with both tiles, the 5x5 layer (fixed batch 64) and the
+# CIFAR-10 net at batch 1 and 64 (results in docs/benchmarks.md).
 # usage: bash bench/winograd.sh   (environment as for compare_builds.sh; ROUNDS default 3)
 cd "$(dirname "$0")/.." || exit 2
-export CONFIGS="winograd direct" BASELINE=direct ROUNDS=${ROUNDS:-3}
-run() { # BATCHES MODEL
-    BATCHES=$1 bash bench/compare_builds.sh "$2" || exit 1
+export BASELINE=direct ROUNDS=${ROUNDS:-3}
+run() { # CONFIGS BATCHES MODEL
+    CONFIGS=$1 BATCHES=$2 bash bench/compare_builds.sh "$3" || exit 1
     echo
 }
-for model in bench/conv3x3_64_56.nn bench/conv3x3_256_14.nn examples/vgg16_bn.nn; do run 1 "$model"; done
-run 64 bench/conv5x5_32_16.nn
-run "1 64" examples/cifar10.nn
+for model in bench/conv3x3_64_56.nn bench/conv3x3_256_14.nn examples/vgg16_bn.nn; do
+    run "winograd winograd2x2 direct" 1 "$model"
+done
+run "winograd direct" 64 bench/conv5x5_32_16.nn
+run "winograd direct" "1 64" examples/cifar10.nn

@@ -129,7 +129,8 @@ static bool weights_fit(Diag *d, const ConstantPool *pool)
     /* lower_check_supported saw the parameters fit: the re-layout grew them */
     diag_error(d, (SrcSpan){0}, "the weights take %zu MiB once laid out for their kernels; a compiled library can embed at most %zu MiB",
                pool->len >> 20, (size_t)CONSTANT_POOL_MAX_BYTES >> 20);
-    diag_note(d, (SrcSpan){0}, "Winograd layers keep 16/9 of their 3x3 weights (36/25 of 5x5): --winograd never keeps them as they are");
+    diag_note(d, (SrcSpan){0}, "Winograd layers keep 4x their 3x3 weights with 4x4 tiles (16/9 with 2x2, 36/25 of 5x5): "
+                                "--winograd 2x2 or never keeps fewer");
     return false;
 }
 

@@ -60,7 +60,9 @@ void dump_ir(FILE *out, const Graph *g, const char *title)
         fprintf(out, ") %s", node_group_name(g->arena, n));
         print_attrs(out, n);
         if (n->has_epilogue) fprintf(out, " epilogue=%s", op_name(n->epilogue));
-        if (n->winograd) fprintf(out, " algorithm=winograd");
+        if (n->winograd_tile)
+            fprintf(out, " algorithm=winograd F(%dx%d,%lldx%lld)", n->winograd_tile, n->winograd_tile,
+                    (long long)n->attr.conv.kernel[0], (long long)n->attr.conv.kernel[1]);
         fprintf(out, " -> %s%s%s\n", dtype, shape, n == g->output ? " (output)" : "");
         for (int p = 0; p < n->nparams; p++) {
             shape_format(&n->params[p].shape, NULL, shape, sizeof shape);

@@ -201,7 +201,7 @@ typedef struct Node {
     ActAttrs epilogue_attr; /* with its arguments */
     PtrVec absorbed;        /* the nodes folded or fused into this one (Node*), in order */
     bool bn_folded;         /* BatchNorm: its parameters are NAME.scale and NAME.shift (y = x * scale + shift) */
-    bool winograd;          /* Conv2d: computed as Winograd F(2x2,3x3) or F(2x2,5x5) (lower_winograd.c) */
+    int winograd_tile;      /* Conv2d: 0 (direct), or m of Winograd F(mxm,rxr): 2 or 4 (lower_winograd.c) */
 } Node;
 
 typedef struct Graph {

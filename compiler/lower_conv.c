@@ -463,7 +463,7 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
 void lower_conv2d(KernelBuilder *kb)
 {
     const Node *n = kb->node;
-    if (n->winograd) {
+    if (n->winograd_tile) {
         lower_conv_winograd(kb);
         return;
     }

@@ -1,41 +1,45 @@
-/* lower_winograd.c - Conv2d 3x3 or 5x5, stride 1, as Winograd F(2x2,3x3) or
- * F(2x2,5x5): four kernels over the scratch layout of plan_memory.h's
- * WinogradLayout (n = r + 1 is the side of an input patch: 4 or 6),
+/* lower_winograd.c - Conv2d 3x3 or 5x5, stride 1, as Winograd F(4x4,3x3),
+ * F(2x2,3x3) or F(2x2,5x5): four kernels over the scratch layout of
+ * plan_memory.h's WinogradLayout (m x m output tiles; n = m + r - 1 is the
+ * side of an input patch: 4 or 6),
  *
  *   pad        input -> P: each plane copied into a zeroed, larger plane
  * then, for each band of tile rows (the same kernels again, the band told by
  * the item numbers):
  *   transform  P -> V[sample][n*n][C][tiles]: V = B^T d B for every n x n
- *              patch d, a vector of tiles along a row at a time
+ *              patch d, a vector of tiles along a row at a time (the
+ *              patches' columns split out of m plain loads by lane shuffles)
  *   multiply   V -> M[sample][n*n][K][tiles]: for each of the n*n positions,
  *              a GEMM with U = G g G^T (the weights, transformed at compile
  *              time in double), register-tiled as 6 channels x 2 vectors of tiles
- *   output     M -> output: Y = A^T M A per 2x2 tile, + bias, epilogue,
+ *   output     M -> output: Y = A^T M A per m x m tile, + bias, epilogue,
  *              interleaved back into rows with masked edges
  * These steps split one sample's work between the threads.  A batched input
  * also gets a per-sample kernel (kernel_fuse_per_sample) that runs them all
  * for one sample per work item, so that its V and M stay in cache.
  *
- * Per 2x2 output tile and channel pair this does n*n multiplies instead of
- * 4 r*r: 16 instead of 36 for 3x3, 36 instead of 100 for 5x5.  The matrices
- * come from tools/winograd_matrices.py (Toom-Cook at the points 0, 1, -1
- * and, for 5x5, 2, -2; for 3x3 they are Lavin & Gray's, "Fast Algorithms
- * for Convolutional Neural Networks" (2015), up to signs), which checks them
- * exactly in rational arithmetic.  The error they add is measured against
- * PyTorch in docs/benchmarks.md.  pass_choose_conv_algorithm.c decides which
- * layers take this path.
+ * Per output tile and channel pair this does n*n multiplies instead of
+ * m*m r*r: 36 instead of 144 for F(4x4,3x3), 16 instead of 36 for
+ * F(2x2,3x3), 36 instead of 100 for F(2x2,5x5).  The matrices come from
+ * tools/winograd_matrices.py (Toom-Cook at the points 0, 1, -1 and, for 5x5,
+ * 2, -2, for F(4x4,3x3) 1/2, -2; F(2x2,3x3)'s are Lavin & Gray's, "Fast
+ * Algorithms for Convolutional Neural Networks" (2015), up to signs), which
+ * checks them exactly in rational arithmetic.  The error they add is
+ * measured against PyTorch in docs/benchmarks.md.
+ * pass_choose_conv_algorithm.c decides which layers take this path, and the tile.
  */
 #include "ir_math.h"
 #include "lower.h"
+#include "parallel.h"
 #include "plan_memory.h"
 
-enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2, MAX_N = 6 };
+enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2, MAX_M = 4, MAX_N = 6 };
 
-/* y = A^T [(G g) * (B^T d)] for 2 outputs of an r-tap correlation (printed
+/* y = A^T [(G g) * (B^T d)] for m outputs of an r-tap correlation (printed
  * by tools/winograd_matrices.py).  Only B^T and A^T run in the kernels; their
  * entries are small integers. */
 typedef struct WinogradMatrices {
-    double at[2][MAX_N], g[MAX_N][5], bt[MAX_N][MAX_N];
+    double at[MAX_M][MAX_N], g[MAX_N][5], bt[MAX_N][MAX_N];
 } WinogradMatrices;
 
 static const WinogradMatrices F2_3 = {
@@ -58,6 +62,24 @@ static const WinogradMatrices F2_5 = {
            {0, -2, -1, 2, 1, 0},
            {0, 2, -1, -2, 1, 0},
            {0, 4, 0, -5, 0, 1}},
+};
+
+/* m = 4 outputs of 3 taps, at the points 0, 1, -1, 1/2, -2: half the float
+ * error of 0, +-1, +-2 (tools/winograd_matrices.py) for 4 more terms in B^T. */
+static const WinogradMatrices F4_3 = {
+    .at = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 1.0 / 2, -2, 0}, {0, 1, 1, 1.0 / 4, 4, 0}, {0, 1, -1, 1.0 / 8, -8, 1}},
+    .g = {{1.0 / 2, 0, 0},
+          {1.0 / 6, 1.0 / 6, 1.0 / 6},
+          {1.0 / 6, -1.0 / 6, 1.0 / 6},
+          {16.0 / 15, 8.0 / 15, 4.0 / 15},
+          {1.0 / 30, -1.0 / 15, 2.0 / 15},
+          {0, 0, 1.0 / 2}},
+    .bt = {{2, -3, -4, 3, 2, 0},
+           {0, -2, 1, 5, 2, 0},
+           {0, -2, 5, -1, -2, 0},
+           {0, 2, 1, -2, -1, 0},
+           {0, 1, -2, -1, 2, 0},
+           {0, 2, -3, -4, 3, 2}},
 };
 
 /* The V block one multiply item reads stays in L2 while every channel block uses it. */
@@ -119,25 +141,41 @@ static void lower_pad(Winograd *wg)
 
 /* ---- transform: V = B^T d B ---- */
 
-/* The n x n patches of `width` neighbouring tiles from P (patch columns are
- * 2 apart: pairs of plain loads, split into even and odd lanes), transformed
- * and stored at tile index `tile` of the n*n planes of V from `v_base`. */
+/* Columns group .. group + m - 1 of the patches of `width` neighbouring tiles
+ * in the P row from `row` (patches start m columns apart): m plain loads,
+ * split by lane into m strided vectors (even and odd lanes, twice for m = 4). */
+static void load_patch_columns(Winograd *wg, LLVMValueRef src, LLVMValueRef row, int group, LLVMValueRef *d)
+{
+    Ir *ir = wg->ir;
+    int w = wg->width, m = wg->l.m, n = wg->l.n;
+    LLVMValueRef v[MAX_M], phase[MAX_M];
+    LLVMValueRef first = ir_add(ir, row, ir_i64(ir, group));
+    for (int k = 0; k < m; k++) v[k] = ir_load_vec(ir, src, ir_add(ir, first, ir_i64(ir, k * w)), w);
+    if (m == 2) {
+        phase[0] = ir_even_lanes(ir, v[0], v[1]);
+        phase[1] = ir_odd_lanes(ir, v[0], v[1]);
+    } else { /* lanes 4l + j: the even lanes' even and odd lanes are j = 0 and 2, the odd lanes' 1 and 3 */
+        LLVMValueRef even[2] = {ir_even_lanes(ir, v[0], v[1]), ir_even_lanes(ir, v[2], v[3])};
+        LLVMValueRef odd[2] = {ir_odd_lanes(ir, v[0], v[1]), ir_odd_lanes(ir, v[2], v[3])};
+        phase[0] = ir_even_lanes(ir, even[0], even[1]);
+        phase[1] = ir_even_lanes(ir, odd[0], odd[1]);
+        phase[2] = ir_odd_lanes(ir, even[0], even[1]);
+        phase[3] = ir_odd_lanes(ir, odd[0], odd[1]);
+    }
+    for (int j = 0; j < m && group + j < n; j++) d[group + j] = phase[j];
+}
+
+/* The n x n patches of `width` neighbouring tiles from P, transformed and
+ * stored at tile index `tile` of the n*n planes of V from `v_base`. */
 static void transform_vector(Winograd *wg, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef p_row, LLVMValueRef v_base,
                              LLVMValueRef tile)
 {
     Ir *ir = wg->ir;
-    int w = wg->width, n = wg->l.n;
+    int n = wg->l.n, w = wg->width;
     LLVMValueRef d[MAX_N][MAX_N], t[MAX_N][MAX_N], column[MAX_N];
-    for (int r = 0; r < n; r++) {
-        LLVMValueRef row = ir_add(ir, p_row, ir_i64(ir, r * wg->l.pw));
-        for (int pair = 0; pair < n / 2; pair++) { /* patch columns 2 pair and 2 pair + 1 */
-            LLVMValueRef first = ir_add(ir, row, ir_i64(ir, 2 * pair));
-            LLVMValueRef lo = ir_load_vec(ir, src, first, w);
-            LLVMValueRef hi = ir_load_vec(ir, src, ir_add(ir, first, ir_i64(ir, w)), w);
-            d[r][2 * pair] = ir_even_lanes(ir, lo, hi);
-            d[r][2 * pair + 1] = ir_odd_lanes(ir, lo, hi);
-        }
-    }
+    for (int r = 0; r < n; r++)
+        for (int group = 0; group < n; group += wg->l.m)
+            load_patch_columns(wg, src, ir_add(ir, p_row, ir_i64(ir, r * wg->l.pw)), group, d[r]);
     for (int i = 0; i < n; i++) /* t = B^T d */
         for (int j = 0; j < n; j++) {
             for (int k = 0; k < n; k++) column[k] = d[k][j];
@@ -187,7 +225,7 @@ static void lower_transform(Winograd *wg)
     IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, (l->tx + wg->width - 1) / wg->width), "vec");
     LLVMValueRef tx0 = ir_mul(ir, vec.index, ir_i64(ir, wg->width));
     LLVMValueRef ty = ir_add(ir, row.index, bi.first_row);
-    LLVMValueRef p_row = ir_add(ir, p_plane, ir_add(ir, ir_mul(ir, ty, ir_i64(ir, 2 * l->pw)), ir_add(ir, tx0, tx0)));
+    LLVMValueRef p_row = ir_add(ir, p_plane, ir_add(ir, ir_mul(ir, ty, ir_i64(ir, l->m * l->pw)), ir_mul(ir, tx0, ir_i64(ir, l->m))));
     transform_vector(wg, a.src, a.dst, p_row, v_base, ir_mad(ir, row.index, l->tx, tx0));
     ir_loop_end(ir, &vec);
     ir_loop_end(ir, &row);
@@ -200,19 +238,24 @@ static void lower_transform(Winograd *wg)
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
 
 /* U = G g G^T per (k, c), in double, packed as [xi][channel block][c][GEMM_CHANNELS]
- * (zeros past K) in the constant pool; returns its address. */
-static LLVMValueRef transform_weights(const Winograd *wg)
+ * (zeros past K): output channels [k_begin, k_end). */
+typedef struct WeightTransform {
+    const WinogradLayout *l;
+    const WinogradMatrices *mx;
+    const float *g; /* the weights [K][C][r][r] */
+    float *u;
+} WeightTransform;
+
+static void transform_channels(void *ctx, int64_t k_begin, int64_t k_end)
 {
-    const WinogradLayout *l = &wg->l;
-    const double(*G)[5] = wg->mx->g;
+    const WeightTransform *wt = ctx;
+    const WinogradLayout *l = wt->l;
+    const double(*G)[5] = wt->mx->g;
     int n = l->n, r = l->r;
     int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
-    LLVMValueRef address;
-    float *u = lower_constant_space(wg->kb->ir, l->positions * blocks * l->in_c * GEMM_CHANNELS, &address);
-    const float *g = node_param(wg->kb->node, "weight")->data;
-    for (int64_t k = 0; k < l->out_c; k++) {
+    for (int64_t k = k_begin; k < k_end; k++) {
         for (int64_t c = 0; c < l->in_c; c++) {
-            const float *f = g + (k * l->in_c + c) * r * r;
+            const float *f = wt->g + (k * l->in_c + c) * r * r;
             double gg[MAX_N][5]; /* G g */
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < r; j++) {
@@ -224,10 +267,21 @@ static LLVMValueRef transform_weights(const Winograd *wg)
                     double x = 0;
                     for (int y = 0; y < r; y++) x += gg[i][y] * G[j][y];
                     int64_t xi = i * n + j;
-                    u[((xi * blocks + k / GEMM_CHANNELS) * l->in_c + c) * GEMM_CHANNELS + k % GEMM_CHANNELS] = (float)x;
+                    wt->u[((xi * blocks + k / GEMM_CHANNELS) * l->in_c + c) * GEMM_CHANNELS + k % GEMM_CHANNELS] = (float)x;
                 }
         }
     }
+}
+
+/* U in the constant pool, transformed on every CPU (VGG16: 1.6 M 3x3 kernels); returns its address. */
+static LLVMValueRef transform_weights(const Winograd *wg)
+{
+    const WinogradLayout *l = &wg->l;
+    int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
+    LLVMValueRef address;
+    WeightTransform wt = {.l = l, .mx = wg->mx, .g = node_param(wg->kb->node, "weight")->data};
+    wt.u = lower_constant_space(wg->kb->ir, l->positions * blocks * l->in_c * GEMM_CHANNELS, &address);
+    parallel_ranges(l->out_c, 16, transform_channels, &wt);
     return address;
 }
 
@@ -328,57 +382,72 @@ typedef struct OutputArgs {
     LLVMValueRef bias;   /* a splat, or NULL */
 } OutputArgs;
 
+/* The m output vectors y[0..m-1] of a vector of tiles as m vectors of
+ * neighbouring output columns (y[0][0], y[1][0], ..., y[m-1][0], y[0][1], ...). */
+static void interleave_outputs(Ir *ir, int m, LLVMValueRef *y, LLVMValueRef *chunk)
+{
+    if (m == 2) {
+        ir_interleave(ir, y[0], y[1], &chunk[0], &chunk[1]);
+        return;
+    }
+    LLVMValueRef even[2], odd[2]; /* y0 with y2, y1 with y3; then the two merged */
+    ir_interleave(ir, y[0], y[2], &even[0], &even[1]);
+    ir_interleave(ir, y[1], y[3], &odd[0], &odd[1]);
+    ir_interleave(ir, even[0], odd[0], &chunk[0], &chunk[1]);
+    ir_interleave(ir, even[1], odd[1], &chunk[2], &chunk[3]);
+}
+
 /* One vector of tiles from tx0 in tile row `row` of the band (output tile
- * row ty): output rows 2ty (and 2ty + 1 when `rows` is 2), lanes_lo + lanes_hi
- * output columns from 2 tx0. */
+ * row ty): output rows m ty .. m ty + rows - 1, lanes[q] output columns in
+ * the q-th vector of the m vectors from m tx0. */
 static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, LLVMValueRef ty, LLVMValueRef tx0, int rows,
-                          int lanes_lo, int lanes_hi)
+                          const int *lanes)
 {
     Ir *ir = wg->ir;
     LLVMBuilderRef b = ir->b;
     const WinogradLayout *l = &wg->l;
-    int n = l->n;
+    int n = l->n, m = l->m, w = wg->width;
     LLVMValueRef tile = ir_add(ir, oa->m_at, ir_mad(ir, row, l->tx, tx0));
-    LLVMValueRef m[MAX_N][MAX_N], r[2][MAX_N], column[MAX_N];
+    LLVMValueRef mv[MAX_N][MAX_N], r[MAX_M][MAX_N], column[MAX_N];
     for (int xi = 0; xi < l->positions; xi++)
-        m[xi / n][xi % n] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->m_stride)), wg->width);
+        mv[xi / n][xi % n] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->m_stride)), w);
     for (int i = 0; i < rows; i++) /* the rows of A^T M that are stored */
         for (int j = 0; j < n; j++) {
-            for (int k = 0; k < n; k++) column[k] = m[k][j];
+            for (int k = 0; k < n; k++) column[k] = mv[k][j];
             r[i][j] = combine(ir, wg->mx->at[i], column, n);
         }
     for (int i = 0; i < rows; i++) {
-        LLVMValueRef y0 = combine(ir, wg->mx->at[0], r[i], n);
-        LLVMValueRef y1 = combine(ir, wg->mx->at[1], r[i], n);
-        if (oa->bias) {
-            y0 = LLVMBuildFAdd(b, y0, oa->bias, "");
-            y1 = LLVMBuildFAdd(b, y1, oa->bias, "");
+        LLVMValueRef y[MAX_M], chunk[MAX_M];
+        for (int j = 0; j < m; j++) {
+            y[j] = combine(ir, wg->mx->at[j], r[i], n);
+            if (oa->bias) y[j] = LLVMBuildFAdd(b, y[j], oa->bias, "");
+            y[j] = epilogue_vector(ir, wg->kb->node, y[j]);
         }
-        y0 = epilogue_vector(ir, wg->kb->node, y0);
-        y1 = epilogue_vector(ir, wg->kb->node, y1);
-        LLVMValueRef lo, hi;
-        ir_interleave(ir, y0, y1, &lo, &hi);
-        LLVMValueRef oy = ir_add(ir, ir_add(ir, ty, ty), ir_i64(ir, i));
-        LLVMValueRef first = ir_add(ir, oa->out_at, ir_add(ir, ir_mul(ir, oy, ir_i64(ir, l->ow)), ir_add(ir, tx0, tx0)));
-        ir_store_vec(ir, oa->out, first, lo, lanes_lo);
-        ir_store_vec(ir, oa->out, ir_add(ir, first, ir_i64(ir, wg->width)), hi, lanes_hi);
+        interleave_outputs(ir, m, y, chunk);
+        LLVMValueRef oy = ir_add(ir, ir_mul(ir, ty, ir_i64(ir, m)), ir_i64(ir, i));
+        LLVMValueRef first = ir_add(ir, oa->out_at, ir_add(ir, ir_mul(ir, oy, ir_i64(ir, l->ow)), ir_mul(ir, tx0, ir_i64(ir, m))));
+        for (int q = 0; q < m; q++)
+            if (lanes[q]) ir_store_vec(ir, oa->out, ir_add(ir, first, ir_i64(ir, q * w)), chunk[q], lanes[q]);
     }
 }
 
-/* A tile row: whole vectors (2 * width output columns each), then the rest. */
+/* A tile row: whole vectors of tiles (m * width output columns each), then the rest. */
 static void output_row(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, LLVMValueRef ty, int rows)
 {
     Ir *ir = wg->ir;
-    int w = wg->width;
-    int64_t whole = wg->l.ow / (2 * w), rest = wg->l.ow % (2 * w);
+    int w = wg->width, m = wg->l.m;
+    int64_t whole = wg->l.ow / (m * w), rest = wg->l.ow % (m * w);
+    int lanes[MAX_M] = {0};
+    for (int q = 0; q < m; q++) lanes[q] = w;
     IrLoop vec = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, whole), "vec");
-    output_vector(wg, oa, row, ty, ir_mul(ir, vec.index, ir_i64(ir, w)), rows, w, w);
+    output_vector(wg, oa, row, ty, ir_mul(ir, vec.index, ir_i64(ir, w)), rows, lanes);
     ir_loop_end(ir, &vec);
-    if (rest)
-        output_vector(wg, oa, row, ty, ir_i64(ir, whole * w), rows, rest < w ? (int)rest : w, rest > w ? (int)(rest - w) : 0);
+    if (!rest) return;
+    for (int q = 0; q < m; q++) lanes[q] = rest <= q * w ? 0 : rest >= (q + 1) * w ? w : (int)(rest - q * w);
+    output_vector(wg, oa, row, ty, ir_i64(ir, whole * w), rows, lanes);
 }
 
-/* Item (band, sample, k); an odd last output row has no partner. */
+/* Item (band, sample, k); a last tile row with fewer than m output rows has them alone. */
 static void lower_output(Winograd *wg)
 {
     Ir *ir = wg->ir;
@@ -392,26 +461,26 @@ static void lower_output(Winograd *wg)
     oa.m_at = ir_add(ir, ir_mul(ir, sample, ir_i64(ir, l->positions * l->m_stride)), ir_mul(ir, k, ir_i64(ir, l->tiles)));
     oa.out_at = ir_mul(ir, bi.local, ir_i64(ir, l->oh * l->ow));
     oa.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, k)) : NULL;
-    /* the band's rows with both output rows: all but an odd output's last */
-    LLVMValueRef paired = ir_min(ir, bi.rows, ir_sub(ir, ir_i64(ir, l->oh / 2), bi.first_row));
-    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), paired, "row");
-    output_row(wg, &oa, row.index, ir_add(ir, row.index, bi.first_row), 2);
+    /* the band's tile rows with all m output rows */
+    LLVMValueRef full = ir_min(ir, bi.rows, ir_sub(ir, ir_i64(ir, l->oh / l->m), bi.first_row));
+    IrLoop row = ir_loop_begin(ir, ir_i64(ir, 0), full, "row");
+    output_row(wg, &oa, row.index, ir_add(ir, row.index, bi.first_row), l->m);
     ir_loop_end(ir, &row);
-    if (l->oh % 2) {
-        LLVMBasicBlockRef merge = ir_if_begin(ir, LLVMBuildICmp(ir->b, LLVMIntSLT, paired, bi.rows, ""));
-        output_row(wg, &oa, paired, ir_add(ir, paired, bi.first_row), 1);
+    if (l->oh % l->m) {
+        LLVMBasicBlockRef merge = ir_if_begin(ir, LLVMBuildICmp(ir->b, LLVMIntSLT, full, bi.rows, ""));
+        output_row(wg, &oa, full, ir_add(ir, full, bi.first_row), (int)(l->oh % l->m));
         ir_if_end(ir, merge);
     }
     ir_loop_end(ir, &item);
-    /* Bound by memory: n*n floats read and 4 written per tile. */
+    /* Bound by memory: n*n floats read and m*m written per tile. */
     kernel_end_in_scratch(wg->kb, l->products_at, -1, l->out_c, true,
-                          MEMORY_COST_PER_FLOAT * (l->positions + 4) * l->band_rows * l->tx);
+                          MEMORY_COST_PER_FLOAT * (l->positions + l->m * l->m) * l->band_rows * l->tx);
 }
 
 void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
-    wg.mx = wg.l.r == 5 ? &F2_5 : &F2_3;
+    wg.mx = wg.l.r == 5 ? &F2_5 : wg.l.m == 4 ? &F4_3 : &F2_3;
     lower_pad(&wg);
     int transform = kb->nsteps;
     lower_transform(&wg);

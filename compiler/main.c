@@ -81,7 +81,7 @@ static int run_check(int argc, char **argv)
 
 /* ---- layerc shapes ---- */
 
-static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--disable-pass", "--winograd", "-O0", "--help", NULL};
+static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--disable-pass", "--winograd", "--winograd-tile", "-O0", "--help", NULL};
 
 static bool is_option(const char *arg, const char *name);
 static bool is_pass_option(const char *arg);
@@ -127,7 +127,7 @@ static int run_shapes(int argc, char **argv)
 
 /* ---- layerc dump-ir ---- */
 
-static const char *const DUMP_OPTIONS[] = {"--after", "--print-after-all", "--disable-pass", "--winograd", "-O0", "-O1", "-O2", "-O3",
+static const char *const DUMP_OPTIONS[] = {"--after", "--print-after-all", "--disable-pass", "--winograd", "--winograd-tile", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
 static int run_dump_ir(int argc, char **argv)
@@ -166,7 +166,7 @@ static int run_dump_ir(int argc, char **argv)
 
 /* ---- layerc build ---- */
 
-static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm", "--winograd",
+static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm", "--winograd", "--winograd-tile",
                                             "--time-report", "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--disable-pass", "--help", NULL};
 
 /* Value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL after reporting a missing one. */
@@ -188,7 +188,7 @@ static bool is_option(const char *arg, const char *name)
 /* -O0..-O3 and --disable-pass: the options that steer the graph passes. */
 static bool is_pass_option(const char *arg)
 {
-    return is_option(arg, "--disable-pass") || is_option(arg, "--winograd") || (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]);
+    return is_option(arg, "--disable-pass") || is_option(arg, "--winograd") || is_option(arg, "--winograd-tile") || (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]);
 }
 
 static bool parse_seed(const char *text, uint64_t *seed)
@@ -279,6 +279,14 @@ static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, 
         usage_error(cmd, "--winograd needs auto, always or never, got '%s'", v, NULL);
         return -1;
     }
+    if (is_option(a, "--winograd-tile")) {
+        const char *v = option_value(argc, argv, i, "--winograd-tile", cmd);
+        if (!v) return -1;
+        opt->passes.winograd_tile = strcmp(v, "auto") == 0 ? 0 : strcmp(v, "2x2") == 0 ? 2 : strcmp(v, "4x4") == 0 ? 4 : -1;
+        if (opt->passes.winograd_tile >= 0) return 1;
+        usage_error(cmd, "--winograd-tile needs auto, 2x2 or 4x4, got '%s'", v, NULL);
+        return -1;
+    }
     if (is_option(a, "--disable-pass")) {
         const char *name = option_value(argc, argv, i, "--disable-pass", cmd);
         return name && add_disabled_pass(&opt->passes, name) ? 1 : -1;
@@ -361,7 +369,7 @@ static int run_build(int argc, char **argv)
 
 /* ---- layerc test ---- */
 
-static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--winograd", "--input", "--expect", "--atol", "--rtol", "--batch",
+static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--winograd", "--winograd-tile", "--input", "--expect", "--atol", "--rtol", "--batch",
                                            "--keep", "--threads", "--sanitize", "--target-cpu", "--disable-pass", "--inject-fault", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
@@ -413,7 +421,7 @@ static int run_test(int argc, char **argv)
 
 /* ---- layerc run ---- */
 
-static const char *const RUN_OPTIONS[] = {"--input", "-o", "--winograd", "--weights", "--seed", "--threads", "--target-cpu", "--help", NULL};
+static const char *const RUN_OPTIONS[] = {"--input", "-o", "--winograd", "--winograd-tile", "--weights", "--seed", "--threads", "--target-cpu", "--help", NULL};
 
 static int run_run(int argc, char **argv)
 {
@@ -447,7 +455,7 @@ static int run_run(int argc, char **argv)
 
 /* ---- layerc bench ---- */
 
-static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--winograd", "--per-layer", "--json", "--min-time", "--weights",
+static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--winograd", "--winograd-tile", "--per-layer", "--json", "--min-time", "--weights",
                                             "--seed", "--target-cpu", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
                                             "--help", NULL};
 
@@ -500,8 +508,9 @@ static const Command commands[] = {
      "  fuse-epilogue       apply the activation after a Conv2d or Linear inside its kernel\n"
      "  fold-constants      compute the remaining BatchNorms' scale and shift at compile time\n"
      "  choose-conv-algorithm  run 3x3 and 5x5 stride-1 convolutions with >= 32 channels as Winograd\n"
-     "                         F(2x2,3x3) and F(2x2,5x5)\n"
-     "                         (--winograd always: every such convolution; never: none)\n"
+     "                         F(4x4,3x3) or F(2x2,3x3) (the tile with fewer products) and F(2x2,5x5)\n"
+     "                         (--winograd always: every such convolution; never: none;\n"
+     "                         --winograd-tile 2x2 or 4x4: that output tile for every 3x3 one)\n"
      "-O0 runs no pass; --disable-pass (repeatable) skips one, here and in shapes, build, test and run\n",
      DUMP_OPTIONS, run_dump_ir},
     {"build", "compile the model to a self-contained shared library (weights embedded)",
@@ -514,6 +523,10 @@ static const Command commands[] = {
      "  --disable-pass P   skip one graph pass (repeatable; see 'layerc dump-ir --help')\n"
      "  --target-cpu CPU   compile for CPU (e.g. x86-64-v3, skylake-avx512) instead of this machine's\n"
      "  --emit-llvm FILE   also write the optimised LLVM IR (the weights are not in it)\n"
+     "  --winograd W       auto (default), always or never: which 3x3 and 5x5 stride-1 convolutions\n"
+     "                     run as Winograd (see 'layerc dump-ir --help')\n"
+     "  --winograd-tile T  auto (default), 2x2 or 4x4: the output tile of 3x3 Winograd layers (4x4 has\n"
+     "                     fewer products and about twice the rounding error of the direct sum's 2x2)\n"
      "  --time-report      print the time each stage took\n",
      BUILD_OPTIONS, run_build},
     {"test", "compile the model, run it and check it against the reference interpreter (and --expect)",
@@ -526,7 +539,8 @@ static const Command commands[] = {
      "  --keep DIR         keep the library, data and generated harness.c in DIR\n"
      "  --sanitize         build the harness, runtime and generated code with AddressSanitizer + UBSan\n"
      "  --inject-fault K   make compiled layer K wrong on purpose (to see the divergence report)\n"
-     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass   as for build\n",
+     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass, --winograd, --winograd-tile\n"
+     "                     as for build\n",
      TEST_OPTIONS, run_test},
     {"run", "compile the model and run it on an input .npy, writing the output .npy",
      "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n", RUN_OPTIONS, run_run},
@@ -537,7 +551,8 @@ static const Command commands[] = {
      "  --per-layer        also time every compiled layer (a fused group once), through run_observed\n"
      "  --min-time S       measure for at least S seconds and 10 runs (default 1; per layer again)\n"
      "  --json             print the results as JSON\n"
-     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass   as for build\n"
+     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass, --winograd, --winograd-tile\n"
+     "                     as for build\n"
      "GFLOP/s counts 2 x the multiply-accumulates of the model as written (before the passes),\n"
      "so builds with and without fusion are credited with the same work.\n",
      BENCH_OPTIONS, run_bench},

@@ -16,7 +16,7 @@ bool conv_is_tiled(const Node *n) { return n->attr.conv.stride[0] == 1 && n->att
 
 bool conv_pads_into_scratch(const Node *n)
 {
-    if (n->winograd) return false; /* it pads into its own layout */
+    if (n->winograd_tile) return false; /* it pads into its own layout */
     const ConvAttrs *cv = &n->attr.conv;
     bool padded = cv->pad_begin[0] || cv->pad_end[0] || cv->pad_begin[1] || cv->pad_end[1];
     return padded && (cv->pad_mode != PAD_ZEROS || conv_is_tiled(n));
@@ -35,11 +35,12 @@ WinogradLayout winograd_layout(const Node *n)
         .in_c = in->dims[c], .out_c = n->attr.conv.out_channels,
         .h = in->dims[c + 1], .w = in->dims[c + 2], .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
     };
+    l.m = n->winograd_tile ? n->winograd_tile : 2;
     l.r = (int)n->attr.conv.kernel[0];
-    l.n = l.r + 1;
+    l.n = l.m + l.r - 1;
     l.positions = l.n * l.n;
-    l.ty = (l.oh + 1) / 2;
-    l.tx = (l.ow + 1) / 2;
+    l.ty = (l.oh + l.m - 1) / l.m;
+    l.tx = (l.ow + l.m - 1) / l.m;
     int64_t row_bytes = l.positions * (l.in_c + l.out_c) * l.tx * 4;
     int64_t rows = WINOGRAD_BAND_BYTES / row_bytes;
     if (rows < 1) rows = 1;
@@ -48,8 +49,10 @@ WinogradLayout winograd_layout(const Node *n)
     l.band_rows = (l.ty + l.bands - 1) / l.bands;
     l.bands = (l.ty + l.band_rows - 1) / l.band_rows;
     l.tiles = round_up(l.band_rows * l.tx + 15, 32);
-    l.ph = 2 * l.ty + l.r - 1;
-    l.pw = 2 * round_up(l.tx, 16) + l.r - 1;
+    l.ph = l.m * l.ty + l.r - 1;
+    /* A vector of tiles loads m whole vectors from its first patch column (and,
+     * with m = 4, m more from 4 columns on): room for them in the last one. */
+    l.pw = l.m * round_up(l.tx, 16) + (l.m == 4 ? 4 : l.r - 1);
     int64_t padded = aligned(l.in_c * l.ph * l.pw * 4);
     /* One cache line more per position: with C * tiles * 4 bytes a multiple
      * of 4 KiB (any C that is a multiple of 32), the transform's n*n stores
@@ -67,7 +70,7 @@ WinogradLayout winograd_layout(const Node *n)
 
 int64_t node_scratch_bytes(const Node *n)
 {
-    if (n->op == OP_CONV2D && n->winograd) { /* a slot per sample (lower_kernels.c, kernel_fuse_per_sample) */
+    if (n->op == OP_CONV2D && n->winograd_tile) { /* a slot per sample (lower_kernels.c, kernel_fuse_per_sample) */
         const Shape *in = &n->inputs[0]->shape;
         return winograd_layout(n).scratch_bytes * (in->rank == 4 ? in->dims[0] : 1);
     }

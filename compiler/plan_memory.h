@@ -28,13 +28,13 @@ typedef struct MemoryPlan {
 bool conv_is_tiled(const Node *n);
 bool conv_pads_into_scratch(const Node *n);
 
-/* Winograd F(2x2,rxr), r = 3 or 5 (lower_winograd.c), for one sample (the
- * node's scratch has a slot like this for every sample): the input copied
- * zero-padded, so that every n x n input patch (n = r + 1) and every vector of
- * patches is in bounds; then, for one band of tile rows at a time, the
+/* Winograd F(mxm,rxr), (m, r) = (2, 3), (2, 5) or (4, 3) (lower_winograd.c),
+ * for one sample (the node's scratch has a slot like this for every sample):
+ * the input copied zero-padded, so that every n x n input patch (n = m + r - 1)
+ * and every vector of patches is in bounds; then, for one band of tile rows at a time, the
  * transformed input V [n*n][C][tiles] and the products M [n*n][K][tiles],
  * each of the n*n positions one cache line longer (v_stride, m_stride).
- * Output tiles are 2x2, ty x tx of them, numbered row by row within a band;
+ * Output tiles are m x m, ty x tx of them, numbered row by row within a band;
  * `tiles` leaves room past a band's last tile (a vector of tiles may run
  * over) and is a multiple of 32 (the widest GEMM tile).  Bands keep V and M
  * near WINOGRAD_BAND_BYTES, so the scratch stays small and in cache whatever
@@ -42,7 +42,7 @@ bool conv_pads_into_scratch(const Node *n);
 enum { MAX_WINOGRAD_BANDS = 16 };
 typedef struct WinogradLayout {
     int64_t in_c, out_c, h, w, oh, ow;
-    int r, n, positions;                            /* kernel side r, patch side n = r + 1, n * n */
+    int m, r, n, positions;                         /* output tile side m, kernel side r, patch side n = m + r - 1, n * n */
     int64_t ty, tx;                                 /* output tiles */
     int64_t band_rows, bands;                       /* tile rows per band (the last may have fewer) */
     int64_t tiles;                                  /* per band in V and M */

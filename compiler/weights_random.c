@@ -5,10 +5,10 @@
 #include "weights.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "splitmix.h"
 
 #ifndef M_PI
@@ -155,10 +155,10 @@ static void zero_padding_row(const Node *n, Param *p)
     memset(p->data + ea->padding_idx * p->shape.dims[1], 0, (size_t)p->shape.dims[1] * sizeof *p->data);
 }
 
-/* Big uniform parameters are drawn in chunks on RANDOM_THREADS threads
- * (VGG16's 138 M values: 0.5 s on one); every value is the same whatever
+/* Big uniform parameters are drawn in chunks on every CPU (parallel.h;
+ * VGG16's 138 M values: 0.5 s on one); every value is the same whatever
  * thread draws it. */
-enum { RANDOM_THREADS = 2, CHUNK = 1 << 22 };
+enum { CHUNK = 1 << 22 };
 
 typedef struct Chunk {
     float *data;
@@ -167,34 +167,10 @@ typedef struct Chunk {
     uint64_t state;
 } Chunk;
 
-typedef struct ChunkList {
-    Chunk *items;
-    int len;
-    int thread; /* this worker's index: it draws chunks thread, thread + RANDOM_THREADS, ... */
-} ChunkList;
-
-static void *draw_chunks(void *arg)
+static void draw_chunks(void *ctx, int64_t begin, int64_t end)
 {
-    const ChunkList *list = arg;
-    for (int i = list->thread; i < list->len; i += RANDOM_THREADS) {
-        const Chunk *c = &list->items[i];
-        fill_uniform(c->data, c->begin, c->end, c->bound, c->state);
-    }
-    return NULL;
-}
-
-static void draw_in_parallel(Chunk *chunks, int len)
-{
-    ChunkList lists[RANDOM_THREADS];
-    pthread_t threads[RANDOM_THREADS];
-    bool started[RANDOM_THREADS] = {false};
-    for (int t = 0; t < RANDOM_THREADS; t++) lists[t] = (ChunkList){chunks, len, t};
-    for (int t = 1; t < RANDOM_THREADS; t++) started[t] = pthread_create(&threads[t], NULL, draw_chunks, &lists[t]) == 0;
-    draw_chunks(&lists[0]);
-    for (int t = 1; t < RANDOM_THREADS; t++) {
-        if (started[t]) pthread_join(threads[t], NULL);
-        else draw_chunks(&lists[t]);
-    }
+    const Chunk *chunks = ctx;
+    for (int64_t i = begin; i < end; i++) fill_uniform(chunks[i].data, chunks[i].begin, chunks[i].end, chunks[i].bound, chunks[i].state);
 }
 
 static int64_t chunk_count(const Graph *g)
@@ -236,5 +212,5 @@ void weights_init_random(Arena *a, Graph *g, uint64_t seed)
                 chunks[len++] = (Chunk){p->data, at, at + CHUNK < numel ? at + CHUNK : numel, spec.value, r.state};
         }
     }
-    draw_in_parallel(chunks, len);
+    parallel_ranges(len, 2, draw_chunks, chunks);
 }

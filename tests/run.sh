@@ -15,8 +15,9 @@
 #   api           tests/api/test_api.c: the C API's promises (NULL pointers, bad batches, threads,
 #                 concurrent contexts) on a named-batch and a fixed-batch model; examples/c_api end to end
 #   valgrind      no leak or memory error in the compiler: shapes of every example, build of one
-#   winograd      every golden case with a 3x3 or 5x5 stride-1 convolution, forced to Winograd, against
-#                 PyTorch; CIFAR-10's per-sample kernel (batch 5, 3 threads) against the reference
+#   winograd      every golden case with a 3x3 or 5x5 stride-1 convolution, forced to Winograd (with the cost
+#                 rule's tile, and 2x2 and 4x4 tiles), against PyTorch; CIFAR-10's per-sample kernel (batch 5,
+#                 3 threads) against the reference
 #   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (atol, rtol 1e-5)
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
@@ -59,6 +60,9 @@ suite_cli() {
     [ $rc = 1 ] && grep -q "cannot open '/nonexistent/model.nn'" <<<"$out" && pass "$tag cli missing file" || fail "$tag cli missing file" "rc=$rc $out"
     out=$($L check examples 2>&1); rc=$?
     [ $rc = 1 ] && grep -q "not a regular file" <<<"$out" && pass "$tag cli directory" || fail "$tag cli directory" "rc=$rc $out"
+    out=$($L build --winograd-tile 3x3 examples/cifar10.nn 2>&1); rc=$?
+    [ $rc = 2 ] && grep -q "winograd-tile needs auto, 2x2 or 4x4, got '3x3'" <<<"$out" && pass "$tag cli bad --winograd-tile" \
+        || fail "$tag cli bad --winograd-tile" "rc=$rc $out"
     out=$($L shapes --format yaml examples/cifar10.nn 2>&1); rc=$?
     [ $rc = 2 ] && pass "$tag cli bad format" || fail "$tag cli bad format" "rc=$rc $out"
     # Refused before any weight is drawn (quickly, in little memory), and nothing written.
@@ -222,15 +226,22 @@ suite_ir() {
 # Winograd F(2x2,3x3) on every golden case with an eligible convolution (3x3, stride 1, ...),
 # small channel counts included (--winograd always), against PyTorch.
 suite_winograd() {
-    local L=$1 tag=$2 extra=$3 dir name tol out rc
+    local L=$1 tag=$2 extra=$3 dir name tol out rc tile algorithms seen
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
         grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
-        (cd "$dir" && "$L" dump-ir --winograd always model.nn 2>/dev/null) | grep -q "algorithm=winograd" || continue
         read -r -a tol < <(case_tolerance "$dir/case.json")
-        out=$(cd "$dir" && "$L" test model.nn --winograd always --weights weights.safetensors --input input.npy \
-              --expect expected.npy --atol "${tol[0]}" --rtol "${tol[1]}" --threads 2 $extra 2>&1); rc=$?
-        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag winograd golden $name" || fail "$tag winograd golden $name" "exit $rc: $out"
+        seen=""
+        # Every tile choice that gives the case's convolutions a different algorithm or tile.
+        for tile in auto 2x2 4x4; do
+            algorithms=$(cd "$dir" && "$L" dump-ir --winograd always --winograd-tile $tile model.nn 2>/dev/null | grep -o "algorithm=winograd F([0-9x,]*)")
+            [ -n "$algorithms" ] && [[ $seen != *"|$algorithms|"* ]] || continue
+            seen="$seen|$algorithms|"
+            out=$(cd "$dir" && "$L" test model.nn --winograd always --winograd-tile $tile --weights weights.safetensors --input input.npy \
+                  --expect expected.npy --atol "${tol[0]}" --rtol "${tol[1]}" --threads 2 $extra 2>&1); rc=$?
+            [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag winograd $tile golden $name" \
+                || fail "$tag winograd $tile golden $name" "exit $rc: $out"
+        done
     done
     # The per-sample kernel with an uneven split (5 samples on 3 threads: calls of 1, 2 and 2 samples,
     # each in the scratch slot of its first), and the steps at batch 1, against the reference interpreter.
