@@ -525,8 +525,8 @@ static const Command commands[] = {
      "  --emit-llvm FILE   also write the optimised LLVM IR (the weights are not in it)\n"
      "  --winograd W       auto (default), always or never: which 3x3 and 5x5 stride-1 convolutions\n"
      "                     run as Winograd (see 'layerc dump-ir --help')\n"
-     "  --winograd-tile T  auto (default), 2x2 or 4x4: the output tile of 3x3 Winograd layers (4x4 has\n"
-     "                     fewer products and about twice the rounding error of the direct sum's 2x2)\n"
+     "  --winograd-tile T  auto (default), 2x2 or 4x4: the output tile of 3x3 Winograd layers (4x4: fewer\n"
+     "                     products, 2-4x the direct sum's rounding error; 2x2: about the direct sum's)\n"
      "  --time-report      print the time each stage took\n",
      BUILD_OPTIONS, run_build},
     {"test", "compile the model, run it and check it against the reference interpreter (and --expect)",
