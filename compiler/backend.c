@@ -129,8 +129,8 @@ static bool weights_fit(Diag *d, const ConstantPool *pool)
     /* lower_check_supported saw the parameters fit: the re-layout grew them */
     diag_error(d, (SrcSpan){0}, "the weights take %zu MiB once laid out for their kernels; a compiled library can embed at most %zu MiB",
                pool->len >> 20, (size_t)CONSTANT_POOL_MAX_BYTES >> 20);
-    diag_note(d, (SrcSpan){0}, "Winograd layers keep 4x their 3x3 weights with 4x4 tiles (16/9 with 2x2, 36/25 of 5x5): "
-                                "--winograd 2x2 or never keeps fewer");
+    diag_note(d, (SrcSpan){0}, "Winograd layers keep (m + r - 1)^2 / r^2 times their weights: 4x for 3x3 with 4x4 tiles, 16/9 "
+                                "with 2x2, 64/25 and 36/25 for 5x5; --winograd-tile 2x2 or --winograd never keeps fewer");
     return false;
 }
 

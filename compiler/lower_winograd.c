@@ -1,7 +1,7 @@
 /* lower_winograd.c - Conv2d 3x3 or 5x5, stride 1, as Winograd F(4x4,3x3),
- * F(2x2,3x3) or F(2x2,5x5): four kernels over the scratch layout of
- * plan_memory.h's WinogradLayout (m x m output tiles; n = m + r - 1 is the
- * side of an input patch: 4 or 6),
+ * F(2x2,3x3), F(4x4,5x5) or F(2x2,5x5): four kernels over the scratch layout
+ * of plan_memory.h's WinogradLayout (m x m output tiles; n = m + r - 1 is the
+ * side of an input patch: 4, 6 or 8),
  *
  *   pad        input -> P: each plane copied into a zeroed, larger plane
  * then, for each band of tile rows (the same kernels again, the band told by
@@ -20,9 +20,10 @@
  *
  * Per output tile and channel pair this does n*n multiplies instead of
  * m*m r*r: 36 instead of 144 for F(4x4,3x3), 16 instead of 36 for
- * F(2x2,3x3), 36 instead of 100 for F(2x2,5x5).  The matrices come from
- * tools/winograd_matrices.py (Toom-Cook at the points 0, 1, -1 and, for 5x5,
- * 2, -2, for F(4x4,3x3) 1/2, -2; F(2x2,3x3)'s are Lavin & Gray's, "Fast
+ * F(2x2,3x3), 64 instead of 400 for F(4x4,5x5), 36 instead of 100 for
+ * F(2x2,5x5).  The matrices come from tools/winograd_matrices.py (Toom-Cook
+ * at the points 0, 1, -1 and 2, -2 for F(2x2,5x5), 1/2, -2 for F(4x4,3x3),
+ * 2, -2, 1/2, -1/2 for F(4x4,5x5); F(2x2,3x3)'s are Lavin & Gray's, "Fast
  * Algorithms for Convolutional Neural Networks" (2015), up to signs), which
  * checks them exactly in rational arithmetic.  The error they add is
  * measured against PyTorch in docs/benchmarks.md.
@@ -33,7 +34,7 @@
 #include "parallel.h"
 #include "plan_memory.h"
 
-enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2, MAX_M = 4, MAX_N = 6 };
+enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2, MAX_M = 4, MAX_N = 8 };
 
 /* y = A^T [(G g) * (B^T d)] for m outputs of an r-tap correlation (printed
  * by tools/winograd_matrices.py).  Only B^T and A^T run in the kernels; their
@@ -80,6 +81,32 @@ static const WinogradMatrices F4_3 = {
            {0, 2, 1, -2, -1, 0},
            {0, 1, -2, -1, 2, 0},
            {0, 2, -3, -4, 3, 2}},
+};
+
+/* m = 4 outputs of 5 taps, at the points 0, +-1, +-2, +-1/2: 2.5x the float
+ * error of F(2, 5) (tools/winograd_matrices.py) for 64 products per 16
+ * outputs instead of 144 per 16. */
+static const WinogradMatrices F4_5 = {
+    .at = {{1, 1, 1, 1, 1, 1, 1, 0},
+           {0, 1, -1, 2, -2, 1.0 / 2, -1.0 / 2, 0},
+           {0, 1, 1, 4, 4, 1.0 / 4, 1.0 / 4, 0},
+           {0, 1, -1, 8, -8, 1.0 / 8, -1.0 / 8, 1}},
+    .g = {{1.0 / 4, 0, 0, 0, 0},
+          {1.0 / 18, 1.0 / 18, 1.0 / 18, 1.0 / 18, 1.0 / 18},
+          {1.0 / 18, -1.0 / 18, 1.0 / 18, -1.0 / 18, 1.0 / 18},
+          {1.0 / 360, 1.0 / 180, 1.0 / 90, 1.0 / 45, 2.0 / 45},
+          {1.0 / 360, -1.0 / 180, 1.0 / 90, -1.0 / 45, 2.0 / 45},
+          {16.0 / 45, 8.0 / 45, 4.0 / 45, 2.0 / 45, 1.0 / 45},
+          {16.0 / 45, -8.0 / 45, 4.0 / 45, -2.0 / 45, 1.0 / 45},
+          {0, 0, 0, 0, 1.0 / 4}},
+    .bt = {{4, 0, -21, 0, 21, 0, -4, 0},
+           {0, -4, -4, 17, 17, -4, -4, 0},
+           {0, 4, -4, -17, 17, 4, -4, 0},
+           {0, 2, 1, -10, -5, 8, 4, 0},
+           {0, -2, 1, 10, -5, -8, 4, 0},
+           {0, 4, 8, -5, -10, 1, 2, 0},
+           {0, -4, 8, 5, -10, -1, 2, 0},
+           {0, -4, 0, 21, 0, -21, 0, 4}},
 };
 
 /* The V block one multiply item reads stays in L2 while every channel block uses it. */
@@ -480,7 +507,7 @@ static void lower_output(Winograd *wg)
 void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
-    wg.mx = wg.l.r == 5 ? &F2_5 : wg.l.m == 4 ? &F4_3 : &F2_3;
+    wg.mx = wg.l.r == 5 ? (wg.l.m == 4 ? &F4_5 : &F2_5) : wg.l.m == 4 ? &F4_3 : &F2_3;
     lower_pad(&wg);
     int transform = kb->nsteps;
     lower_transform(&wg);

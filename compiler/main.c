@@ -508,9 +508,10 @@ static const Command commands[] = {
      "  fuse-epilogue       apply the activation after a Conv2d or Linear inside its kernel\n"
      "  fold-constants      compute the remaining BatchNorms' scale and shift at compile time\n"
      "  choose-conv-algorithm  run 3x3 and 5x5 stride-1 convolutions with >= 32 channels as Winograd\n"
-     "                         F(4x4,3x3) or F(2x2,3x3) (the tile with fewer products) and F(2x2,5x5)\n"
+     "                         with 4x4 or 2x2 output tiles (the one with clearly fewer products);\n"
+     "                         5x5 ones with 4x4 tiles also from 16 output channels on\n"
      "                         (--winograd always: every such convolution; never: none;\n"
-     "                         --winograd-tile 2x2 or 4x4: that output tile for every 3x3 one)\n"
+     "                         --winograd-tile 2x2 or 4x4: that output tile for every one)\n"
      "-O0 runs no pass; --disable-pass (repeatable) skips one, here and in shapes, build, test and run\n",
      DUMP_OPTIONS, run_dump_ir},
     {"build", "compile the model to a self-contained shared library (weights embedded)",
@@ -525,7 +526,7 @@ static const Command commands[] = {
      "  --emit-llvm FILE   also write the optimised LLVM IR (the weights are not in it)\n"
      "  --winograd W       auto (default), always or never: which 3x3 and 5x5 stride-1 convolutions\n"
      "                     run as Winograd (see 'layerc dump-ir --help')\n"
-     "  --winograd-tile T  auto (default), 2x2 or 4x4: the output tile of 3x3 Winograd layers (4x4: fewer\n"
+     "  --winograd-tile T  auto (default), 2x2 or 4x4: the output tile of Winograd layers (4x4: fewer\n"
      "                     products, 2-4x the direct sum's rounding error; 2x2: about the direct sum's)\n"
      "  --time-report      print the time each stage took\n",
      BUILD_OPTIONS, run_build},

@@ -1,30 +1,35 @@
-/* pass_choose_conv_algorithm.c - picks Winograd F(4x4,3x3), F(2x2,3x3) or
- * F(2x2,5x5) (lower_winograd.c) for the 3x3 and 5x5 stride-1 convolutions
- * where it pays, else the direct kernel.
+/* pass_choose_conv_algorithm.c - picks Winograd F(4x4,3x3), F(2x2,3x3),
+ * F(4x4,5x5) or F(2x2,5x5) (lower_winograd.c) for the 3x3 and 5x5 stride-1
+ * convolutions where it pays, else the direct kernel.
  *
- * Winograd computes each 2x2 output tile with 16 multiplies per channel pair
- * instead of 36 (3x3: 2.25x fewer), or 36 instead of 100 (5x5: 2.8x fewer),
- * and each 4x4 tile of a 3x3 kernel with 36 instead of 144 (4x fewer), but
- * adds input and output transforms and round-trips its transformed tiles
- * through memory.  The cost rule, from measurements on VGG-style layers and
- * the CIFAR-10 net's 5x5 layers (docs/benchmarks.md): at least 32 input and
- * 32 output channels (the transforms cost about 1/C and 1/K of the products)
- * and an output of at least 4x4.  The 4x4 tile has a quarter of the tiles but
- * its GEMM runs on whole vectors of them: it is taken where (6 x 6 positions)
- * x (vectors of tiles) is below 0.9 x (4 x 4) x (vectors of 2x2 tiles):
- * VGG16's layers from 224x224 down to 14x14, not 12x12 or smaller (measured
- * with 256 channels, 2x2 / 4x4 tiles: 8x8 0.41 / 0.73 ms, 12x12 1.08 / 1.13,
- * 14x14 1.51 / 1.31, 16x16 1.86 / 1.26).  It costs
- * accuracy: F(4x4,3x3)'s transforms have entries up to 8, its error against
- * PyTorch is about 20x F(2x2,3x3)'s (docs/benchmarks.md).  Its scratch
- * memory is bounded by working in bands of tile rows, one sample at a time
- * (plan_memory.h).  --winograd always takes every eligible layer (for
- * tests), never none; --winograd-tile 2x2 or 4x4 fixes the tile of the 3x3 ones.
+ * Per m x m output tile and channel pair Winograd does (m + r - 1)^2
+ * multiplies instead of m^2 r^2: 3x3 kernels 36 instead of 144 with 4x4
+ * tiles, 16 instead of 36 with 2x2; 5x5 kernels 64 instead of 400, or 36
+ * instead of 100.  It adds input and output transforms and round-trips its
+ * transformed tiles through memory.  The cost rule, from measurements on
+ * VGG-style layers and the CIFAR-10 net (docs/benchmarks.md):
+ *  - the layer: at least 32 input and 32 output channels (the transforms
+ *    cost about 1/C and 1/K of the products), or a 5x5 kernel with 4x4
+ *    tiles and at least 16 output channels (winograd_pays); an output of at
+ *    least 4x4;
+ *  - the tile: 4x4 has a quarter of the tiles of 2x2 but its
+ *    GEMM runs on whole vectors of them and its transforms cost more per
+ *    product, so it is taken where (n x n positions) x (vectors of tiles) is
+ *    below 0.75 x the same for 2x2 tiles: VGG16's layers from 224x224 down to
+ *    14x14 but not 12x12 (measured with 256 channels, 2x2 / 4x4 tiles: 8x8
+ *    0.41 / 0.73 ms, 12x12 1.08 / 1.13, 14x14 1.51 / 1.31, 16x16 1.86 /
+ *    1.26); CIFAR-10's 5x5 layers at 32x32 and 16x16 but not 8x8 (0.039 ms
+ *    with 2x2 tiles, 0.054 with 4x4).
+ * 4x4 tiles cost accuracy: 2-4x the direct sum's rounding error against
+ * PyTorch on the goldens (docs/benchmarks.md).  The scratch memory is bounded
+ * by working in bands of tile rows, one sample at a time (plan_memory.h).
+ * --winograd always takes every eligible layer (for tests), never none;
+ * --winograd-tile 2x2 or 4x4 fixes the tile.
  */
 #include "passes.h"
 #include "plan_memory.h"
 
-static const int64_t MIN_CHANNELS = 32, MIN_OUTPUT_SIDE = 4;
+static const int64_t MIN_CHANNELS = 32, MIN_5X5_OUTPUT_CHANNELS = 16, MIN_OUTPUT_SIDE = 4;
 
 bool conv_winograd_eligible(const Node *n)
 {
@@ -35,27 +40,36 @@ bool conv_winograd_eligible(const Node *n)
            cv->dilation[0] == 1 && cv->dilation[1] == 1 && cv->groups == 1 && cv->pad_mode == PAD_ZEROS;
 }
 
-static bool winograd_pays(const Node *n)
-{
-    WinogradLayout l = winograd_layout(n);
-    return l.in_c >= MIN_CHANNELS && l.out_c >= MIN_CHANNELS && l.oh >= MIN_OUTPUT_SIDE && l.ow >= MIN_OUTPUT_SIDE;
-}
-
-/* GEMM work of F(mxm,3x3) on n's output: (m + 2)^2 positions times the
+/* GEMM work of F(mxm,rxr) on n's output: (m + r - 1)^2 positions times the
  * vectors of tiles (of 8, AVX2's width) that hold its tiles. */
 static int64_t tile_cost(const Node *n, int m)
 {
     const Shape *s = &n->shape;
-    int64_t oh = s->dims[s->rank - 2], ow = s->dims[s->rank - 1];
+    int64_t oh = s->dims[s->rank - 2], ow = s->dims[s->rank - 1], side = m + n->attr.conv.kernel[0] - 1;
     int64_t tiles = ((oh + m - 1) / m) * ((ow + m - 1) / m);
-    return (int64_t)(m + 2) * (m + 2) * ((tiles + 7) / 8);
+    return side * side * ((tiles + 7) / 8);
 }
 
 static int tile_side(const Node *n, int forced)
 {
-    if (n->attr.conv.kernel[0] != 3) return 2;
     if (forced) return forced;
-    return 10 * tile_cost(n, 4) < 9 * tile_cost(n, 2) ? 4 : 2; /* a clear win: its U is 2.25x larger */
+    /* A clear win only: 4x4 tiles cost more per product in the transforms
+     * (n = 8 for 5x5: 64 live vectors), and their U is larger. */
+    return 4 * tile_cost(n, 4) < 3 * tile_cost(n, 2) ? 4 : 2;
+}
+
+/* At least MIN_CHANNELS on both sides; or, for a 5x5 kernel with 4x4 tiles (64
+ * products per 16 outputs instead of 400), any input and MIN_5X5_OUTPUT_CHANNELS
+ * outputs: measured with 3 input channels, CIFAR-10's first layer (-> 32)
+ * takes 0.036 ms instead of the direct kernel's 0.055, 3 -> 16 0.028 instead
+ * of 0.033; not 3x3 (VGG16's first layer, 3 -> 64 at 224x224: 3.6 ms instead
+ * of 2.2) nor 1 -> 6 (LeNet-5's: 0.006 instead of 0.004). */
+static bool winograd_pays(const Node *n, int tile)
+{
+    WinogradLayout l = winograd_layout(n);
+    if (l.oh < MIN_OUTPUT_SIDE || l.ow < MIN_OUTPUT_SIDE) return false;
+    if (l.in_c >= MIN_CHANNELS && l.out_c >= MIN_CHANNELS) return true;
+    return l.r == 5 && tile == 4 && l.out_c >= MIN_5X5_OUTPUT_CHANNELS;
 }
 
 int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt)
@@ -64,8 +78,9 @@ int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt)
     for (int i = 1; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
         if (!conv_winograd_eligible(n) || opt->winograd == WINOGRAD_NEVER) continue;
-        bool winograd = opt->winograd == WINOGRAD_ALWAYS || winograd_pays(n);
-        n->winograd_tile = winograd ? tile_side(n, opt->winograd_tile) : 0;
+        int tile = tile_side(n, opt->winograd_tile);
+        bool winograd = opt->winograd == WINOGRAD_ALWAYS || winograd_pays(n, tile);
+        n->winograd_tile = winograd ? tile : 0;
         rewrites += winograd;
     }
     return rewrites;

@@ -21,7 +21,7 @@ typedef enum { WINOGRAD_AUTO, WINOGRAD_ALWAYS, WINOGRAD_NEVER } WinogradPolicy;
 typedef struct PassOptions {
     int opt_level;              /* 0: no graph passes */
     WinogradPolicy winograd;    /* --winograd auto|always|never */
-    int winograd_tile;          /* --winograd-tile: the output tile side of 3x3 Winograd layers, 2 or 4 (0: by the cost rule) */
+    int winograd_tile;          /* --winograd-tile: the output tile side of Winograd layers, 2 or 4 (0: by the cost rule) */
     const char *disabled[16];   /* --disable-pass NAME */
     int ndisabled;
     const char *print_after;    /* --after PASS: print the IR after it */

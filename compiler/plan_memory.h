@@ -28,7 +28,7 @@ typedef struct MemoryPlan {
 bool conv_is_tiled(const Node *n);
 bool conv_pads_into_scratch(const Node *n);
 
-/* Winograd F(mxm,rxr), (m, r) = (2, 3), (2, 5) or (4, 3) (lower_winograd.c),
+/* Winograd F(mxm,rxr), m = 2 or 4, r = 3 or 5 (lower_winograd.c),
  * for one sample (the node's scratch has a slot like this for every sample):
  * the input copied zero-padded, so that every n x n input patch (n = m + r - 1)
  * and every vector of patches is in bounds; then, for one band of tile rows at a time, the
