@@ -8,8 +8,8 @@
 #             still computed at compile time by fold-constants)
 #   -O0       no graph passes and LLVM -O0 (batch 1 only: it is ~20x slower)
 #   winograd  --winograd always: every eligible 3x3 or 5x5 convolution as Winograd, with
-#             the cost rule's tile (F(4x4,3x3) on most 3x3 layers)
-#   winograd2x2  --winograd always --winograd-tile 2x2: F(2x2,3x3) for the 3x3 layers
+#             the cost rule's tile (4x4 on most layers)
+#   winograd2x2  --winograd always --winograd-tile 2x2: F(2x2,3x3) and F(2x2,5x5)
 #   direct    --winograd never: the register-tiled direct convolution everywhere
 # The configurations are interleaved in ROUNDS rounds (the order reversed
 # every other round), so that a change in the machine's load hits all of them
