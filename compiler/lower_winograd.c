@@ -265,7 +265,7 @@ static void lower_transform(Winograd *wg)
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
 
 /* U = G g G^T per (k, c), in double, packed as [xi][channel block][c][GEMM_CHANNELS]
- * (zeros past K): output channels [k_begin, k_end). */
+ * (zeros past K): the output channels of channel blocks [block_begin, block_end). */
 typedef struct WeightTransform {
     const WinogradLayout *l;
     const WinogradMatrices *mx;
@@ -273,14 +273,15 @@ typedef struct WeightTransform {
     float *u;
 } WeightTransform;
 
-static void transform_channels(void *ctx, int64_t k_begin, int64_t k_end)
+static void transform_blocks(void *ctx, int64_t block_begin, int64_t block_end)
 {
     const WeightTransform *wt = ctx;
     const WinogradLayout *l = wt->l;
     const double(*G)[5] = wt->mx->g;
     int n = l->n, r = l->r;
     int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
-    for (int64_t k = k_begin; k < k_end; k++) {
+    int64_t k_end = block_end * GEMM_CHANNELS < l->out_c ? block_end * GEMM_CHANNELS : l->out_c;
+    for (int64_t k = block_begin * GEMM_CHANNELS; k < k_end; k++) {
         for (int64_t c = 0; c < l->in_c; c++) {
             const float *f = wt->g + (k * l->in_c + c) * r * r;
             double gg[MAX_N][5]; /* G g */
@@ -308,7 +309,7 @@ static LLVMValueRef transform_weights(const Winograd *wg)
     LLVMValueRef address;
     WeightTransform wt = {.l = l, .mx = wg->mx, .g = node_param(wg->kb->node, "weight")->data};
     wt.u = lower_constant_space(wg->kb->ir, l->positions * blocks * l->in_c * GEMM_CHANNELS, &address);
-    parallel_ranges(l->out_c, 16, transform_channels, &wt);
+    parallel_ranges(blocks, 4, transform_blocks, &wt); /* whole channel blocks: each thread writes runs of U of its own */
     return address;
 }
 
