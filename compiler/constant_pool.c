@@ -69,13 +69,6 @@ void *constant_pool_space(ConstantPool *pool, size_t bytes, size_t *offset)
     return pool->data + at; /* never written before: zero */
 }
 
-size_t constant_pool_add(ConstantPool *pool, const void *data, size_t bytes)
-{
-    size_t offset;
-    memcpy(constant_pool_space(pool, bytes, &offset), data, bytes);
-    return offset;
-}
-
 void constant_pool_free(ConstantPool *pool)
 {
     if (pool->data) munmap(pool->data, CONSTANT_POOL_MAX_BYTES);

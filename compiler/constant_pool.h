@@ -42,8 +42,6 @@ typedef struct ConstantPool {
  * size (backend.c).  Exits with status 3, as the arena does, when the
  * system has no memory for them. */
 void *constant_pool_space(ConstantPool *pool, size_t bytes, size_t *offset);
-/* Appends a copy of `bytes` bytes; returns their offset. */
-size_t constant_pool_add(ConstantPool *pool, const void *data, size_t bytes);
 void constant_pool_free(ConstantPool *pool);
 
 #endif

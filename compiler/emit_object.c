@@ -181,19 +181,11 @@ static void *optimise_and_emit(void *arg)
     return NULL;
 }
 
-/* Below this many instructions a module is generated on one thread: the
- * split and the threads cost more than they save. */
-enum { SPLIT_MIN_INSTRUCTIONS = 4000 };
-
-static int parts_wanted(LLVMModuleRef mod, const EmitOptions *opt)
+/* One part per CPU (split_module decides whether the module is worth splitting). */
+static int parts_wanted(const EmitOptions *opt)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (opt->emit_llvm || cpus < 2) return 1; /* --emit-llvm writes the one optimised module */
-    size_t n = 0;
-    for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn && n < SPLIT_MIN_INSTRUCTIONS; fn = LLVMGetNextFunction(fn))
-        for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b))
-            for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i)) n++;
-    if (n < SPLIT_MIN_INSTRUCTIONS) return 1;
     return cpus < SPLIT_MAX_PARTS ? (int)cpus : SPLIT_MAX_PARTS;
 }
 
@@ -240,7 +232,7 @@ int emit_objects(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char 
     LLVMSetModuleDataLayout(mod, layout);
     LLVMDisposeTargetData(layout);
     ModulePart parts[SPLIT_MAX_PARTS];
-    int count = verify(d, mod) ? split_module(mod, parts_wanted(mod, opt), parts) : 0;
+    int count = verify(d, mod) ? split_module(mod, parts_wanted(opt), parts) : 0;
     bool ok = count > 0;
     for (int p = 0; p < count; p++) {
         jobs[p] = (PartJob){.mod = parts[p].mod, .tm = p ? create_target_machine(d, opt) : jobs[0].tm, .opt = opt,

@@ -111,9 +111,9 @@ static bool write_at(int fd, const unsigned char *data, size_t len, off_t at)
     return true;
 }
 
-/* The library's section headers (malloc'd; *count of them) and the index of the
- * weights section, or NULL with *why set. */
-static Elf64_Shdr *read_sections(int fd, const Elf64_Ehdr *h, int *count, int *weights, const char **why)
+/* The library's section headers (malloc'd; h->e_shnum of them) and the index of
+ * the weights section, or NULL with *why set. */
+static Elf64_Shdr *read_sections(int fd, const Elf64_Ehdr *h, int *weights, const char **why)
 {
     *why = "the library's section headers cannot be read";
     if (h->e_shentsize != sizeof(Elf64_Shdr) || h->e_shnum == 0 || h->e_shnum > MAX_LIBRARY_SECTIONS ||
@@ -132,7 +132,6 @@ static Elf64_Shdr *read_sections(int fd, const Elf64_Ehdr *h, int *count, int *w
             read_at(fd, name, sizeof name, (off_t)(names->sh_offset + s[i].sh_name)) &&
             memcmp(name, WEIGHTS_SECTION, sizeof name) == 0)
             *weights = i;
-    *count = h->e_shnum;
     if (*weights >= 0) return s;
     *why = "the library has no " WEIGHTS_SECTION " section";
     free(s);
@@ -160,9 +159,9 @@ static const char *splice_into(int fd, const ConstantPool *pool)
     Elf64_Ehdr h;
     if (!read_at(fd, &h, sizeof h, 0) || memcmp(h.e_ident, ELFMAG, SELFMAG) != 0 || h.e_ident[EI_CLASS] != ELFCLASS64)
         return "the linker's output is not a 64-bit ELF file";
-    int count, weights;
+    int weights;
     const char *why;
-    Elf64_Shdr *s = read_sections(fd, &h, &count, &weights, &why);
+    Elf64_Shdr *s = read_sections(fd, &h, &weights, &why);
     if (!s) return why;
     Elf64_Shdr *w = &s[weights];
     Elf64_Off at = w->sh_type == SHT_NOBITS && w->sh_size == pool->len ? room_in_file(fd, &h, w) : 0;

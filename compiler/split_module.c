@@ -72,8 +72,19 @@ static char *copy_name(LLVMValueRef v)
     return copy;
 }
 
-/* Gives each defined function of mod to a part; returns them (malloc'd, *count). */
-static Owned *assign_functions(LLVMModuleRef mod, int parts, int *count)
+/* Below this many instructions a module stays whole: the split and the
+ * threads cost more than they save. */
+enum { SPLIT_MIN_INSTRUCTIONS = 4000 };
+
+static void free_owned(Owned *owned, int n)
+{
+    for (int i = 0; i < n; i++) free(owned[i].name);
+    free(owned);
+}
+
+/* Gives each defined function of mod to a part; returns them (malloc'd,
+ * *count) and the module's instruction count in *total. */
+static Owned *assign_functions(LLVMModuleRef mod, int parts, int *count, size_t *total)
 {
     int n = 0;
     for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn)) n += !LLVMIsDeclaration(fn);
@@ -91,6 +102,8 @@ static Owned *assign_functions(LLVMModuleRef mod, int parts, int *count)
         owned[i].part = lightest;
         load[lightest] += owned[i].size;
     }
+    *total = 0;
+    for (int p = 0; p < parts; p++) *total += load[p];
     *count = n;
     return owned;
 }
@@ -153,7 +166,12 @@ int split_module(LLVMModuleRef mod, int want, ModulePart *parts)
     if (want > SPLIT_MAX_PARTS) want = SPLIT_MAX_PARTS;
     if (want < 2 || !splittable(mod)) return 1;
     int n;
-    Owned *owned = assign_functions(mod, want, &n);
+    size_t total;
+    Owned *owned = assign_functions(mod, want, &n, &total);
+    if (total < SPLIT_MIN_INSTRUCTIONS) {
+        free_owned(owned, n);
+        return 1;
+    }
     LLVMMemoryBufferRef bitcode = LLVMWriteBitcodeToMemoryBuffer(mod);
     int count = 1;
     while (count < want && n > count && copy_module(bitcode, &parts[count])) count++;
@@ -161,8 +179,7 @@ int split_module(LLVMModuleRef mod, int want, ModulePart *parts)
     for (int i = 0; i < n; i++) /* parts that could not be copied: their functions stay in part 0 */
         if (owned[i].part >= count) owned[i].part = 0;
     for (int p = count - 1; p >= 0; p--) keep_part(parts[p].mod, p, owned, n);
-    for (int i = 0; i < n; i++) free(owned[i].name);
-    free(owned);
+    free_owned(owned, n);
     return count;
 }
 

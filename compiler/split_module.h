@@ -19,7 +19,7 @@ typedef struct ModulePart {
 } ModulePart;
 
 /* Splits mod (which becomes part 0) into at most `want` parts; returns how
- * many it made (1: mod as it was, when it cannot be split). */
+ * many it made (1: mod as it was, when it is small or cannot be split). */
 int split_module(LLVMModuleRef mod, int want, ModulePart *parts);
 /* Frees parts 1..count-1 (part 0 stays the caller's). */
 void split_module_dispose(ModulePart *parts, int count);
