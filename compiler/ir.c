@@ -21,6 +21,8 @@ void ir_init(Ir *ir, LLVMContextRef ctx, LLVMModuleRef mod)
     ir->vector_registers = 16;
     ir->constants = NULL;
     ir->constants_global = NULL;
+    ir->layer_constants = NULL;
+    ir->layer_constants_at = 0;
 }
 
 void ir_dispose(Ir *ir) { LLVMDisposeBuilder(ir->b); }

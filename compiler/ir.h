@@ -23,6 +23,8 @@ typedef struct Ir {
     int vector_registers; /* how many of them: 16, or 32 with AVX-512 */
     struct ConstantPool *constants;  /* where lower_constant_floats puts weight arrays */
     LLVMValueRef constants_global;   /* their base address in the module (NULL until the first) */
+    LLVMValueRef layer_constants;    /* the current layer's arrays are addressed from it (NULL until its first) */
+    int64_t layer_constants_at;      /* its offset in the pool */
 } Ir;
 
 typedef struct IrLoop {

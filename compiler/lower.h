@@ -2,7 +2,8 @@
  *
  * lower_llvm.c builds the module: weights in a constant pool (written as
  * its own object by emit_weights.c), one or
- * more kernel functions per layer (lower_kernels.c), the `forward` function
+ * more kernel functions per layer (lower_kernels.c; identical ones across
+ * layers keep one body, lower_share.c), the `forward` function
  * that runs them in order over the planned workspace (plan_memory.h), the
  * descriptor `__layerc_desc` of runtime/layerc.h and the model-named entry
  * points.  emit_object.c optimises the module and writes the object file.
@@ -36,7 +37,8 @@ typedef enum { BUF_INPUT, BUF_OUTPUT, BUF_SCRATCH } BufferRole;
  * batch when items_per_sample).  A kernel called in several steps (a
  * Winograd band each) tells them apart by the item numbers. */
 typedef struct KernelStep {
-    LLVMValueRef fn;
+    LLVMValueRef fn;   /* the entry the runtime calls */
+    LLVMValueRef body; /* what it calls with the layer's weights (lower_share.c) */
     BufferRole src, dst;
     int64_t src_scratch_at, dst_scratch_at; /* BUF_SCRATCH: bytes into the node's scratch */
     int64_t first_item, items;
@@ -57,20 +59,40 @@ typedef struct PerSampleKernel {
     int64_t cost;    /* per sample */
 } PerSampleKernel;
 
+/* The kernel bodies built so far, to find identical ones (lower_share.c). */
+typedef struct KernelShare {
+    Arena *arena;
+    PtrVec bodies;
+} KernelShare;
+
+typedef struct KernelEntry {
+    LLVMValueRef fn, body;
+} KernelEntry;
+
 typedef struct KernelBuilder {
     Ir *ir;
     Arena *arena;
+    KernelShare *share;
     const Node *node;
-    const char *fn_prefix; /* e.g. "k3_conv1" */
+    const char *fn_prefix;   /* e.g. "k3.conv1" */
+    const char *kernel_name; /* of the kernel being built, e.g. "k3.conv1.pad" */
     KernelStep steps[MAX_KERNEL_STEPS];
     int nsteps;
     PerSampleKernel per_sample;
 } KernelBuilder;
 
-/* The parameters of the kernel function being built. */
+/* The parameters of the kernel body being built: the kernel's, then the
+ * address of the layer's first constant array (lower_constant_space). */
 typedef struct KernelArgs {
-    LLVMValueRef src, dst, batch, begin, end;
+    LLVMValueRef src, dst, batch, begin, end, weights;
 } KernelArgs;
+
+enum { KERNEL_WEIGHTS_PARAM = 5 };
+
+/* Finishes `body` (void (src, dst, batch, begin, end, weights)): its
+ * constants addressed from `weights`, one copy kept of identical bodies, and
+ * an entry `name` of kernel_fn_type() that calls it with the layer's weights. */
+KernelEntry share_kernel(KernelShare *share, Ir *ir, LLVMValueRef body, const char *name);
 
 /* Emits node kb->node's kernels into kb->steps. */
 void lower_node_kernels(KernelBuilder *kb);
@@ -81,6 +103,8 @@ void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
 /* The type of every kernel: void (src, dst, batch, begin, end), runtime.h's layerc_kernel. */
 LLVMTypeRef kernel_fn_type(Ir *ir);
+/* A kernel body's type: kernel_fn_type's parameters, then ptr weights. */
+LLVMTypeRef kernel_body_type(Ir *ir);
 KernelArgs kernel_begin(KernelBuilder *kb, const char *what);
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost);
 /* A kernel bound by memory, not by its few operations, counts this much cost
@@ -111,5 +135,8 @@ LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v);
 float *lower_constant_space(Ir *ir, int64_t count, LLVMValueRef *address);
 /* A copy of data[0, count) in the constant pool; returns its address. */
 LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count);
+/* The address of the current layer's first constant array (null if it has none);
+ * inside the layer's kernel bodies, its arrays are addressed relative to it. */
+LLVMValueRef lower_layer_constants_address(Ir *ir);
 
 #endif

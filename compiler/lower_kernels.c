@@ -24,19 +24,34 @@ LLVMTypeRef kernel_fn_type(Ir *ir)
     return LLVMFunctionType(ir->void_t, params, 5, 0);
 }
 
+LLVMTypeRef kernel_body_type(Ir *ir)
+{
+    LLVMTypeRef params[KERNEL_WEIGHTS_PARAM + 1] = {ir->ptr, ir->ptr, ir->i64, ir->i64, ir->i64, ir->ptr};
+    return LLVMFunctionType(ir->void_t, params, KERNEL_WEIGHTS_PARAM + 1, 0);
+}
+
+/* Starts the body of kernel `what` of the layer (kernel_end finishes it). */
 KernelArgs kernel_begin(KernelBuilder *kb, const char *what)
 {
     Ir *ir = kb->ir;
-    LLVMTypeRef type = kernel_fn_type(ir);
-    const char *name = arena_printf(kb->arena, "%s%s", kb->fn_prefix, what);
-    LLVMValueRef fn = LLVMAddFunction(ir->mod, name, type);
+    kb->kernel_name = arena_printf(kb->arena, "%s%s", kb->fn_prefix, what);
+    LLVMValueRef fn = LLVMAddFunction(ir->mod, arena_printf(kb->arena, "%s.body", kb->kernel_name), kernel_body_type(ir));
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     ir_begin_function(ir, fn);
-    KernelArgs a = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 3), LLVMGetParam(fn, 4)};
-    /* The buffers never alias (plan_memory.c) */
+    KernelArgs a = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2),
+                    LLVMGetParam(fn, 3), LLVMGetParam(fn, 4), LLVMGetParam(fn, KERNEL_WEIGHTS_PARAM)};
+    /* The buffers never alias (plan_memory.c), nor the weights, which are read only */
     unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    for (unsigned i = 1; i <= 2; i++) LLVMAddAttributeAtIndex(fn, i, LLVMCreateEnumAttribute(ir->ctx, noalias, 0));
+    unsigned params[3] = {1, 2, KERNEL_WEIGHTS_PARAM + 1};
+    for (int i = 0; i < 3; i++) LLVMAddAttributeAtIndex(fn, params[i], LLVMCreateEnumAttribute(ir->ctx, noalias, 0));
     return a;
+}
+
+/* The body built since kernel_begin, finished and shared. */
+static KernelEntry kernel_finish(KernelBuilder *kb)
+{
+    LLVMBuildRetVoid(kb->ir->b);
+    return share_kernel(kb->share, kb->ir, kb->ir->fn, kb->kernel_name);
 }
 
 static void push_step(KernelBuilder *kb, KernelStep step)
@@ -47,9 +62,9 @@ static void push_step(KernelBuilder *kb, KernelStep step)
 
 void kernel_end(KernelBuilder *kb, BufferRole src, BufferRole dst, int64_t items, bool per_sample, int64_t cost)
 {
-    LLVMBuildRetVoid(kb->ir->b);
-    push_step(kb, (KernelStep){.fn = kb->ir->fn, .src = src, .dst = dst, .items = items, .items_per_sample = per_sample,
-                               .cost_per_item = cost});
+    KernelEntry k = kernel_finish(kb);
+    push_step(kb, (KernelStep){.fn = k.fn, .body = k.body, .src = src, .dst = dst, .items = items,
+                               .items_per_sample = per_sample, .cost_per_item = cost});
 }
 
 void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item)
@@ -85,7 +100,7 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     /* The slot of the call's first item: calls running at the same time start at different items. */
     LLVMValueRef slot_at = ir_mul(ir, a.begin, ir_i64(ir, scratch_bytes));
     LLVMValueRef slot = LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), buffers[2], &slot_at, 1, "");
-    LLVMTypeRef kernel_t = kernel_fn_type(ir);
+    LLVMTypeRef body_t = kernel_body_type(ir);
     IrLoop sample = ir_loop_begin(ir, a.begin, a.end, "sample");
     LLVMValueRef in = ir_f32_ptr(ir, buffers[0], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->inputs[0]->shape))));
     LLVMValueRef out = ir_f32_ptr(ir, buffers[1], ir_mul(ir, sample.index, ir_i64(ir, sample_floats(&n->shape))));
@@ -93,17 +108,17 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     for (int i = 0; i < nsteps; i++) {
         const KernelStep *st = &kb->steps[i];
-        LLVMValueRef args[5] = {step_buffer(ir, st->src, st->src_scratch_at, in, out, slot),
-                                step_buffer(ir, st->dst, st->dst_scratch_at, in, out, slot), ir_i64(ir, 1),
-                                ir_i64(ir, st->first_item), ir_i64(ir, st->first_item + st->items)};
-        LLVMValueRef call = LLVMBuildCall2(ir->b, kernel_t, st->fn, args, 5, "");
+        LLVMValueRef args[KERNEL_WEIGHTS_PARAM + 1] = {
+            step_buffer(ir, st->src, st->src_scratch_at, in, out, slot),
+            step_buffer(ir, st->dst, st->dst_scratch_at, in, out, slot), ir_i64(ir, 1),
+            ir_i64(ir, st->first_item), ir_i64(ir, st->first_item + st->items), a.weights};
+        LLVMValueRef call = LLVMBuildCall2(ir->b, body_t, st->body, args, KERNEL_WEIGHTS_PARAM + 1, "");
         /* Not inlined: the steps' code exists once (forward() calls them too), and a call per step and sample costs nothing. */
         LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ir->ctx, noinline, 0));
         cost += st->items * st->cost_per_item;
     }
     ir_loop_end(ir, &sample);
-    LLVMBuildRetVoid(ir->b);
-    kb->per_sample = (PerSampleKernel){.fn = ir->fn, .cost = cost};
+    kb->per_sample = (PerSampleKernel){.fn = kernel_finish(kb).fn, .cost = cost};
 }
 
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,

@@ -65,19 +65,46 @@ bool lower_check_supported(Diag *d, const Graph *g)
     return d->errors == errors;
 }
 
-/* The arrays are placed in the constant pool and addressed from a
- * placeholder global; finish_constants() gives it its final size. */
-float *lower_constant_space(Ir *ir, int64_t count, LLVMValueRef *address)
+/* The arrays are placed in the constant pool.  A layer's kernels address
+ * them from a placeholder of the layer's own (so that lower_share.c can make
+ * them relative to an argument); end_layer_constants() points whatever still
+ * uses it into the pool's placeholder, which finish_constants() gives its
+ * final size. */
+static LLVMValueRef pool_address(Ir *ir, int64_t offset)
 {
     if (!ir->constants_global) {
         ir->constants_global = LLVMAddGlobal(ir->mod, LLVMArrayType2(LLVMInt8TypeInContext(ir->ctx), 0), "weights.placeholder");
         LLVMSetGlobalConstant(ir->constants_global, 1);
     }
+    LLVMValueRef at = ir_i64(ir, offset);
+    return LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ir->ctx), ir->constants_global, &at, 1);
+}
+
+float *lower_constant_space(Ir *ir, int64_t count, LLVMValueRef *address)
+{
     size_t offset;
     float *space = constant_pool_space(ir->constants, (size_t)count * sizeof(float), &offset);
-    LLVMValueRef at = ir_i64(ir, (int64_t)offset);
-    *address = LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ir->ctx), ir->constants_global, &at, 1);
+    if (!ir->layer_constants) {
+        ir->layer_constants = LLVMAddGlobal(ir->mod, LLVMArrayType2(LLVMInt8TypeInContext(ir->ctx), 0), "weights.layer");
+        LLVMSetGlobalConstant(ir->layer_constants, 1);
+        ir->layer_constants_at = (int64_t)offset;
+    }
+    LLVMValueRef at = ir_i64(ir, (int64_t)offset - ir->layer_constants_at);
+    *address = LLVMConstInBoundsGEP2(LLVMInt8TypeInContext(ir->ctx), ir->layer_constants, &at, 1);
     return space;
+}
+
+LLVMValueRef lower_layer_constants_address(Ir *ir)
+{
+    return ir->layer_constants ? pool_address(ir, ir->layer_constants_at) : LLVMConstNull(ir->ptr);
+}
+
+static void end_layer_constants(Ir *ir)
+{
+    if (!ir->layer_constants) return;
+    LLVMReplaceAllUsesWith(ir->layer_constants, pool_address(ir, ir->layer_constants_at));
+    LLVMDeleteGlobal(ir->layer_constants);
+    ir->layer_constants = NULL;
 }
 
 LLVMValueRef lower_constant_floats(Ir *ir, const float *data, int64_t count)
@@ -104,6 +131,7 @@ static void finish_constants(Ir *ir)
 typedef struct Lowering {
     Ir ir;
     Arena arena; /* scratch for names and re-laid-out weights; freed at the end */
+    KernelShare share;
     const Graph *g;
     const MemoryPlan *plan;
     KernelStep (*steps)[MAX_KERNEL_STEPS];
@@ -170,9 +198,10 @@ static void lower_kernels(Lowering *lw)
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         if (node_is_view(n)) continue;
-        KernelBuilder kb = {.ir = &lw->ir, .arena = &lw->arena, .node = n};
+        KernelBuilder kb = {.ir = &lw->ir, .arena = &lw->arena, .share = &lw->share, .node = n};
         kb.fn_prefix = arena_printf(&lw->arena, "k%d.%s", i, n->name);
         lower_node_kernels(&kb);
+        end_layer_constants(&lw->ir);
         memcpy(lw->steps[i], kb.steps, sizeof kb.steps);
         lw->nsteps[i] = kb.nsteps;
         lw->per_sample[i] = kb.per_sample;
@@ -380,6 +409,7 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
     Lowering lw = {.g = g, .plan = plan, .fault_layer = inject_fault_layer};
     arena_init(&lw.arena);
+    lw.share.arena = &lw.arena;
     ir_init(&lw.ir, ctx, mod);
     lw.ir.vector_width = vector_width;
     lw.ir.vector_registers = vector_registers;

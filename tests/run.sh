@@ -221,6 +221,23 @@ suite_ir() {
     else
         fail "$tag llvm-ir conv+bn+relu is one kernel" "conv kernels=$kernels parallel calls=$calls (want 1 and 3: pad, conv group, pool)"
     fi
+    # Identical layers share one body (lower_share.c): b's conv and fc2 call a's and fc1's with
+    # their own weights; c (no fused ReLU) and fc3 (no Tanh) keep code of their own.
+    ll="$TMP/repeated_layers.ll"
+    if ! $L build tests/golden/outputs/repeated_layers/model.nn -o "$TMP/repeated_layers.so" --emit-llvm "$ll" 2>/dev/null; then
+        fail "$tag llvm-ir identical layers share code" "build failed"; return
+    fi
+    local entry_b entry_fc2 entry_c
+    entry_b=$(sed -n '/^define internal void @k2\.b(/,/^}/p' "$ll")
+    entry_fc2=$(sed -n '/^define internal void @k7\.fc2(/,/^}/p' "$ll")
+    entry_c=$(sed -n '/^define internal void @k3\.c(/,/^}/p' "$ll")
+    if grep -q 'call fastcc void @k1\.a\.body(.*@__layerc_weights' <<<"$entry_b" \
+        && grep -q 'call fastcc void @k6\.fc1\.body(.*@__layerc_weights' <<<"$entry_fc2" \
+        && ! grep -q '^define .*@k2\.b\.body(' "$ll" && [ -n "$entry_c" ] && ! grep -q '@k1\.a\.body' <<<"$entry_c"; then
+        pass "$tag llvm-ir identical layers share code"
+    else
+        fail "$tag llvm-ir identical layers share code" "$(grep '^define' "$ll")"
+    fi
 }
 
 # Winograd F(2x2,3x3) on every golden case with an eligible convolution (3x3, stride 1, ...),
