@@ -139,6 +139,72 @@ static LLVMValueRef combine(Ir *ir, const double *coef, LLVMValueRef const *x, i
     return sum;
 }
 
+/* Rows i and j share their work when each column has the same coefficient in
+ * both or opposite ones (rows at the points p and -p): with E the sum over the
+ * first columns and O over the others, row i is E + O and row j is E - O. */
+static bool mirrored_rows(const double *a, const double *b, int n)
+{
+    bool same = false, opposite = false;
+    for (int k = 0; k < n; k++) {
+        if (a[k] != b[k] && a[k] != -b[k]) return false;
+        same = same || (a[k] != 0 && a[k] == b[k]);
+        opposite = opposite || (a[k] != 0 && a[k] == -b[k]);
+    }
+    return same && opposite;
+}
+
+/* Columns a and b share their work when every row has coefficients of the
+ * same size in both (columns at the points p and -p): x[a] + x[b] serves the
+ * rows where they are equal, x[a] - x[b] those where they are opposite. */
+static bool paired_columns(const double (*mat)[MAX_N], int rows, int a, int b)
+{
+    for (int i = 0; i < rows; i++)
+        if (mat[i][a] == 0 || (mat[i][a] != mat[i][b] && mat[i][a] != -mat[i][b])) return false;
+    return true;
+}
+
+/* y[i] = sum over k < n of mat[i][k] x[k] for i < rows (a product with B^T or
+ * A^T), with the sums that pairs of points +-p allow shared between rows, or
+ * between columns: F(4x4,5x5)'s transforms take a third fewer operations. */
+static void apply_matrix(Ir *ir, const double (*mat)[MAX_N], int rows, int n, LLVMValueRef const *x, LLVMValueRef *y)
+{
+    double coef[MAX_N][3 * MAX_N] = {{0}};
+    LLVMValueRef terms[3 * MAX_N];
+    int nterms = n;
+    bool paired[MAX_N] = {false};
+    for (int k = 0; k < n; k++) terms[k] = x[k];
+    for (int i = 0; i < rows; i++)
+        for (int k = 0; k < n; k++) coef[i][k] = mat[i][k];
+    for (int a = 0; a < n && rows > 2; a++) /* paired columns: their sum and difference as two more terms */
+        for (int b = a + 1; b < n && !paired[a]; b++) {
+            if (paired[b] || !paired_columns(mat, rows, a, b)) continue;
+            paired[a] = paired[b] = true;
+            terms[nterms] = LLVMBuildFAdd(ir->b, x[a], x[b], "");
+            terms[nterms + 1] = LLVMBuildFSub(ir->b, x[a], x[b], "");
+            for (int i = 0; i < rows; i++) {
+                coef[i][nterms + (mat[i][a] == mat[i][b] ? 0 : 1)] = mat[i][a];
+                coef[i][a] = coef[i][b] = 0;
+            }
+            nterms += 2;
+        }
+    bool done[MAX_N] = {false};
+    for (int i = 0; i < rows; i++) {
+        for (int j = i + 1; j < rows && !done[i]; j++) {
+            if (done[j] || !mirrored_rows(coef[i], coef[j], nterms)) continue;
+            double even[3 * MAX_N], odd[3 * MAX_N];
+            for (int k = 0; k < nterms; k++) {
+                even[k] = coef[i][k] == coef[j][k] ? coef[i][k] : 0;
+                odd[k] = coef[i][k] == coef[j][k] ? 0 : coef[i][k];
+            }
+            LLVMValueRef e = combine(ir, even, terms, nterms), o = combine(ir, odd, terms, nterms);
+            y[i] = LLVMBuildFAdd(ir->b, e, o, "");
+            y[j] = LLVMBuildFSub(ir->b, e, o, "");
+            done[i] = done[j] = true;
+        }
+        if (!done[i]) y[i] = combine(ir, coef[i], terms, nterms);
+    }
+}
+
 /* ---- pad: P[plane] = the input plane at (pad_top, pad_left), zeros around ---- */
 
 static void lower_pad(Winograd *wg)
@@ -203,17 +269,20 @@ static void transform_vector(Winograd *wg, LLVMValueRef src, LLVMValueRef dst, L
     for (int r = 0; r < n; r++)
         for (int group = 0; group < n; group += wg->l.m)
             load_patch_columns(wg, src, ir_add(ir, p_row, ir_i64(ir, r * wg->l.pw)), group, d[r]);
-    for (int i = 0; i < n; i++) /* t = B^T d */
+    for (int j = 0; j < n; j++) { /* t = B^T d */
+        LLVMValueRef product[MAX_N];
+        for (int k = 0; k < n; k++) column[k] = d[k][j];
+        apply_matrix(ir, wg->mx->bt, n, n, column, product);
+        for (int i = 0; i < n; i++) t[i][j] = product[i];
+    }
+    for (int i = 0; i < n; i++) { /* V = t B */
+        LLVMValueRef v[MAX_N];
+        apply_matrix(ir, wg->mx->bt, n, n, t[i], v);
         for (int j = 0; j < n; j++) {
-            for (int k = 0; k < n; k++) column[k] = d[k][j];
-            t[i][j] = combine(ir, wg->mx->bt[i], column, n);
-        }
-    for (int i = 0; i < n; i++) /* V = t B */
-        for (int j = 0; j < n; j++) {
-            LLVMValueRef v = combine(ir, wg->mx->bt[j], t[i], n);
             LLVMValueRef at = ir_add(ir, v_base, ir_add(ir, ir_i64(ir, (i * n + j) * wg->l.v_stride), tile));
-            ir_store_vec(ir, dst, at, v, w);
+            ir_store_vec(ir, dst, at, v[j], w);
         }
+    }
 }
 
 /* The band of item `index` of a kernel run once per band with items
@@ -439,15 +508,16 @@ static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, 
     LLVMValueRef mv[MAX_N][MAX_N], r[MAX_M][MAX_N], column[MAX_N];
     for (int xi = 0; xi < l->positions; xi++)
         mv[xi / n][xi % n] = ir_load_vec(ir, oa->m, ir_add(ir, tile, ir_i64(ir, xi * l->m_stride)), w);
-    for (int i = 0; i < rows; i++) /* the rows of A^T M that are stored */
-        for (int j = 0; j < n; j++) {
-            for (int k = 0; k < n; k++) column[k] = mv[k][j];
-            r[i][j] = combine(ir, wg->mx->at[i], column, n);
-        }
+    for (int j = 0; j < n; j++) { /* the rows of A^T M that are stored */
+        LLVMValueRef product[MAX_M];
+        for (int k = 0; k < n; k++) column[k] = mv[k][j];
+        apply_matrix(ir, wg->mx->at, rows, n, column, product);
+        for (int i = 0; i < rows; i++) r[i][j] = product[i];
+    }
     for (int i = 0; i < rows; i++) {
         LLVMValueRef y[MAX_M], chunk[MAX_M];
+        apply_matrix(ir, wg->mx->at, m, n, r[i], y);
         for (int j = 0; j < m; j++) {
-            y[j] = combine(ir, wg->mx->at[j], r[i], n);
             if (oa->bias) y[j] = LLVMBuildFAdd(b, y[j], oa->bias, "");
             y[j] = epilogue_vector(ir, wg->kb->node, y[j]);
         }
