@@ -1,6 +1,7 @@
 /* ir_vector.c - vector helpers for the tiled kernels (see ir.h): vectors of
  * ir->vector_width floats, loads and stores of the first `lanes` of them
- * (llvm.masked.*, so a tail never touches memory past it), splats and lane shuffles. */
+ * (llvm.masked.*, or plain stores of fewer lanes, so a tail never touches
+ * memory past it), splats and lane shuffles. */
 #include <stdio.h>
 
 #include "ir.h"
@@ -48,12 +49,32 @@ LLVMValueRef ir_load_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, int lane
     return LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.masked.load.v%df32.p0", type), args, 4, "");
 }
 
+/* Lanes [first, first + count) of v, count a power of two below the width. */
+static LLVMValueRef sub_vector(Ir *ir, LLVMValueRef v, int first, int count)
+{
+    LLVMValueRef idx[64];
+    for (int i = 0; i < count; i++) idx[i] = LLVMConstInt(ir->i32, (unsigned long long)(first + i), 0);
+    return LLVMBuildShuffleVector(ir->b, v, LLVMGetUndef(LLVMTypeOf(v)), LLVMConstVector(idx, (unsigned)count), "");
+}
+
 void ir_store_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v, int lanes)
 {
     if (lanes <= 0) return;
     LLVMValueRef p = ir_f32_ptr(ir, base, index);
     if (lanes >= ir->vector_width) {
         LLVMSetAlignment(LLVMBuildStore(ir->b, v, p), 4);
+        return;
+    }
+    if (ir->vector_width < 16) {
+        /* Without AVX-512's mask registers a masked store is slow (VMASKMOVPS
+         * to memory: microcoded on AMD): plain stores of 4, 2 and 1 lanes. */
+        for (int first = 0, count = ir->vector_width / 2; count > 0; count /= 2) {
+            if (lanes - first < count) continue;
+            LLVMValueRef part = count == 1 ? LLVMBuildExtractElement(ir->b, v, LLVMConstInt(ir->i32, (unsigned long long)first, 0), "")
+                                           : sub_vector(ir, v, first, count);
+            LLVMSetAlignment(LLVMBuildStore(ir->b, part, ir_f32_ptr(ir, p, ir_i64(ir, first))), 4);
+            first += count;
+        }
         return;
     }
     LLVMTypeRef params[4] = {ir_vec_type(ir), ir->ptr, ir->i32, mask_type(ir)};

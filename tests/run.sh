@@ -19,6 +19,8 @@
 #                 rule's tile, and 2x2 and 4x4 tiles), against PyTorch; CIFAR-10's per-sample kernel (batch 5,
 #                 3 threads) against the reference
 #   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (atol, rtol 1e-5)
+#   targets       every golden case built for SSE (--target-cpu x86-64: 4-float vectors, other tails)
+#                 against PyTorch; AVX-512 builds (which this machine cannot run) use zmm registers
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
 # Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites, and
@@ -183,6 +185,28 @@ suite_golden() {
               --atol "${tol[0]}" --rtol "${tol[1]}" $extra 2>&1); rc=$?
         [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag golden $name" || fail "$tag golden $name" "exit $rc: $out"
     done
+}
+
+# The kernels for other vector widths: SSE's 4 floats run here; AVX-512's 16 only compile on an
+# AVX2 machine, so their code is checked for 512-bit registers and masked tails.
+suite_targets() {
+    local L=$1 tag=$2 dir name tol out rc
+    for dir in tests/golden/outputs/*/; do
+        name=$(basename "$dir")
+        grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
+        read -r -a tol < <(case_tolerance "$dir/case.json")
+        out=$(cd "$dir" && "$L" test model.nn --target-cpu x86-64 --weights weights.safetensors --input input.npy \
+              --expect expected.npy --atol "${tol[0]}" --rtol "${tol[1]}" 2>&1); rc=$?
+        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag sse golden $name" || fail "$tag sse golden $name" "exit $rc: $out"
+    done
+    local so="$TMP/avx512.so"
+    if out=$("$L" build examples/tutorial_conv.nn --target-cpu skylake-avx512 -o "$so" 2>&1) \
+        && objdump -d --no-show-raw-insn "$so" | grep -q "vfmadd[0-9]*ps.*%zmm" \
+        && objdump -d --no-show-raw-insn "$so" | grep -q "vmovups %zmm[0-9]*,.*{%k[1-7]}"; then
+        pass "$tag avx-512 build: zmm FMAs, masked row tails"
+    else
+        fail "$tag avx-512 build: zmm FMAs, masked row tails" "$out"
+    fi
 }
 
 # Every example compiles and passes its harness (random weights, against the reference interpreter).
@@ -371,6 +395,7 @@ run_all() {
     want api && suite_api "$L" "$tag" "$3"
     [ -z "$3" ] && want passes && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
     [ -z "$3" ] && want valgrind && suite_valgrind "$L" "$tag"
+    [ -z "$3" ] && want targets && suite_targets "$L" "$tag"
     return 0
 }
 
