@@ -1,8 +1,10 @@
 /* backend.c - drives the back end stages (see backend.h). */
+#define _GNU_SOURCE /* O_TMPFILE, copy_file_range */
 #include "backend.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,10 +145,12 @@ static bool write_weights_object(Diag *d, const ConstantPool *pool, const char *
     return !error;
 }
 
-static bool put_weights(Diag *d, const ConstantPool *pool, const char *library)
+/* The weights into the linked library tmp_so; *library is then the file that
+ * holds the library (tmp_so, or the pool's own file named `adopted`). */
+static bool put_weights(Diag *d, const ConstantPool *pool, const char *tmp_so, const char *adopted, const char **library)
 {
-    const char *why = splice_weights(pool, library);
-    if (why) diag_error(d, (SrcSpan){0}, "cannot write the weights into %s: %s", library, why);
+    const char *why = splice_weights(pool, tmp_so, adopted, library);
+    if (why) diag_error(d, (SrcSpan){0}, "cannot write the weights into %s: %s", tmp_so, why);
     return !why;
 }
 
@@ -177,8 +181,10 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
     }
     ObjectPaths o;
     name_objects(&o, dir);
-    char tmp_so[4096];
+    char tmp_so[4096], adopted[4096];
     snprintf(tmp_so, sizeof tmp_so, "%s.tmp.%d", opt->output, (int)getpid());
+    snprintf(adopted, sizeof adopted, "%s.tmpw.%d", opt->output, (int)getpid());
+    const char *library = tmp_so;
     int code_parts = emit_objects(&fe->diag, mod, &opt->emit, o.list);
     char parts[48];
     snprintf(parts, sizeof parts, "%d parts on as many threads", code_parts);
@@ -190,15 +196,16 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
     ok = ok && link_shared_library(&fe->diag, o.list, nobjects, tmp_so, opt->emit.sanitize);
     report_stage(opt, mark, "link", NULL);
     if (ok && splice) {
-        ok = put_weights(&fe->diag, pool, tmp_so);
-        report_stage(opt, mark, "write weights", NULL);
+        ok = put_weights(&fe->diag, pool, tmp_so, adopted, &library);
+        report_stage(opt, mark, "write weights", library == adopted ? "none to write: built in the library's file" : NULL);
     }
-    int error = ok ? replace_file(tmp_so, opt->output) : 0;
+    int error = ok ? replace_file(library, opt->output) : 0;
     if (error) {
         diag_error(&fe->diag, (SrcSpan){0}, "cannot write %s: %s", opt->output, strerror(error));
         ok = false;
     }
     remove(tmp_so);
+    remove(adopted);
     for (int p = 0; p < SPLIT_MAX_PARTS; p++) remove(o.code[p]);
     remove(o.weights);
     rmdir(dir);
@@ -212,13 +219,28 @@ void backend_run_passes(Graph *g, const BuildOptions *opt)
     run_passes(g, &passes);
 }
 
+/* With ld.lld (see emit_weights.h), the pool is built in an unnamed file
+ * beside the output, which can become the library without copying the
+ * weights; where such a file cannot be made, it stays in memory. */
+static void pool_in_library_file(ConstantPool *pool, const char *output)
+{
+    if (!linker_is_lld()) return;
+    const char *slash = strrchr(output, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - output) + 1 : 1, slash ? output : ".");
+    int file = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0777); /* the mode lld gives its output, less the umask */
+    if (file >= 0) constant_pool_use_file(pool, file);
+}
+
 static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryPlan *plan, double *mark)
 {
     Graph *g = fe->graph;
     const char *prefix = model_symbol_prefix(&fe->arena, g->model_name);
     LLVMContextRef ctx = LLVMContextCreate();
     VectorShape vs = target_vector_shape(opt->emit.target_cpu);
-    ConstantPool pool = {0};
+    ConstantPool pool;
+    constant_pool_init(&pool);
+    pool_in_library_file(&pool, opt->output);
     LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer, &pool);
     report_stage(opt, mark, "lower", NULL);
     bool ok = compile_and_link(fe, mod, &pool, opt, mark);

@@ -7,6 +7,7 @@
  * [3] .strtab, [4] .note.GNU-stack (empty: the object needs no executable
  * stack), [5] .shstrtab.
  */
+#define _GNU_SOURCE /* O_TMPFILE, copy_file_range */
 #include "emit_weights.h"
 
 #include <elf.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define WEIGHTS_SECTION ".layerc_weights"
@@ -57,8 +59,10 @@ int emit_weights_object(const ConstantPool *pool, const char *path, bool reserve
     Elf64_Off headers_at = (shstrtab_at + sizeof SECTION_NAMES + 7) / 8 * 8;
 
     Elf64_Shdr sections[SECTION_COUNT] = {{0}};
+    /* Reserved room is aligned so that ld.lld puts it at CONSTANT_POOL_FILE_OFFSET,
+     * where a pool kept in a file has it (splice_weights checks). */
     sections[SEC_WEIGHTS] = section(WEIGHTS_SECTION, reserve_only ? SHT_NOBITS : SHT_PROGBITS, SHF_ALLOC, weights_at,
-                                    pool->len, CONSTANT_ALIGN);
+                                    pool->len, reserve_only ? CONSTANT_POOL_FILE_OFFSET : CONSTANT_ALIGN);
     sections[SEC_SYMTAB] = section(".symtab", SHT_SYMTAB, 0, symtab_at, sizeof symbols, 8);
     sections[SEC_SYMTAB].sh_link = SEC_STRTAB;
     sections[SEC_SYMTAB].sh_info = 1; /* the first global symbol */
@@ -154,7 +158,43 @@ static Elf64_Off room_in_file(int fd, const Elf64_Ehdr *h, const Elf64_Shdr *w)
     return 0;
 }
 
-static const char *splice_into(int fd, const ConstantPool *pool)
+/* Copies bytes [from, from + len) of file `in` to the same place in `out`. */
+static bool copy_range(int in, int out, off_t from, off_t len)
+{
+    off_t src = from, dst = from;
+    while (len > 0) {
+        ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)len, 0);
+        if (n <= 0) break; /* not supported here, or an error: read and write instead */
+        len -= n;
+    }
+    unsigned char buf[1 << 16];
+    while (len > 0) {
+        ssize_t n = pread(in, buf, len < (off_t)sizeof buf ? (size_t)len : sizeof buf, src);
+        if (n <= 0 || !write_at(out, buf, (size_t)n, dst)) return false;
+        src += n, dst += n, len -= n;
+    }
+    return true;
+}
+
+/* The pool's file, which holds the weights where the library's room for them
+ * is, becomes the library: the linker's output around that room is copied
+ * into it, and it is given the name `adopted`. */
+static const char *adopt_pool_file(int fd, const ConstantPool *pool, const Elf64_Ehdr *h, const Elf64_Shdr *w,
+                                   int weights, const char *adopted)
+{
+    struct stat st;
+    off_t end = CONSTANT_POOL_FILE_OFFSET + (off_t)pool->len;
+    if (fstat(fd, &st) != 0 || st.st_size < end) return "the linker's output is shorter than its sections";
+    if (!copy_range(fd, pool->file, 0, CONSTANT_POOL_FILE_OFFSET) || !copy_range(fd, pool->file, end, st.st_size - end) ||
+        ftruncate(pool->file, st.st_size) != 0 ||
+        !write_at(pool->file, (const unsigned char *)w, sizeof *w, (off_t)(h->e_shoff + weights * sizeof *w)))
+        return strerror(errno ? errno : EIO);
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", pool->file);
+    return linkat(AT_FDCWD, self, AT_FDCWD, adopted, AT_SYMLINK_FOLLOW) == 0 ? NULL : strerror(errno);
+}
+
+static const char *splice_into(int fd, const ConstantPool *pool, const char *adopted, bool *was_adopted)
 {
     Elf64_Ehdr h;
     if (!read_at(fd, &h, sizeof h, 0) || memcmp(h.e_ident, ELFMAG, SELFMAG) != 0 || h.e_ident[EI_CLASS] != ELFCLASS64)
@@ -165,25 +205,30 @@ static const char *splice_into(int fd, const ConstantPool *pool)
     if (!s) return why;
     Elf64_Shdr *w = &s[weights];
     Elf64_Off at = w->sh_type == SHT_NOBITS && w->sh_size == pool->len ? room_in_file(fd, &h, w) : 0;
-    if (!at)
-        why = "the linker left no room in the file for the weights (" WEIGHTS_SECTION " is not a hole in a loadable segment)";
-    else if (!write_at(fd, pool->data, pool->len, (off_t)at))
+    if (!at) {
+        free(s);
+        return "the linker left no room in the file for the weights (" WEIGHTS_SECTION " is not a hole in a loadable segment)";
+    }
+    w->sh_type = SHT_PROGBITS;
+    w->sh_offset = at;
+    if (pool->file >= 0 && at == CONSTANT_POOL_FILE_OFFSET) {
+        why = adopt_pool_file(fd, pool, &h, w, weights, adopted);
+        *was_adopted = !why;
+    } else if (!write_at(fd, pool->data, pool->len, (off_t)at) ||
+               !write_at(fd, (const unsigned char *)w, sizeof *w, (off_t)(h.e_shoff + weights * sizeof *w))) {
         why = strerror(errno ? errno : EIO);
-    else {
-        w->sh_type = SHT_PROGBITS;
-        w->sh_offset = at;
-        why = write_at(fd, (const unsigned char *)w, sizeof *w, (off_t)(h.e_shoff + weights * sizeof *w))
-                  ? NULL : strerror(errno ? errno : EIO);
     }
     free(s);
     return why;
 }
 
-const char *splice_weights(const ConstantPool *pool, const char *library)
+const char *splice_weights(const ConstantPool *pool, const char *library, const char *adopted, const char **result)
 {
     int fd = open(library, O_RDWR | O_CLOEXEC);
     if (fd < 0) return strerror(errno);
-    const char *why = splice_into(fd, pool);
+    bool was_adopted = false;
+    const char *why = splice_into(fd, pool, adopted, &was_adopted);
     if (close(fd) != 0 && !why) why = strerror(errno);
+    *result = was_adopted ? adopted : library;
     return why;
 }

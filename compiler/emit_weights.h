@@ -6,10 +6,11 @@
  * they would be seconds of constant handling):
  *  - with ld.lld, the object only reserves the section (SHT_NOBITS, the
  *    pool's size): lld leaves a hole of that size inside the read-only
- *    segment and writes nothing there; splice_weights then writes the pool
- *    into the hole once, straight into the library file (VGG16: 600 MB
- *    written once, instead of to an object, then read and copied by the
- *    linker into a file it first zeroes);
+ *    segment and writes nothing there.  When the pool was built in a file
+ *    at the hole's offset, that file takes the linked library's other bytes
+ *    and becomes the library: the weights are never copied (VGG16: 730 MB).
+ *    Else splice_weights writes the pool into the hole once, straight into
+ *    the library file;
  *  - with another linker, the object holds the bytes themselves.
  * Neither reports diagnostics: each returns what failed for backend.c.
  */
@@ -26,7 +27,11 @@ int emit_weights_object(const ConstantPool *pool, const char *path, bool reserve
 
 /* Writes the pool into the room reserved for it in the linked library
  * `library`, and makes the section an ordinary one holding bytes (so strip
- * and objcopy keep them).  NULL on success, else what went wrong. */
-const char *splice_weights(const ConstantPool *pool, const char *library);
+ * and objcopy keep them).  A pool kept in a file (constant_pool_use_file)
+ * whose bytes already lie where the room is becomes the library instead:
+ * the library's other bytes are copied into it and it is named `adopted`.
+ * *result is the file that is the library, `library` or `adopted`.  NULL on
+ * success, else what went wrong. */
+const char *splice_weights(const ConstantPool *pool, const char *library, const char *adopted, const char **result);
 
 #endif
