@@ -176,7 +176,7 @@ suite_unit() {
 case_tolerance() { python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c['atol'], c['rtol'])" "$1"; }
 
 suite_golden() {
-    local L=$1 tag=$2 extra=$3 dir name tol out rc
+    local L=$1 tag=$2 extra=$3 dir name out rc
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
         if grep -qx "$name" tests/golden/outputs/NOT_LOWERED; then
@@ -185,24 +185,27 @@ suite_golden() {
                 || fail "$tag golden $name (refused)" "exit $rc: $out"
             continue
         fi
-        read -r -a tol < <(case_tolerance "$dir/case.json")
-        out=$(cd "$dir" && "$L" test model.nn --weights weights.safetensors --input input.npy --expect expected.npy \
-              --atol "${tol[0]}" --rtol "${tol[1]}" $extra 2>&1); rc=$?
-        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag golden $name" || fail "$tag golden $name" "exit $rc: $out"
+        golden_case "$L" "$tag golden $name" "$dir" $extra
     done
+}
+
+# golden_case LAYERC TEST_NAME CASE_DIR [OPTIONS...]: `layerc test` of the case against PyTorch's output.
+golden_case() {
+    local L=$1 test=$2 dir=$3 tol out rc
+    shift 3
+    read -r -a tol < <(case_tolerance "$dir/case.json")
+    out=$(cd "$dir" && "$L" test model.nn --weights weights.safetensors --input input.npy --expect expected.npy \
+          --atol "${tol[0]}" --rtol "${tol[1]}" "$@" 2>&1); rc=$?
+    [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$test" || fail "$test" "exit $rc: $out"
 }
 
 # The kernels for other vector widths: SSE's 4 floats run here; AVX-512's 16 only compile on an
 # AVX2 machine, so their code is checked for 512-bit registers and masked tails.
 suite_targets() {
-    local L=$1 tag=$2 dir name tol out rc
+    local L=$1 tag=$2 dir name out
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
-        grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
-        read -r -a tol < <(case_tolerance "$dir/case.json")
-        out=$(cd "$dir" && "$L" test model.nn --target-cpu x86-64 --weights weights.safetensors --input input.npy \
-              --expect expected.npy --atol "${tol[0]}" --rtol "${tol[1]}" 2>&1); rc=$?
-        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag sse golden $name" || fail "$tag sse golden $name" "exit $rc: $out"
+        grep -qx "$name" tests/golden/outputs/NOT_LOWERED || golden_case "$L" "$tag sse golden $name" "$dir" --target-cpu x86-64
     done
     local so="$TMP/avx512.so"
     if out=$("$L" build examples/tutorial_conv.nn --target-cpu skylake-avx512 -o "$so" 2>&1) \
