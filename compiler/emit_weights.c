@@ -211,6 +211,7 @@ static const char *splice_into(int fd, const ConstantPool *pool, const char *ado
     }
     w->sh_type = SHT_PROGBITS;
     w->sh_offset = at;
+    why = NULL;
     if (pool->file >= 0 && at == CONSTANT_POOL_FILE_OFFSET) {
         why = adopt_pool_file(fd, pool, &h, w, weights, adopted);
         *was_adopted = !why;
