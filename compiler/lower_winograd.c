@@ -175,7 +175,9 @@ static void apply_matrix(Ir *ir, const double (*mat)[MAX_N], int rows, int n, LL
     for (int k = 0; k < n; k++) terms[k] = x[k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < n; k++) coef[i][k] = mat[i][k];
-    for (int a = 0; a < n && rows > 2; a++) /* paired columns: their sum and difference as two more terms */
+    /* Paired columns: their sum and difference as two more terms (with two
+     * rows or fewer, making them costs what it saves). */
+    for (int a = 0; a < n && rows > 2; a++)
         for (int b = a + 1; b < n && !paired[a]; b++) {
             if (paired[b] || !paired_columns(mat, rows, a, b)) continue;
             paired[a] = paired[b] = true;
