@@ -69,7 +69,7 @@ $(BUILD)/san/layerc: $(SAN_OBJS)
 # Unit-test programs over the compiler's objects (everything but main.o), plain and sanitized.
 LIB_OBJS = $(filter-out $(BUILD)/main.o,$(OBJS))
 SAN_LIB_OBJS = $(filter-out $(BUILD)/san/main.o,$(SAN_OBJS))
-UNIT_TESTS := io/test_io reference/test_reference
+UNIT_TESTS := io/test_io reference/test_reference emit/test_emit_weights
 $(BUILD)/unit/%: tests/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)

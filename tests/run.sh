@@ -7,7 +7,8 @@
 #   reports       `layerc shapes --explain` text vs tests/reports/*.expected
 #   diagnostics   `layerc check` output and exit status vs tests/diagnostics/*.expected
 #   hostile       garbage, huge lines, deep nesting, overflowing sizes: exit 1, no crash, no hang
-#   unit          C unit tests of the .npy/safetensors readers and the reference interpreter
+#   unit          C unit tests of the .npy/safetensors readers, the reference interpreter and the
+#                 weights' splice into the library (tests/emit, needs ld.lld)
 #   golden        `layerc test` of every case in tests/golden/outputs against PyTorch's outputs
 #   examples      `layerc test` of every example (random weights, checked against the reference)
 #   ir            `layerc dump-ir --print-after-all` of tests/ir/*.nn vs their .expected (args from a
@@ -160,7 +161,7 @@ suite_hostile() {
 # A unit-test program prints "NAME: N passed, M failed"; its counts join the totals.
 suite_unit() {
     local dir=$1 tag=$2 prog out line p f
-    for prog in "$dir"/io/test_io "$dir"/reference/test_reference; do
+    for prog in "$dir"/io/test_io "$dir"/reference/test_reference "$dir"/emit/test_emit_weights; do
         out=$("$prog" 2>&1)
         line=$(tail -n 1 <<<"$out")
         if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
