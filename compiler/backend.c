@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "emit_weights.h"
+#include "file_io.h"
 #include "lower.h"
 #include "split_module.h"
 #include "weights.h"

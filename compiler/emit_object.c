@@ -2,10 +2,10 @@
 #define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include "emit_object.h"
 
+#include "file_io.h"
 #include "split_module.h"
 
 #include <errno.h>
-#include <fcntl.h> /* AT_FDCWD */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -327,33 +327,4 @@ bool link_shared_library(Diag *d, const char *const *objects, int nobjects, cons
     if (!sanitize) argv[n++] = "-Wl,--no-undefined";
     argv[n] = NULL;
     return run_tool(d, argv);
-}
-
-int replace_file(const char *tmp, const char *path)
-{
-    /* Exchanging the two names is as atomic as rename, and ext4 does not then
-     * start writing the new file to disk before it returns, as it does on a
-     * rename over an existing file (auto_da_alloc: 0.25-0.4 s for VGG16). */
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
-        remove(tmp); /* now the old file */
-        return 0;
-    }
-    return rename(tmp, path) == 0 ? 0 : errno; /* no file at path yet, or no exchange on this file system */
-}
-
-bool write_file_atomically(Diag *d, const char *path, const char *text, size_t len)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        diag_error(d, (SrcSpan){0}, "cannot write %s: %s", path, strerror(errno));
-        return false;
-    }
-    bool ok = fwrite(text, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (ok && replace_file(tmp, path) == 0) return true;
-    diag_error(d, (SrcSpan){0}, "cannot write %s: %s", path, strerror(errno));
-    remove(tmp);
-    return false;
 }

@@ -48,13 +48,6 @@ bool link_shared_library(Diag *d, const char *const *objects, int nobjects, cons
  * exit status, or -1 after reporting that it could not run or was killed. */
 int run_command(Diag *d, const char *dir, char *const argv[]);
 
-/* Puts the file tmp in place of path (which may not exist), atomically:
- * 0, or the errno of what failed (tmp is then left as it is). */
-int replace_file(const char *tmp, const char *path);
-
-/* Writes `text` to path through a temporary file renamed into place. */
-bool write_file_atomically(Diag *d, const char *path, const char *text, size_t len);
-
 /* The runtime's build directory (liblayerc_rt.a): $LAYERC_RUNTIME_DIR, else the one layerc was built with. */
 const char *runtime_dir(void);
 /* The directory of runtime/layerc.h: $LAYERC_INCLUDE_DIR, else the one layerc was built with. */

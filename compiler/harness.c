@@ -19,6 +19,7 @@
 
 #include "layerc.h"
 #include "load_model.h"
+#include "file_io.h"
 #include "lower.h"
 #include "npy.h"
 #include "passes.h"
