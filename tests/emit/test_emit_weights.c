@@ -21,23 +21,7 @@
 
 #include "emit_object.h"
 #include "emit_weights.h"
-
-typedef struct Ctx {
-    char dir[64];
-    int passed, failed;
-} Ctx;
-
-static void check(Ctx *t, bool cond, const char *name, const char *detail)
-{
-    if (cond) {
-        t->passed++;
-        if (getenv("VERBOSE")) printf("PASS %s\n", name);
-        return;
-    }
-    t->failed++;
-    printf("FAIL %s\n", name);
-    if (detail && *detail) printf("    %s\n", detail);
-}
+#include "../unit_check.h"
 
 /* A whole file, malloc'd; *len its size. */
 static unsigned char *read_file(const char *path, size_t *len)

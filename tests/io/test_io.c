@@ -21,23 +21,7 @@
 #include "npy.h"
 #include "splitmix.h"
 #include "weights.h"
-
-typedef struct Ctx {
-    char dir[64];
-    int passed, failed;
-} Ctx;
-
-static void check(Ctx *t, bool cond, const char *name, const char *detail)
-{
-    if (cond) {
-        t->passed++;
-        if (getenv("VERBOSE")) printf("PASS %s\n", name);
-        return;
-    }
-    t->failed++;
-    printf("FAIL %s\n", name);
-    if (detail && *detail) printf("    %s\n", detail);
-}
+#include "../unit_check.h"
 
 static const char *path_in(const Ctx *t, const char *name, char *buf, size_t size)
 {
