@@ -1,5 +1,5 @@
 /* backend.c - drives the back end stages (see backend.h). */
-#define _GNU_SOURCE /* O_TMPFILE, copy_file_range */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "backend.h"
 
 #include <ctype.h>

@@ -7,7 +7,7 @@
  * [3] .strtab, [4] .note.GNU-stack (empty: the object needs no executable
  * stack), [5] .shstrtab.
  */
-#define _GNU_SOURCE /* O_TMPFILE, copy_file_range */
+#define _GNU_SOURCE /* copy_file_range */
 #include "emit_weights.h"
 
 #include <elf.h>
@@ -158,6 +158,12 @@ static Elf64_Off room_in_file(int fd, const Elf64_Ehdr *h, const Elf64_Shdr *w)
     return 0;
 }
 
+/* Writes section header w (number `index`) into the library file fd. */
+static bool write_section_header(int fd, const Elf64_Ehdr *h, const Elf64_Shdr *w, int index)
+{
+    return write_at(fd, (const unsigned char *)w, sizeof *w, (off_t)(h->e_shoff + (size_t)index * sizeof *w));
+}
+
 /* Copies bytes [from, from + len) of file `in` to the same place in `out`. */
 static bool copy_range(int in, int out, off_t from, off_t len)
 {
@@ -186,8 +192,7 @@ static const char *adopt_pool_file(int fd, const ConstantPool *pool, const Elf64
     off_t end = CONSTANT_POOL_FILE_OFFSET + (off_t)pool->len;
     if (fstat(fd, &st) != 0 || st.st_size < end) return "the linker's output is shorter than its sections";
     if (!copy_range(fd, pool->file, 0, CONSTANT_POOL_FILE_OFFSET) || !copy_range(fd, pool->file, end, st.st_size - end) ||
-        ftruncate(pool->file, st.st_size) != 0 ||
-        !write_at(pool->file, (const unsigned char *)w, sizeof *w, (off_t)(h->e_shoff + weights * sizeof *w)))
+        ftruncate(pool->file, st.st_size) != 0 || !write_section_header(pool->file, h, w, weights))
         return strerror(errno ? errno : EIO);
     char self[64];
     snprintf(self, sizeof self, "/proc/self/fd/%d", pool->file);
@@ -215,8 +220,7 @@ static const char *splice_into(int fd, const ConstantPool *pool, const char *ado
     if (pool->file >= 0 && at == CONSTANT_POOL_FILE_OFFSET) {
         why = adopt_pool_file(fd, pool, &h, w, weights, adopted);
         *was_adopted = !why;
-    } else if (!write_at(fd, pool->data, pool->len, (off_t)at) ||
-               !write_at(fd, (const unsigned char *)w, sizeof *w, (off_t)(h.e_shoff + weights * sizeof *w))) {
+    } else if (!write_at(fd, pool->data, pool->len, (off_t)at) || !write_section_header(fd, &h, w, weights)) {
         why = strerror(errno ? errno : EIO);
     }
     free(s);

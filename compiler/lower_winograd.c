@@ -335,6 +335,9 @@ static void lower_transform(Winograd *wg)
 
 /* ---- multiply: M[xi][k][t] = sum over c of U[xi][k][c] V[xi][c][t] ---- */
 
+/* Blocks of GEMM_CHANNELS output channels (the last one padded with zeros). */
+static int64_t channel_blocks(const WinogradLayout *l) { return (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS; }
+
 /* U = G g G^T per (k, c), in double, packed as [xi][channel block][c][GEMM_CHANNELS]
  * (zeros past K): the output channels of channel blocks [block_begin, block_end). */
 typedef struct WeightTransform {
@@ -350,7 +353,7 @@ static void transform_blocks(void *ctx, int64_t block_begin, int64_t block_end)
     const WinogradLayout *l = wt->l;
     const double(*G)[5] = wt->mx->g;
     int n = l->n, r = l->r;
-    int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
+    int64_t blocks = channel_blocks(l);
     int64_t k_end = block_end * GEMM_CHANNELS < l->out_c ? block_end * GEMM_CHANNELS : l->out_c;
     for (int64_t k = block_begin * GEMM_CHANNELS; k < k_end; k++) {
         for (int64_t c = 0; c < l->in_c; c++) {
@@ -376,7 +379,7 @@ static void transform_blocks(void *ctx, int64_t block_begin, int64_t block_end)
 static LLVMValueRef transform_weights(const Winograd *wg)
 {
     const WinogradLayout *l = &wg->l;
-    int64_t blocks = (l->out_c + GEMM_CHANNELS - 1) / GEMM_CHANNELS;
+    int64_t blocks = channel_blocks(l);
     LLVMValueRef address;
     WeightTransform wt = {.l = l, .mx = wg->mx, .g = node_param(wg->kb->node, "weight")->data};
     wt.u = lower_constant_space(wg->kb->ir, l->positions * blocks * l->in_c * GEMM_CHANNELS, &address);
@@ -462,7 +465,7 @@ static void lower_multiply(Winograd *wg)
     LLVMValueRef count_v = ir_div_const(ir, ir_min(ir, ir_i64(ir, block), ir_sub(ir, ir_i64(ir, used), first)), wg->width);
     ma.v_at = ir_mul(ir, sample_xi, ir_i64(ir, l->v_stride));
     ma.m_at = ir_mul(ir, sample_xi, ir_i64(ir, l->m_stride));
-    ma.u_at = ir_mul(ir, xi, ir_i64(ir, (full + (rest > 0)) * l->in_c * GEMM_CHANNELS));
+    ma.u_at = ir_mul(ir, xi, ir_i64(ir, channel_blocks(l) * l->in_c * GEMM_CHANNELS));
     IrLoop kb = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "kblock");
     multiply_block(wg, &ma, kb.index, GEMM_CHANNELS, first, count_v);
     ir_loop_end(ir, &kb);
@@ -526,8 +529,8 @@ static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, 
         interleave_outputs(ir, m, y, chunk);
         LLVMValueRef oy = ir_add(ir, ir_mul(ir, ty, ir_i64(ir, m)), ir_i64(ir, i));
         LLVMValueRef first = ir_add(ir, oa->out_at, ir_add(ir, ir_mul(ir, oy, ir_i64(ir, l->ow)), ir_mul(ir, tx0, ir_i64(ir, m))));
-        for (int q = 0; q < m; q++)
-            if (lanes[q]) ir_store_vec(ir, oa->out, ir_add(ir, first, ir_i64(ir, q * w)), chunk[q], lanes[q]);
+        for (int q = 0; q < m; q++) /* a vector with no lanes stores nothing */
+            ir_store_vec(ir, oa->out, ir_add(ir, first, ir_i64(ir, q * w)), chunk[q], lanes[q]);
     }
 }
 
