@@ -190,14 +190,15 @@ suite_golden() {
     done
 }
 
-# golden_case LAYERC TEST_NAME CASE_DIR [OPTIONS...]: `layerc test` of the case against PyTorch's output.
+# golden_case LAYERC TEST_NAME CASE_DIR [OPTIONS...]: `layerc test` of the case against PyTorch's output
+# (status 1 when it fails).
 golden_case() {
     local L=$1 test=$2 dir=$3 tol out rc
     shift 3
     read -r -a tol < <(case_tolerance "$dir/case.json")
     out=$(cd "$dir" && "$L" test model.nn --weights weights.safetensors --input input.npy --expect expected.npy \
           --atol "${tol[0]}" --rtol "${tol[1]}" "$@" 2>&1); rc=$?
-    [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$test" || fail "$test" "exit $rc: $out"
+    [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$test" || { fail "$test" "exit $rc: $out"; return 1; }
 }
 
 # The kernels for other vector widths: SSE's 4 floats run here; AVX-512's 16 only compile on an
@@ -276,21 +277,17 @@ suite_ir() {
 # Winograd F(2x2,3x3) on every golden case with an eligible convolution (3x3, stride 1, ...),
 # small channel counts included (--winograd always), against PyTorch.
 suite_winograd() {
-    local L=$1 tag=$2 extra=$3 dir name tol out rc tile algorithms seen
+    local L=$1 tag=$2 extra=$3 dir name out rc tile algorithms seen
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
         grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
-        read -r -a tol < <(case_tolerance "$dir/case.json")
         seen=""
         # Every tile choice that gives the case's convolutions a different algorithm or tile.
         for tile in auto 2x2 4x4; do
             algorithms=$(cd "$dir" && "$L" dump-ir --winograd always --winograd-tile $tile model.nn 2>/dev/null | grep -o "algorithm=winograd F([0-9x,]*)")
             [ -n "$algorithms" ] && [[ $seen != *"|$algorithms|"* ]] || continue
             seen="$seen|$algorithms|"
-            out=$(cd "$dir" && "$L" test model.nn --winograd always --winograd-tile $tile --weights weights.safetensors --input input.npy \
-                  --expect expected.npy --atol "${tol[0]}" --rtol "${tol[1]}" --threads 2 $extra 2>&1); rc=$?
-            [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag winograd $tile golden $name" \
-                || fail "$tag winograd $tile golden $name" "exit $rc: $out"
+            golden_case "$L" "$tag winograd $tile golden $name" "$dir" --winograd always --winograd-tile $tile --threads 2 $extra
         done
     done
     # The per-sample kernel with an uneven split (5 samples on 3 threads: calls of 1, 2 and 2 samples,
@@ -307,14 +304,11 @@ suite_winograd() {
 # within 1e-5 absolute and relative (float rounding: Winograd F(2x2,5x5)
 # differs from the direct sum by up to 2.2e-6 on the goldens).
 suite_passes() {
-    local L=$1 tag=$2 dir name tol out rc
+    local L=$1 tag=$2 dir name out
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
         grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
-        read -r -a tol < <(case_tolerance "$dir/case.json")
-        out=$(cd "$dir" && "$L" test -O0 model.nn --weights weights.safetensors --input input.npy --expect expected.npy \
-              --atol "${tol[0]}" --rtol "${tol[1]}" 2>&1) && grep -q "^PASS$" <<<"$out" \
-            && pass "$tag -O0 golden $name" || { fail "$tag -O0 golden $name" "$out"; continue; }
+        golden_case "$L" "$tag -O0 golden $name" "$dir" -O0 || continue
         out=$(cd "$dir" && "$L" run -O0 model.nn --weights weights.safetensors --input input.npy -o "$TMP/o0.npy" 2>&1 &&
               "$L" test -O3 model.nn --weights weights.safetensors --input input.npy --expect "$TMP/o0.npy" \
                   --atol 1e-5 --rtol 1e-5 2>&1) && grep -q "^PASS$" <<<"$out" \
