@@ -46,7 +46,7 @@ static Param *ensure_bias(Graph *g, Node *p, int64_t channels, bool with_data)
     return bias;
 }
 
-static void fold_values(Graph *g, Node *p, const Node *bn, Param *weight, Param *bias)
+static void fold_values(Graph *g, const Node *bn, Param *weight, Param *bias)
 {
     int64_t channels = bn->attr.norm.num_features;
     float *scale = arena_alloc_array(g->arena, (size_t)channels, sizeof *scale);
@@ -61,7 +61,6 @@ static void fold_values(Graph *g, Node *p, const Node *bn, Param *weight, Param 
     }
     weight->data = w; /* new arrays: the unoptimised graph's values stay intact */
     bias->data = b;
-    (void)p;
 }
 
 int pass_fold_batchnorm(Graph *g, const PassOptions *opt)
@@ -72,10 +71,11 @@ int pass_fold_batchnorm(Graph *g, const PassOptions *opt)
         Node *bn = g->nodes.items[i];
         if (!can_fold(g, bn)) continue;
         Node *p = bn->inputs[0];
-        Param *weight = (Param *)node_param(p, "weight");
-        bool with_data = weight->data != NULL;
+        bool with_data = node_param(p, "weight")->data != NULL;
         Param *bias = ensure_bias(g, p, bn->attr.norm.num_features, with_data);
-        if (with_data) fold_values(g, p, bn, weight, bias);
+        /* Looked up after ensure_bias, which may move the layer's parameters to a grown array. */
+        Param *weight = (Param *)node_param(p, "weight");
+        if (with_data) fold_values(g, bn, weight, bias);
         ptrvec_push(g->arena, &p->absorbed, bn);
         p->source_id = bn->source_id;
         graph_bypass_node(g, bn);
