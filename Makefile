@@ -22,7 +22,7 @@ HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(B
 # Debian packages: build tools, libraries, and what the test scripts use.
 DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 valgrind
 
-.PHONY: all test deps clean unit-tests bench fuzz
+.PHONY: all test deps clean unit-tests bench fuzz fuzz-models
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden.
@@ -78,6 +78,16 @@ $(BUILD)/san/unit/%: tests/%.c tests/unit_check.h $(SAN_LIB_OBJS)
 	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(LDLIBS)
 unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
 
+# The random-model differential tester (fuzz/models/, docs/fuzzing.md): a fixed-seed set runs in
+# `make test`; `make fuzz-models SECONDS=N` runs it for N seconds and saves every failing model, minimised,
+# in tests/models/ (replayed by `make test`).
+FUZZ_MODELS_SRCS := fuzz/models/fuzz_models.c fuzz/models/model_generator.c
+$(BUILD)/fuzz_models: $(FUZZ_MODELS_SRCS) fuzz/models/model_generator.h $(LIB_OBJS)
+	$(CC) $(CFLAGS) -Ifuzz/models -o $@ $(FUZZ_MODELS_SRCS) $(LIB_OBJS) $(LDLIBS)
+SECONDS ?= 600
+fuzz-models: all $(BUILD)/fuzz_models
+	$(BUILD)/fuzz_models --seconds $(SECONDS) --jobs $(shell nproc) --seed $$(date +%s) --save tests/models
+
 # The benchmarks, not part of `make test`: compile time (bench/compile_time.sh) and fusion (bench/fusion.sh,
 # docs/benchmarks.md), Winograd against direct (bench/winograd.sh), then layerc against
 # PyTorch, ONNX Runtime and oneDNN with the measured FMA peak (bench/run_all.sh, docs/peers.md; peers that are
@@ -97,7 +107,7 @@ deps:
 	@sh tools/install-deps.sh $(DEB_PACKAGES)
 
 test: deps
-	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests
+	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests $(BUILD)/fuzz_models
 	@bash tests/run.sh
 
 clean:

@@ -31,7 +31,8 @@ bool backend_load_weights(Frontend *fe, const BuildOptions *opt)
     if (!opt->weights_path) {
         if (!opt->quiet_random_weights)
             diag_warning(&fe->diag, (SrcSpan){0},
-                         "no --weights given: using random weights (PyTorch's default initialisation, seed %llu)",
+                         "no --weights given: using random weights (PyTorch's default initialisation, norm statistics "
+                         "away from 0 and 1; seed %llu)",
                          (unsigned long long)opt->seed);
         weights_init_random(&fe->arena, g, opt->seed);
         return true;

@@ -21,6 +21,8 @@
 
 /* Refuses (with an error naming the layer) what the back end cannot lower. */
 bool lower_check_supported(Diag *d, const Graph *g);
+/* Whether the back end lowers layers of kind op. */
+bool op_is_lowered(OpKind op);
 
 /* Builds the module for g; the weights must be bound.  `symbol_prefix` names
  * the model-named functions (<prefix>_create, ...).  The weight arrays go to

@@ -8,7 +8,7 @@
 #include "layerc.h"
 #include "lower.h"
 
-static bool op_is_lowered(OpKind op)
+bool op_is_lowered(OpKind op)
 {
     switch (op) {
     case OP_CONV2D: case OP_MAXPOOL2D: case OP_AVGPOOL2D: case OP_ADAPTIVEAVGPOOL2D:

@@ -39,7 +39,10 @@ bool weights_bind(Diag *d, Graph *g, WeightSet *w);
 
 /* Fills every Param of g deterministically from seed, with PyTorch's default
  * initialisation distributions (kaiming-uniform weights, uniform biases
- * bounded by 1/sqrt(fan_in), BatchNorm 1/0/0/1, Embedding N(0, 1), ...). */
+ * bounded by 1/sqrt(fan_in), Embedding N(0, 1), ...), except what PyTorch
+ * sets to constants: BatchNorm and LayerNorm weight ~ U(0.5, 1.5), bias and
+ * running_mean ~ U(-0.5, 0.5), running_var ~ U(0.5, 2), attention biases
+ * ~ U(-0.2, 0.2), so that no pass is tested with weights it leaves unchanged. */
 void weights_init_random(Arena *a, Graph *g, uint64_t seed);
 
 #endif

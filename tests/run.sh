@@ -22,6 +22,10 @@
 #   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (atol, rtol 1e-5)
 #   targets       every golden case built for SSE (--target-cpu x86-64: 4-float vectors, other tails)
 #                 against PyTorch; AVX-512 builds (which this machine cannot run) use zmm registers
+#   models        the random-model differential tester (fuzz/models/fuzz_models.c): a fixed-seed set of
+#                 generated models and every saved regression case (tests/models/*.nn), each built at
+#                 -O0, -O3, -O3 with forced Winograd and for every lesser vector extension the CPU has,
+#                 against the reference interpreter; every lowered layer kind must be generated
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
 # Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites, and
@@ -381,6 +385,21 @@ suite_valgrind() {
         || fail "$tag valgrind build" "$out"
 }
 
+# fuzz_models prints "FAIL ..." lines and ends with "models: N passed, M failed"; its counts join the totals.
+MODELS_COUNT=${MODELS_COUNT:-250}
+suite_models() {
+    local tag=$1 out line cases
+    cases=$(shopt -s nullglob; echo tests/models/*.nn)
+    out=$("$ROOT/build/fuzz_models" --seed 1 --count "$MODELS_COUNT" --jobs "$(nproc)" $cases 2>&1)
+    line=$(tail -n 1 <<<"$out")
+    if [[ $line =~ ^models:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        PASS=$((PASS + BASH_REMATCH[1])); FAIL=$((FAIL + BASH_REMATCH[2]))
+        [ "${BASH_REMATCH[2]}" = 0 ] || fail "$tag models" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
+    else
+        fail "$tag models" "$(tail -n 20 <<<"$out")"
+    fi
+}
+
 want() { [ -z "${SUITES:-}" ] || [[ " $SUITES " == *" $1 "* ]]; }
 
 run_all() {
@@ -399,6 +418,7 @@ run_all() {
     [ -z "$3" ] && want passes && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
     [ -z "$3" ] && want valgrind && suite_valgrind "$L" "$tag"
     [ -z "$3" ] && want targets && suite_targets "$L" "$tag"
+    [ -z "$3" ] && want models && suite_models "$tag"
     return 0
 }
 
