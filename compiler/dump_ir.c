@@ -3,20 +3,20 @@
  * followed by its parameter tensors.  Debugging a pass means reading this. */
 #include <stdio.h>
 
+#include "conv_plan.h"
 #include "passes.h"
 
 static void print_attrs(FILE *out, const Node *n)
 {
     const ConvAttrs *c = &n->attr.conv;
     const PoolAttrs *p = &n->attr.pool;
-    static const char *const pad_modes[] = {"zeros", "reflect", "replicate", "circular"};
     switch (n->op) {
     case OP_CONV2D:
         fprintf(out, " {in=%lld out=%lld k=%lldx%lld s=%lldx%lld p=%lld,%lld,%lld,%lld d=%lldx%lld g=%lld%s%s%s}",
                 (long long)c->in_channels, (long long)c->out_channels, (long long)c->kernel[0], (long long)c->kernel[1],
                 (long long)c->stride[0], (long long)c->stride[1], (long long)c->pad_begin[0], (long long)c->pad_end[0],
                 (long long)c->pad_begin[1], (long long)c->pad_end[1], (long long)c->dilation[0], (long long)c->dilation[1],
-                (long long)c->groups, c->bias ? " bias" : "", c->pad_mode ? " mode=" : "", c->pad_mode ? pad_modes[c->pad_mode] : "");
+                (long long)c->groups, c->bias ? " bias" : "", c->pad_mode ? " mode=" : "", c->pad_mode ? pad_mode_name(c->pad_mode) : "");
         break;
     case OP_MAXPOOL2D:
     case OP_AVGPOOL2D:
@@ -60,9 +60,10 @@ void dump_ir(FILE *out, const Graph *g, const char *title)
         fprintf(out, ") %s", node_group_name(g->arena, n));
         print_attrs(out, n);
         if (n->has_epilogue) fprintf(out, " epilogue=%s", op_name(n->epilogue));
-        if (n->winograd_tile)
-            fprintf(out, " algorithm=winograd F(%dx%d,%lldx%lld)", n->winograd_tile, n->winograd_tile,
-                    (long long)n->attr.conv.kernel[0], (long long)n->attr.conv.kernel[1]);
+        if (n->conv_plan && n->conv_plan->algorithm == CONV_WINOGRAD) {
+            const WinogradLayout *l = &n->conv_plan->winograd;
+            fprintf(out, " algorithm=winograd F(%dx%d,%dx%d)", l->m, l->m, l->r, l->r);
+        }
         fprintf(out, " -> %s%s%s\n", dtype, shape, n == g->output ? " (output)" : "");
         for (int p = 0; p < n->nparams; p++) {
             shape_format(&n->params[p].shape, NULL, shape, sizeof shape);

@@ -57,3 +57,18 @@ const char *node_group_types(Arena *a, const Node *n)
     for (int i = 0; i < n->absorbed.len; i++) s = arena_printf(a, "%s + %s", s, op_name(((const Node *)n->absorbed.items[i])->op));
     return s;
 }
+
+static const char *const pad_mode_names[] = {
+#define PAD_MODE_STRING(E, name) [PAD_##E] = #name,
+    PAD_MODES(PAD_MODE_STRING)
+#undef PAD_MODE_STRING
+};
+
+const char *pad_mode_name(PadMode m) { return pad_mode_names[m]; }
+
+PadMode pad_mode_from_name(const char *name)
+{
+    for (int m = 0; m < (int)(sizeof pad_mode_names / sizeof *pad_mode_names); m++)
+        if (strcmp(pad_mode_names[m], name) == 0) return (PadMode)m;
+    LAYERC_UNREACHABLE("a padding_mode the binder did not check");
+}

@@ -20,12 +20,20 @@
 enum { MAX_RANK = 8, MAX_NODE_INPUTS = 2, MAX_SHAPE_TEXT = 160 };
 
 typedef enum {
-#define LAYER(E, Name, rule) OP_##E,
+#define LAYER(E, Name, Sig, rule, kernel, reference, flags) OP_##E,
 #include "layers.def"
 #undef LAYER
     OP_INPUT, /* the model's input: not a layer */
     OP_COUNT
 } OpKind;
+
+/* The flags column of layers.def. */
+enum {
+    LF_ACTIVATION = 1 << 0,         /* an elementwise activation (ACTIVATION rows) */
+    LF_VIEW = 1 << 1,               /* shares its input's storage: no kernel */
+    LF_INFERENCE_IDENTITY = 1 << 2, /* the identity in eval mode */
+    LF_ANY_ARGS = 1 << 3,           /* accepts any arguments (Identity) */
+};
 
 typedef enum { DT_F32, DT_I64 } DType;
 
@@ -37,7 +45,7 @@ typedef struct Shape {
     bool dynamic_batch;
 } Shape;
 
-/* ---- Arguments as bound to a layer's signature (layer_args.c, bind.c) ---- */
+/* ---- Arguments as bound to a layer's signature (layer_args.h, bind.c) ---- */
 
 typedef enum {
     ARG_INT,        /* int */
@@ -86,12 +94,24 @@ typedef struct BoundArg {
 
 /* ---- Typed attributes derived by the shape rules ---- */
 
-typedef enum { PAD_ZEROS, PAD_REFLECT, PAD_REPLICATE, PAD_CIRCULAR } PadMode;
+/* Conv2d's padding_mode: the enum, the names and the choices of its argument from one list. */
+#define PAD_MODES(X) X(ZEROS, zeros) X(REFLECT, reflect) X(REPLICATE, replicate) X(CIRCULAR, circular)
+typedef enum {
+#define PAD_MODE_ENUM(E, name) PAD_##E,
+    PAD_MODES(PAD_MODE_ENUM)
+#undef PAD_MODE_ENUM
+} PadMode;
+#define PAD_MODE_WORD(E, name) #name " "
+#define PAD_MODE_NAMES PAD_MODES(PAD_MODE_WORD) /* "zeros reflect replicate circular " */
+const char *pad_mode_name(PadMode m);
+/* The mode named `name`, one of PAD_MODE_NAMES (bind.c checked it). */
+PadMode pad_mode_from_name(const char *name);
 
 typedef struct ConvAttrs {
     int64_t in_channels, out_channels, groups;
     int64_t kernel[2], stride[2], dilation[2];
     int64_t pad_begin[2], pad_end[2]; /* [H, W]; 'same' may be asymmetric */
+    int64_t padded[2];                /* the padded input's H and W: size + pad_begin + pad_end */
     bool bias;
     PadMode pad_mode;
 } ConvAttrs;
@@ -201,7 +221,7 @@ typedef struct Node {
     ActAttrs epilogue_attr; /* with its arguments */
     PtrVec absorbed;        /* the nodes folded or fused into this one (Node*), in order */
     bool bn_folded;         /* BatchNorm: its parameters are NAME.scale and NAME.shift (y = x * scale + shift) */
-    int winograd_tile;      /* Conv2d: 0 (direct), or m of Winograd F(mxm,rxr): 2 or 4 (lower_winograd.c) */
+    struct ConvPlan *conv_plan; /* Conv2d: how it is computed (conv_plan.h); NULL until choose-conv-algorithm ran */
 } Node;
 
 typedef struct Graph {
@@ -213,15 +233,18 @@ typedef struct Graph {
     Node *output;
 } Graph;
 
+/* ---- the layer table (layers.def; layer_args.c) ---- */
+
 const char *op_name(OpKind op);
+unsigned op_flags(OpKind op); /* LF_* */
+static inline bool op_is_activation(OpKind op) { return op_flags(op) & LF_ACTIVATION; }
+static inline bool op_is_view(OpKind op) { return op_flags(op) & LF_VIEW; }
 const LayerSignature *op_signature(OpKind op);
 /* The op whose torch name is `name`, or OP_COUNT. */
 OpKind op_lookup(const char *name);
 /* All torch names layerc knows (for "did you mean"); returns the count. */
 int op_all_names(const char **names, int max);
 
-/* The bound argument `name` of n (aborts on a name not in the signature: a compiler bug). */
-const BoundArg *node_arg(const Node *n, const char *name);
 /* The parameter "<node name>.<suffix>", or NULL when the layer has none (e.g. bias=False). */
 const Param *node_param(const Node *n, const char *suffix);
 

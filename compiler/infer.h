@@ -6,8 +6,10 @@
  * rules_spatial.c (Conv2d, pooling), rules_dense.c (activations,
  * normalisation, Linear, Flatten, Softmax) and rules_sequence.c
  * (Embedding, recurrent layers, TransformerEncoderLayer).  Each rule reads
- * the node's bound arguments, checks them against its input, and fills the
- * node; it returns false after reporting an error.
+ * the node's bound arguments (NODE_ARGS, layer_args.h), checks them against
+ * its input, decodes them into the node's typed attributes (graph.h), which
+ * is all later stages read, and fills the node; it returns false after
+ * reporting an error.
  */
 #ifndef LAYERC_INFER_H
 #define LAYERC_INFER_H
@@ -28,7 +30,7 @@ typedef struct InferCtx {
 
 typedef bool (*ShapeRule)(InferCtx *ic, Node *n);
 
-#define LAYER(E, Name, rule) bool rule(InferCtx *ic, Node *n);
+#define LAYER(E, Name, Sig, rule, kernel, reference, flags) bool rule(InferCtx *ic, Node *n);
 #include "layers.def"
 #undef LAYER
 
@@ -47,9 +49,9 @@ bool expect_dtype(InferCtx *ic, const Node *n, DType want);
 /* Dimension `dim` of the input must be a fixed size (not the run-time batch). */
 bool expect_fixed_dim(InferCtx *ic, const Node *n, int dim, const char *what);
 
-/* Positive-integer check on a bound argument (or on one item of a pair). */
-bool expect_positive(InferCtx *ic, const Node *n, const char *arg);
-bool expect_nonnegative(InferCtx *ic, const Node *n, const char *arg);
+/* Integer checks on a bound argument of n (every item of a pair or shape). */
+bool expect_positive(InferCtx *ic, const Node *n, const BoundArg *arg);
+bool expect_nonnegative(InferCtx *ic, const Node *n, const BoundArg *arg);
 
 /* Adds the state_dict tensor "<node name>.<suffix>". */
 void add_param(InferCtx *ic, Node *n, const char *suffix, int rank, const int64_t *dims, bool is_buffer);

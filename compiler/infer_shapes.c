@@ -3,6 +3,7 @@
  * whose input could not be inferred is skipped, so one mistake is reported
  * once, not again by every layer after it.  See infer.h. */
 #include "infer.h"
+#include "layer_args.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 static const int64_t MAX_TENSOR_BYTES = (int64_t)1 << 40;
 
 static const ShapeRule rules[] = {
-#define LAYER(E, Name, rule) [OP_##E] = rule,
+#define LAYER(E, Name, Sig, rule, kernel, reference, flags) [OP_##E] = rule,
 #include "layers.def"
 #undef LAYER
 };
@@ -132,21 +133,20 @@ bool expect_fixed_dim(InferCtx *ic, const Node *n, int dim, const char *what)
     return false;
 }
 
-static bool expect_bound(InferCtx *ic, const Node *n, const char *arg, int64_t min, const char *what)
+static bool expect_bound(InferCtx *ic, const Node *n, const BoundArg *a, int64_t min, const char *what)
 {
-    const BoundArg *a = node_arg(n, arg);
     if (a->is_none || a->str) return true;
     int count = a->count ? a->count : 1;
     for (int i = 0; i < count; i++) {
         if (a->ints[i] >= min) continue;
-        node_error(ic, n, a->loc, "'%s' must be %s, found %lld", arg, what, (long long)a->ints[i]);
+        node_error(ic, n, a->loc, "'%s' must be %s, found %lld", node_arg_name(n, a), what, (long long)a->ints[i]);
         return false;
     }
     return true;
 }
 
-bool expect_positive(InferCtx *ic, const Node *n, const char *arg) { return expect_bound(ic, n, arg, 1, "at least 1"); }
-bool expect_nonnegative(InferCtx *ic, const Node *n, const char *arg) { return expect_bound(ic, n, arg, 0, "non-negative"); }
+bool expect_positive(InferCtx *ic, const Node *n, const BoundArg *a) { return expect_bound(ic, n, a, 1, "at least 1"); }
+bool expect_nonnegative(InferCtx *ic, const Node *n, const BoundArg *a) { return expect_bound(ic, n, a, 0, "non-negative"); }
 
 void add_param(InferCtx *ic, Node *n, const char *suffix, int rank, const int64_t *dims, bool is_buffer)
 {

@@ -17,11 +17,12 @@
 #include "diag.h"
 #include "graph.h"
 #include "ir.h"
+#include "conv_plan.h"
 #include "plan_memory.h"
 
 /* Refuses (with an error naming the layer) what the back end cannot lower. */
 bool lower_check_supported(Diag *d, const Graph *g);
-/* Whether the back end lowers layers of kind op. */
+/* Whether the back end lowers layers of kind op (its kernel column is not NOT_LOWERED). */
 bool op_is_lowered(OpKind op);
 
 /* Builds the module for g; the weights must be bound.  `symbol_prefix` names
@@ -96,10 +97,11 @@ enum { KERNEL_WEIGHTS_PARAM = 5 };
  * an entry `name` of kernel_fn_type() that calls it with the layer's weights. */
 KernelEntry share_kernel(KernelShare *share, Ir *ir, LLVMValueRef body, const char *name);
 
-/* Emits node kb->node's kernels into kb->steps. */
+/* Emits node kb->node's kernels into kb->steps, with the kernel column of layers.def. */
 void lower_node_kernels(KernelBuilder *kb);
+/* The kernels of the column that live in files of their own (the others are in lower_kernels.c). */
 void lower_conv2d(KernelBuilder *kb); /* lower_conv.c */
-void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c */
+void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c, called by lower_conv2d */
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */

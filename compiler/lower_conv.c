@@ -11,14 +11,14 @@
  * registers and stores.  Per tap it loads one input vector per tile vector
  * (shared by the oc_tile channels) and broadcasts oc_tile weights from a block
  * laid out at compile time as [group][block][ic][kh][kw][oc_tile].  The tile
- * shape and band height are chosen per layer from its shape (choose_plan).
+ * shape and band height are chosen per layer from its shape (choose_tile_plan).
  * The input is read pre-padded, so the inner loops have no bounds checks; a
  * row's tail is a masked vector.
  */
 #include <string.h>
 
+#include "conv_plan.h"
 #include "lower.h"
-#include "plan_memory.h"
 
 /* ---- Conv2d ---- */
 
@@ -48,7 +48,7 @@ static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t
 {
     Ir *ir = kb->ir;
     const ConvAttrs *cv = &kb->node->attr.conv;
-    int64_t ph = h + cv->pad_begin[0] + cv->pad_end[0], pw = w + cv->pad_begin[1] + cv->pad_end[1];
+    int64_t ph = cv->padded[0], pw = cv->padded[1];
     KernelArgs a = kernel_begin(kb, ".pad");
     IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
     LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, h * w));
@@ -151,13 +151,13 @@ enum { MAX_OC_TILE = 8, MAX_TILE_VECTORS = 8 };
 static const int64_t BAND_BYTES = 192 * 1024;
 
 /* How a convolution is tiled, chosen at compile time from its shape. */
-typedef struct ConvPlan {
+typedef struct TilePlan {
     int oc_tile;         /* output channels per work item and tile */
     int vectors;         /* vectors per tile */
     int rows_per_tile;   /* narrow rows: whole rows per tile; else 1 */
     int64_t band_rows;   /* output rows per work item */
     int64_t bands;
-} ConvPlan;
+} TilePlan;
 
 /* Where the vectors of one tile sit: vector v covers output row oh + dy[v],
  * columns ow0 + dx[v] .. + lanes[v] - 1 (lanes[v] < width: a masked tail). */
@@ -172,7 +172,7 @@ typedef struct Tile {
     const ConvGeometry *g;
     const ConvAttrs *cv;
     const Node *node;
-    const ConvPlan *plan;
+    const TilePlan *plan;
     LLVMValueRef src, dst, wpack, bias;
     LLVMTypeRef vt; /* <width x float> */
     int width;
@@ -331,7 +331,7 @@ static void emit_band(Tile *t, LLVMValueRef band, LLVMValueRef in_group, LLVMVal
 {
     Ir *ir = t->ir;
     const ConvGeometry *g = t->g;
-    const ConvPlan *p = t->plan;
+    const TilePlan *p = t->plan;
     LLVMValueRef row0 = ir_mul(ir, band, ir_i64(ir, p->band_rows));
     int64_t last_rows = g->oh - (p->bands - 1) * p->band_rows;
     LLVMValueRef is_last = LLVMBuildICmp(ir->b, LLVMIntEQ, band, ir_i64(ir, p->bands - 1), "");
@@ -369,11 +369,11 @@ static void emit_band(Tile *t, LLVMValueRef band, LLVMValueRef in_group, LLVMVal
  * fastest of the shapes that fit AVX2's sixteen registers on this project's
  * machine (docs/benchmarks.md); AVX-512's thirty-two registers take twice the
  * vectors.  Fewer channels than six per group take all of them, with more vectors. */
-static ConvPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
+static TilePlan choose_tile_plan(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
 {
     int64_t ocg = g->out_c / cv->groups;
     int accumulators = registers >= 32 ? 24 : 12;
-    ConvPlan best = {.oc_tile = ocg < 6 ? (int)ocg : 6, .rows_per_tile = 1};
+    TilePlan best = {.oc_tile = ocg < 6 ? (int)ocg : 6, .rows_per_tile = 1};
     best.vectors = accumulators / best.oc_tile;
     if (best.vectors > MAX_TILE_VECTORS) best.vectors = MAX_TILE_VECTORS;
     int64_t per_row = (g->ow + width - 1) / width;
@@ -414,7 +414,7 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
 {
     Ir *ir = kb->ir;
     const ConvAttrs *cv = &kb->node->attr.conv;
-    ConvPlan plan = choose_plan(g, cv, ir->vector_width, ir->vector_registers);
+    TilePlan plan = choose_tile_plan(g, cv, ir->vector_width, ir->vector_registers);
     int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
     int64_t blocks = (ocg + plan.oc_tile - 1) / plan.oc_tile;
     Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .plan = &plan, .width = ir->vector_width,
@@ -463,7 +463,8 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
 void lower_conv2d(KernelBuilder *kb)
 {
     const Node *n = kb->node;
-    if (n->winograd_tile) {
+    ConvPlan plan = conv_plan_of(n);
+    if (plan.algorithm == CONV_WINOGRAD) {
         lower_conv_winograd(kb);
         return;
     }
@@ -477,10 +478,10 @@ void lower_conv2d(KernelBuilder *kb)
         .samples = c == 1 ? in->dims[0] : 1,
     };
     BufferRole src = BUF_INPUT;
-    if (conv_pads_into_scratch(n)) {
+    if (plan.pads_into_scratch) {
         lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w);
-        g.h += cv->pad_begin[0] + cv->pad_end[0];
-        g.w += cv->pad_begin[1] + cv->pad_end[1];
+        g.h = cv->padded[0];
+        g.w = cv->padded[1];
         if (cv->pad_mode == PAD_ZEROS) {
             g.zero_top = cv->pad_begin[0];
             g.zero_bottom = cv->pad_end[0];
@@ -488,6 +489,6 @@ void lower_conv2d(KernelBuilder *kb)
         g.pad_top = g.pad_left = 0;
         src = BUF_SCRATCH;
     }
-    if (conv_is_tiled(n)) lower_conv_tiled(kb, &g, src);
+    if (plan.algorithm == CONV_DIRECT_TILED) lower_conv_tiled(kb, &g, src);
     else lower_conv_direct(kb, &g, src);
 }

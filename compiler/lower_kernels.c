@@ -140,54 +140,97 @@ LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix)
 
 static int64_t numel(const Shape *s) { return shape_numel(s); }
 
-/* ---- elementwise activations ---- */
+/* ---- elementwise activations (the ACTIVATION rows of layers.def) ---- */
+
+/* Each takes a float or a vector of floats. */
+static LLVMValueRef relu_of(Ir *ir, LLVMValueRef x) /* x < 0 ? 0 : x keeps NaN, as PyTorch does */
+{
+    LLVMValueRef zero = ir_const_like(ir, x, 0.0);
+    return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOLT, x, zero, ""), zero, x, "");
+}
+
+static LLVMValueRef act_relu(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    (void)attr;
+    return relu_of(ir, x);
+}
+
+static LLVMValueRef act_relu6(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    (void)attr;
+    LLVMValueRef six = ir_const_like(ir, x, 6.0), lo = relu_of(ir, x);
+    return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOGT, lo, six, ""), six, lo, "");
+}
+
+static LLVMValueRef act_leaky_relu(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    LLVMValueRef zero = ir_const_like(ir, x, 0.0);
+    return LLVMBuildSelect(ir->b, LLVMBuildFCmp(ir->b, LLVMRealOGT, x, zero, ""), x,
+                           ir_fmul(ir, x, ir_const_like(ir, x, (float)attr->negative_slope)), "");
+}
+
+static LLVMValueRef act_sigmoid(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    (void)attr;
+    return ir_sigmoid(ir, x);
+}
+
+static LLVMValueRef act_tanh(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    (void)attr;
+    return ir_tanh(ir, x);
+}
+
+static LLVMValueRef act_silu(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    (void)attr;
+    return ir_fmul(ir, x, ir_sigmoid(ir, x));
+}
+
+/* 0.5 x (1 + erf(x / sqrt 2)), or with approximate='tanh' 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+static LLVMValueRef act_gelu(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    if (!attr->gelu_tanh && LLVMGetTypeKind(LLVMTypeOf(x)) == LLVMVectorTypeKind) {
+        /* erff has no vector form here: lane by lane */
+        unsigned width = LLVMGetVectorSize(LLVMTypeOf(x));
+        for (unsigned l = 0; l < width; l++) {
+            LLVMValueRef lane = LLVMConstInt(ir->i32, l, 0);
+            LLVMValueRef y = act_gelu(ir, attr, LLVMBuildExtractElement(ir->b, x, lane, ""));
+            x = LLVMBuildInsertElement(ir->b, x, y, lane, "");
+        }
+        return x;
+    }
+    LLVMValueRef half_x = ir_fmul(ir, x, ir_const_like(ir, x, 0.5)), inner;
+    if (attr->gelu_tanh) {
+        LLVMValueRef x3 = ir_fmul(ir, ir_fmul(ir, x, x), x);
+        LLVMValueRef t = LLVMBuildFAdd(ir->b, ir_fmul(ir, x3, ir_const_like(ir, x, 0.044715)), x, "");
+        inner = ir_tanh(ir, ir_fmul(ir, t, ir_const_like(ir, x, sqrt(2.0 / M_PI))));
+    } else {
+        inner = ir_call_f32(ir, "erff", ir_fmul(ir, x, ir_f32(ir, M_SQRT1_2)));
+    }
+    return ir_fmul(ir, half_x, ir_fadd(ir, ir_const_like(ir, x, 1.0), inner));
+}
+
+typedef LLVMValueRef (*ActivationKernel)(Ir *ir, const ActAttrs *attr, LLVMValueRef x);
+
+static const ActivationKernel activation_kernels[OP_INPUT] = {
+#define LAYER(E, Name, Sig, rule, kernel, reference, flags)
+#define ACTIVATION(E, Name, Sig, kernel, reference) [OP_##E] = kernel,
+#include "layers.def"
+#undef ACTIVATION
+#undef LAYER
+};
 
 LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x)
 {
-    LLVMBuilderRef b = ir->b;
-    LLVMValueRef zero = ir_const_like(ir, x, 0.0), one = ir_const_like(ir, x, 1.0);
-    switch (op) {
-    case OP_RELU: /* x < 0 ? 0 : x keeps NaN, as PyTorch does */
-        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
-    case OP_RELU6: {
-        LLVMValueRef six = ir_const_like(ir, x, 6.0);
-        LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), zero, x, "");
-        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, lo, six, ""), six, lo, "");
-    }
-    case OP_LEAKYRELU:
-        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x,
-                               ir_fmul(ir, x, ir_const_like(ir, x, (float)attr->negative_slope)), "");
-    case OP_SIGMOID: return ir_sigmoid(ir, x);
-    case OP_TANH: return ir_tanh(ir, x);
-    case OP_SILU: return ir_fmul(ir, x, ir_sigmoid(ir, x));
-    case OP_GELU: {
-        LLVMValueRef half_x = ir_fmul(ir, x, ir_const_like(ir, x, 0.5));
-        LLVMValueRef inner;
-        if (attr->gelu_tanh) {
-            LLVMValueRef x3 = ir_fmul(ir, ir_fmul(ir, x, x), x);
-            LLVMValueRef t = LLVMBuildFAdd(b, ir_fmul(ir, x3, ir_const_like(ir, x, 0.044715)), x, "");
-            inner = ir_tanh(ir, ir_fmul(ir, t, ir_const_like(ir, x, sqrt(2.0 / M_PI))));
-        } else { /* erff has no IR form here: scalar only (callers split vectors) */
-            inner = ir_call_f32(ir, "erff", ir_fmul(ir, x, ir_f32(ir, M_SQRT1_2)));
-        }
-        return ir_fmul(ir, half_x, ir_fadd(ir, one, inner));
-    }
-    default: LAYERC_UNREACHABLE("not an elementwise activation");
-    }
+    if (op >= OP_INPUT || !activation_kernels[op]) LAYERC_UNREACHABLE("not an elementwise activation");
+    return activation_kernels[op](ir, attr, x);
 }
 
-/* The fused activation on every lane (exact GELU, which calls erff, lane by lane). */
+/* The fused activation, if any, on a float or every lane of a vector. */
 LLVMValueRef epilogue_vector(Ir *ir, const Node *n, LLVMValueRef v)
 {
-    if (!n->has_epilogue) return v;
-    if (n->epilogue != OP_GELU || n->epilogue_attr.gelu_tanh) return activation(ir, n->epilogue, &n->epilogue_attr, v);
-    unsigned width = LLVMGetVectorSize(LLVMTypeOf(v));
-    for (unsigned l = 0; l < width; l++) {
-        LLVMValueRef lane = LLVMConstInt(ir->i32, l, 0);
-        LLVMValueRef x = LLVMBuildExtractElement(ir->b, v, lane, "");
-        v = LLVMBuildInsertElement(ir->b, v, activation(ir, n->epilogue, &n->epilogue_attr, x), lane, "");
-    }
-    return v;
+    return n->has_epilogue ? activation(ir, n->epilogue, &n->epilogue_attr, v) : v;
 }
 
 /* A fused activation (pass_fuse_epilogue.c) over dst[base, base + count), right
@@ -508,26 +551,34 @@ static void lower_softmax(KernelBuilder *kb)
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, over_batch ? inner : outer * inner, !over_batch, 8 * (over_batch ? 1 : s->dims[dim]));
 }
 
+/* Eval BatchNorm: folded running statistics, or the batch's own. */
+static void lower_batchnorm(KernelBuilder *kb)
+{
+    if (kb->node->attr.norm.track_running_stats) lower_batchnorm_running(kb);
+    else lower_batchnorm_batch_stats(kb);
+}
+
+/* A view (LF_VIEW) shares its input's storage: lower_llvm.c gives it no kernel. */
+static void view_kernel(KernelBuilder *kb)
+{
+    (void)kb;
+    LAYERC_UNREACHABLE("a view reached kernel lowering");
+}
+
+typedef void (*LayerKernel)(KernelBuilder *kb);
+
+#define NO_KERNEL view_kernel
+#define NOT_LOWERED NULL
+static const LayerKernel layer_kernels[OP_INPUT] = {
+#define LAYER(E, Name, Sig, rule, kernel, reference, flags) [OP_##E] = kernel,
+#include "layers.def"
+#undef LAYER
+};
+
+bool op_is_lowered(OpKind op) { return op < OP_INPUT && layer_kernels[op]; }
+
 void lower_node_kernels(KernelBuilder *kb)
 {
-    switch (kb->node->op) {
-    case OP_CONV2D: lower_conv2d(kb); break;
-    case OP_MAXPOOL2D:
-    case OP_AVGPOOL2D: lower_pool(kb); break;
-    case OP_ADAPTIVEAVGPOOL2D: lower_adaptive_avgpool(kb); break;
-    case OP_RELU: case OP_RELU6: case OP_LEAKYRELU: case OP_SIGMOID: case OP_TANH: case OP_GELU: case OP_SILU:
-        lower_activation(kb);
-        break;
-    case OP_SOFTMAX:
-    case OP_LOGSOFTMAX: lower_softmax(kb); break;
-    case OP_BATCHNORM1D:
-    case OP_BATCHNORM2D:
-        if (kb->node->attr.norm.track_running_stats) lower_batchnorm_running(kb);
-        else lower_batchnorm_batch_stats(kb);
-        break;
-    case OP_LAYERNORM: lower_layernorm(kb); break;
-    case OP_LINEAR:
-    case OP_LAZYLINEAR: lower_linear_gemm(kb); break;
-    default: LAYERC_UNREACHABLE("layer without a kernel reached lowering");
-    }
+    if (!op_is_lowered(kb->node->op)) LAYERC_UNREACHABLE("a layer the back end does not lower reached lowering");
+    layer_kernels[kb->node->op](kb);
 }

@@ -8,19 +8,6 @@
 #include "layerc.h"
 #include "lower.h"
 
-bool op_is_lowered(OpKind op)
-{
-    switch (op) {
-    case OP_CONV2D: case OP_MAXPOOL2D: case OP_AVGPOOL2D: case OP_ADAPTIVEAVGPOOL2D:
-    case OP_RELU: case OP_RELU6: case OP_LEAKYRELU: case OP_SIGMOID: case OP_TANH: case OP_GELU: case OP_SILU:
-    case OP_SOFTMAX: case OP_LOGSOFTMAX: case OP_BATCHNORM1D: case OP_BATCHNORM2D: case OP_LAYERNORM:
-    case OP_LINEAR: case OP_LAZYLINEAR: case OP_IDENTITY: case OP_FLATTEN: case OP_DROPOUT: case OP_DROPOUT2D:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* The generated code addresses the constant pool PC-relative (the small code
  * model), so it must fit in 2 GiB with the code; refused before any weight is read. */
 static size_t param_bytes(const Node *n)
@@ -47,6 +34,15 @@ static void check_weights_fit(Diag *d, const Graph *g)
     diag_note(d, largest->op_loc, "layer %s alone takes %zu MiB", largest->name, largest_bytes >> 20);
 }
 
+/* "Conv2d, MaxPool2d, ..., Dropout2d": the layers with a kernel (layers.def). */
+static const char *lowered_layer_list(Arena *a)
+{
+    const char *list = NULL;
+    for (int op = 0; op < OP_INPUT; op++)
+        if (op_is_lowered((OpKind)op)) list = list ? arena_printf(a, "%s, %s", list, op_name((OpKind)op)) : op_name((OpKind)op);
+    return list;
+}
+
 bool lower_check_supported(Diag *d, const Graph *g)
 {
     int errors = d->errors;
@@ -56,9 +52,8 @@ bool lower_check_supported(Diag *d, const Graph *g)
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         if (op_is_lowered(n->op)) continue;
-        diag_error(d, n->op_loc, "layer %s (%s) cannot be compiled yet: the back end lowers the CNN layers (Conv2d, "
-                                 "pooling, activations, Softmax, BatchNorm, LayerNorm, Linear, Flatten, Dropout)",
-                   n->name, op_name(n->op));
+        diag_error(d, n->op_loc, "layer %s (%s) cannot be compiled yet: the back end lowers %s", n->name, op_name(n->op),
+                   lowered_layer_list(d->arena));
         diag_note(d, n->op_loc, "'layerc check' and 'layerc shapes' accept it");
     }
     check_weights_fit(d, g);
@@ -197,7 +192,7 @@ static void lower_kernels(Lowering *lw)
     const Graph *g = lw->g;
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (node_is_view(n)) continue;
+        if (op_is_view(n->op)) continue;
         KernelBuilder kb = {.ir = &lw->ir, .arena = &lw->arena, .share = &lw->share, .node = n};
         kb.fn_prefix = arena_printf(&lw->arena, "k%d.%s", i, n->name);
         lower_node_kernels(&kb);

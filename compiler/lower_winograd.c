@@ -1,6 +1,6 @@
 /* lower_winograd.c - Conv2d 3x3 or 5x5, stride 1, as Winograd F(4x4,3x3),
  * F(2x2,3x3), F(4x4,5x5) or F(2x2,5x5): four kernels over the scratch layout
- * of plan_memory.h's WinogradLayout (m x m output tiles; n = m + r - 1 is the
+ * of conv_plan.h's WinogradLayout (m x m output tiles; n = m + r - 1 is the
  * side of an input patch: 4, 6 or 8),
  *
  *   pad        input -> P: each plane copied into a zeroed, larger plane
@@ -31,8 +31,8 @@
  */
 #include "ir_math.h"
 #include "lower.h"
+#include "conv_plan.h"
 #include "parallel.h"
-#include "plan_memory.h"
 
 enum { GEMM_CHANNELS = 6, GEMM_VECTORS = 2, MAX_M = 4, MAX_N = 8 };
 
@@ -582,7 +582,7 @@ static void lower_output(Winograd *wg)
 
 void lower_conv_winograd(KernelBuilder *kb)
 {
-    Winograd wg = {.kb = kb, .ir = kb->ir, .l = winograd_layout(kb->node), .width = kb->ir->vector_width};
+    Winograd wg = {.kb = kb, .ir = kb->ir, .l = conv_plan_of(kb->node).winograd, .width = kb->ir->vector_width};
     wg.mx = wg.l.r == 5 ? (wg.l.m == 4 ? &F4_5 : &F2_5) : wg.l.m == 4 ? &F4_3 : &F2_3;
     lower_pad(&wg);
     int transform = kb->nsteps;

@@ -37,10 +37,7 @@ static const char MAIN_HELP[] =
     "  -h, --help     show this help (or a command's: layerc COMMAND --help)\n"
     "  --version      print the version\n"
     "\n"
-    "layers: Conv2d MaxPool2d AvgPool2d AdaptiveAvgPool2d ReLU ReLU6 LeakyReLU Sigmoid Tanh\n"
-    "        GELU SiLU Softmax LogSoftmax BatchNorm1d BatchNorm2d LayerNorm Linear LazyLinear\n"
-    "        Identity Flatten Dropout Dropout2d Embedding EmbeddingBag RNN LSTM GRU\n"
-    "        TransformerEncoderLayer\n"
+    "%s"
     "\n"
     "exit status: 0 success, 1 errors in the model, 2 command-line misuse\n";
 
@@ -560,13 +557,31 @@ static const Command commands[] = {
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
+/* "layers: Conv2d MaxPool2d ...", wrapped, from the layer table (layers.def). */
+static void layer_list(char *buf, size_t size)
+{
+    const char *names[OP_COUNT];
+    int count = op_all_names(names, OP_COUNT);
+    size_t len = (size_t)snprintf(buf, size, "layers:"), line = len;
+    for (int i = 0; i < count && len < size; i++) {
+        if (line + 1 + strlen(names[i]) > 88) {
+            len += (size_t)snprintf(buf + len, size - len, "\n       ");
+            line = 7;
+        }
+        int n = snprintf(buf + len, size - len, " %s", names[i]);
+        len += (size_t)n, line += (size_t)n;
+    }
+    if (len < size) snprintf(buf + len, size - len, "\n");
+}
+
 static void print_main_help(FILE *out)
 {
-    char list[2048];
+    char list[2048], layers[2048];
     size_t len = 0;
     for (int i = 0; i < NCOMMANDS; i++)
         len += (size_t)snprintf(list + len, sizeof list - len, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, MAIN_HELP, list);
+    layer_list(layers, sizeof layers);
+    fprintf(out, MAIN_HELP, list, layers);
 }
 
 int main(int argc, char **argv)

@@ -25,11 +25,101 @@
  * by working in bands of tile rows, one sample at a time (plan_memory.h).
  * --winograd always takes every eligible layer (for tests), never none;
  * --winograd-tile 2x2 or 4x4 fixes the tile.
+ *
+ * The pass stores its decision, with everything that follows from it (the
+ * direct kernel's pre-padding, the Winograd layout, the scratch bytes), as
+ * the node's ConvPlan (conv_plan.h), which the memory plan and the lowering
+ * read.
  */
+#include "conv_plan.h"
 #include "passes.h"
 #include "plan_memory.h"
 
 static const int64_t MIN_CHANNELS = 32, MIN_5X5_OUTPUT_CHANNELS = 16, MIN_OUTPUT_SIDE = 4;
+
+/* ---- the direct kernels (lower_conv.c) ---- */
+
+static int64_t sample_count(const Node *n)
+{
+    const Shape *in = &n->inputs[0]->shape;
+    return in->rank == 4 ? in->dims[0] : 1;
+}
+
+/* The register-tiled kernel takes stride 1 and reads its input pre-padded, as
+ * the non-zero padding modes need (PyTorch pads first too). */
+static ConvPlan direct_plan(const Node *n)
+{
+    const ConvAttrs *cv = &n->attr.conv;
+    ConvPlan p = {.algorithm = cv->stride[0] == 1 && cv->stride[1] == 1 ? CONV_DIRECT_TILED : CONV_DIRECT};
+    bool padded = cv->pad_begin[0] || cv->pad_end[0] || cv->pad_begin[1] || cv->pad_end[1];
+    p.pads_into_scratch = padded && (cv->pad_mode != PAD_ZEROS || p.algorithm == CONV_DIRECT_TILED);
+    if (p.pads_into_scratch) {
+        const Shape *in = &n->inputs[0]->shape;
+        int64_t planes = shape_numel(in) / (in->dims[in->rank - 2] * in->dims[in->rank - 1]);
+        p.scratch_bytes = planes * cv->padded[0] * cv->padded[1] * 4;
+    }
+    return p;
+}
+
+/* ---- Winograd (lower_winograd.c) ---- */
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* V and M of one band, per sample: a few MiB, so a band's n*n GEMMs work from L2/L3. */
+static const int64_t WINOGRAD_BAND_BYTES = (int64_t)6 << 20;
+
+static WinogradLayout winograd_layout(const Node *n, int m)
+{
+    const Shape *in = &n->inputs[0]->shape;
+    int c = in->rank - 3;
+    WinogradLayout l = {
+        .in_c = in->dims[c], .out_c = n->attr.conv.out_channels,
+        .h = in->dims[c + 1], .w = in->dims[c + 2], .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
+    };
+    l.m = m;
+    l.r = (int)n->attr.conv.kernel[0];
+    l.n = l.m + l.r - 1;
+    l.positions = l.n * l.n;
+    l.ty = (l.oh + l.m - 1) / l.m;
+    l.tx = (l.ow + l.m - 1) / l.m;
+    int64_t row_bytes = l.positions * (l.in_c + l.out_c) * l.tx * 4;
+    int64_t rows = WINOGRAD_BAND_BYTES / row_bytes;
+    if (rows < 1) rows = 1;
+    l.bands = (l.ty + rows - 1) / rows;
+    if (l.bands > MAX_WINOGRAD_BANDS) l.bands = MAX_WINOGRAD_BANDS;
+    l.band_rows = (l.ty + l.bands - 1) / l.bands;
+    l.bands = (l.ty + l.band_rows - 1) / l.band_rows;
+    l.tiles = round_up(l.band_rows * l.tx + 15, 32);
+    l.ph = l.m * l.ty + l.r - 1;
+    /* A vector of tiles loads m whole vectors from its first patch column (and,
+     * with m = 4, m more from 4 columns on): room for them in the last one. */
+    l.pw = l.m * round_up(l.tx, 16) + (l.m == 4 ? 4 : l.r - 1);
+    int64_t padded = buffer_aligned(l.in_c * l.ph * l.pw * 4);
+    /* One cache line more per position: with C * tiles * 4 bytes a multiple
+     * of 4 KiB (any C that is a multiple of 32), the transform's n*n stores
+     * and the output step's n*n loads would all map to one L1 set. */
+    l.v_stride = l.in_c * l.tiles + 16;
+    l.m_stride = l.out_c * l.tiles + 16;
+    int64_t transformed = l.positions * l.v_stride * 4;
+    int64_t products = l.positions * l.m_stride * 4;
+    l.padded_at = 0;
+    l.transformed_at = padded;
+    l.products_at = padded + transformed;
+    l.scratch_bytes = padded + transformed + products;
+    return l;
+}
+
+/* Winograd pads into its own layout: a scratch slot per sample (lower_kernels.c, kernel_fuse_per_sample). */
+static ConvPlan winograd_plan(const Node *n, int m)
+{
+    ConvPlan p = {.algorithm = CONV_WINOGRAD, .winograd = winograd_layout(n, m)};
+    p.scratch_bytes = p.winograd.scratch_bytes * sample_count(n);
+    return p;
+}
+
+ConvPlan conv_plan_of(const Node *n) { return n->conv_plan ? *n->conv_plan : direct_plan(n); }
+
+/* ---- the choice ---- */
 
 bool conv_winograd_eligible(const Node *n)
 {
@@ -64,12 +154,11 @@ static int tile_side(const Node *n, int forced)
  * takes 0.036 ms instead of the direct kernel's 0.055, 3 -> 16 0.028 instead
  * of 0.033; not 3x3 (VGG16's first layer, 3 -> 64 at 224x224: 3.6 ms instead
  * of 2.2) nor 1 -> 6 (LeNet-5's: 0.006 instead of 0.004). */
-static bool winograd_pays(const Node *n, int tile)
+static bool winograd_pays(const WinogradLayout *l, int tile)
 {
-    WinogradLayout l = winograd_layout(n);
-    if (l.oh < MIN_OUTPUT_SIDE || l.ow < MIN_OUTPUT_SIDE) return false;
-    if (l.in_c >= MIN_CHANNELS && l.out_c >= MIN_CHANNELS) return true;
-    return l.r == 5 && tile == 4 && l.out_c >= MIN_5X5_OUTPUT_CHANNELS;
+    if (l->oh < MIN_OUTPUT_SIDE || l->ow < MIN_OUTPUT_SIDE) return false;
+    if (l->in_c >= MIN_CHANNELS && l->out_c >= MIN_CHANNELS) return true;
+    return l->r == 5 && tile == 4 && l->out_c >= MIN_5X5_OUTPUT_CHANNELS;
 }
 
 int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt)
@@ -77,11 +166,18 @@ int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt)
     int rewrites = 0;
     for (int i = 1; i < g->nodes.len; i++) {
         Node *n = g->nodes.items[i];
-        if (!conv_winograd_eligible(n) || opt->winograd == WINOGRAD_NEVER) continue;
-        int tile = tile_side(n, opt->winograd_tile);
-        bool winograd = opt->winograd == WINOGRAD_ALWAYS || winograd_pays(n, tile);
-        n->winograd_tile = winograd ? tile : 0;
-        rewrites += winograd;
+        if (n->op != OP_CONV2D) continue;
+        ConvPlan *plan = arena_alloc(g->arena, sizeof *plan);
+        *plan = direct_plan(n);
+        if (conv_winograd_eligible(n) && opt->winograd != WINOGRAD_NEVER) {
+            int tile = tile_side(n, opt->winograd_tile);
+            ConvPlan winograd = winograd_plan(n, tile);
+            if (opt->winograd == WINOGRAD_ALWAYS || winograd_pays(&winograd.winograd, tile)) {
+                *plan = winograd;
+                rewrites++;
+            }
+        }
+        n->conv_plan = plan;
     }
     return rewrites;
 }

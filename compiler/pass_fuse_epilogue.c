@@ -1,19 +1,9 @@
 /* pass_fuse_epilogue.c - a Conv2d or Linear absorbs the elementwise
- * activation that follows it (ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU,
- * SiLU): its kernel applies the activation to each output before storing it,
+ * activation that follows it (an ACTIVATION row of layers.def): its kernel
+ * applies the activation to each output before storing it,
  * and the intermediate tensor disappears.  Applies when the layer's output
  * has exactly that one use and the layer has no epilogue yet. */
 #include "passes.h"
-
-static bool is_fusable_activation(OpKind op)
-{
-    switch (op) {
-    case OP_RELU: case OP_RELU6: case OP_LEAKYRELU: case OP_SIGMOID: case OP_TANH: case OP_GELU: case OP_SILU:
-        return true;
-    default:
-        return false;
-    }
-}
 
 static bool is_producer(OpKind op) { return op == OP_CONV2D || op == OP_LINEAR || op == OP_LAZYLINEAR; }
 
@@ -25,7 +15,7 @@ int pass_fuse_epilogue(Graph *g, const PassOptions *opt)
         Node *p = g->nodes.items[i];
         if (!is_producer(p->op) || p->has_epilogue) continue;
         Node *act = graph_single_user(g, p);
-        if (!act || !is_fusable_activation(act->op)) continue;
+        if (!act || !op_is_activation(act->op)) continue;
         p->has_epilogue = true;
         p->epilogue = act->op;
         p->epilogue_attr = act->attr.act;

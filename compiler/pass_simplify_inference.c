@@ -1,10 +1,10 @@
-/* pass_simplify_inference.c - Identity, Dropout and Dropout2d are the
- * identity at inference: remove them, their consumers read their input.
- * Applies to every such node.  (Flatten stays a node but is a view: the
+/* pass_simplify_inference.c - Identity, Dropout and Dropout2d
+ * (LF_INFERENCE_IDENTITY in layers.def) are the identity at inference:
+ * remove them, their consumers read their input.  Applies to every such node.  (Flatten stays a node but is a view: the
  * memory plan gives it its input's storage, so it never copies.) */
 #include "passes.h"
 
-static bool is_inference_identity(OpKind op) { return op == OP_IDENTITY || op == OP_DROPOUT || op == OP_DROPOUT2D; }
+static bool is_inference_identity(OpKind op) { return op_flags(op) & LF_INFERENCE_IDENTITY; }
 
 int pass_simplify_inference(Graph *g, const PassOptions *opt)
 {

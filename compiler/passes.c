@@ -9,7 +9,8 @@ static const Pass PASSES[] = {
     {"fold-batchnorm", "fold eval-mode BatchNorm into the Conv2d or Linear before it", pass_fold_batchnorm},
     {"fuse-epilogue", "apply the activation after a Conv2d or Linear inside its kernel", pass_fuse_epilogue},
     {"fold-constants", "compute the remaining BatchNorms' scale and shift at compile time", pass_fold_constants},
-    {"choose-conv-algorithm", "run 3x3 stride-1 convolutions with enough channels as Winograd F(2x2,3x3)",
+    {"choose-conv-algorithm",
+     "run the 3x3 and 5x5 stride-1 convolutions where it pays as Winograd F(4x4,r) or F(2x2,r); plan every Conv2d",
      pass_choose_conv_algorithm},
 };
 enum { NPASSES = sizeof PASSES / sizeof PASSES[0] };

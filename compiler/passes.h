@@ -42,8 +42,8 @@ int pass_fuse_epilogue(Graph *g, const PassOptions *opt);
 int pass_fold_constants(Graph *g, const PassOptions *opt);
 int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt);
 
-/* Whether Conv2d n can run as Winograd F(2x2,3x3): 3x3, stride 1, dilation 1,
- * one group, zero padding. */
+/* Whether Conv2d n can run as Winograd F(mxm,rxr) (m 2 or 4): a square 3x3
+ * or 5x5 kernel, stride 1, dilation 1, one group, zero padding. */
 bool conv_winograd_eligible(const Node *n);
 
 /* The passes in pipeline order; *count receives their number. */

@@ -257,21 +257,32 @@ static bool eval_adaptiveavgpool2d(Eval *e)
 
 /* ---- element-wise activations ---- */
 
-static double relu(double x, const ActAttrs *a) { (void)a; return x < 0 ? 0.0 : x; /* NaN stays NaN */ }
-static double relu6(double x, const ActAttrs *a) { (void)a; return isnan(x) ? x : x < 0 ? 0.0 : x > 6 ? 6.0 : x; }
-static double leaky_relu(double x, const ActAttrs *a) { return x > 0 ? x : x * a->negative_slope; }
-static double sigmoid_act(double x, const ActAttrs *a) { (void)a; return sigmoid(x); }
-static double tanh_act(double x, const ActAttrs *a) { (void)a; return tanh(x); }
-static double silu(double x, const ActAttrs *a) { (void)a; return x * sigmoid(x); }
+static double ref_relu(double x, const ActAttrs *a) { (void)a; return x < 0 ? 0.0 : x; /* NaN stays NaN */ }
+static double ref_relu6(double x, const ActAttrs *a) { (void)a; return isnan(x) ? x : x < 0 ? 0.0 : x > 6 ? 6.0 : x; }
+static double ref_leaky_relu(double x, const ActAttrs *a) { return x > 0 ? x : x * a->negative_slope; }
+static double ref_sigmoid(double x, const ActAttrs *a) { (void)a; return sigmoid(x); }
+static double ref_tanh(double x, const ActAttrs *a) { (void)a; return tanh(x); }
+static double ref_silu(double x, const ActAttrs *a) { (void)a; return x * sigmoid(x); }
 
 /* exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
  * approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
 static double gelu_exact(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
 static double gelu_tanh(double x) { return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); }
-static double gelu(double x, const ActAttrs *a) { return a->gelu_tanh ? gelu_tanh(x) : gelu_exact(x); }
+static double ref_gelu(double x, const ActAttrs *a) { return a->gelu_tanh ? gelu_tanh(x) : gelu_exact(x); }
 
-static bool eval_elementwise(Eval *e, double (*f)(double, const ActAttrs *))
+typedef double (*ActivationReference)(double x, const ActAttrs *a);
+
+static const ActivationReference activation_references[OP_INPUT] = {
+#define LAYER(E, Name, Sig, rule, kernel, reference, flags)
+#define ACTIVATION(E, Name, Sig, kernel, reference) [OP_##E] = reference,
+#include "layers.def"
+#undef ACTIVATION
+#undef LAYER
+};
+
+static bool eval_activation(Eval *e)
 {
+    ActivationReference f = activation_references[e->node->op];
     int64_t count = numel(&e->in_shape);
     for (int64_t i = 0; i < count; i++) e->out[i] = (float)f(e->in[i], &e->node->attr.act);
     return true;
@@ -286,8 +297,9 @@ static bool eval_copy(Eval *e)
 
 /* ---- Softmax / LogSoftmax over attr.axis.dim ---- */
 
-static bool eval_softmax(Eval *e, bool log_softmax)
+static bool eval_softmax(Eval *e)
 {
+    bool log_softmax = e->node->op == OP_LOGSOFTMAX;
     int dim = e->node->attr.axis.dim;
     int64_t outer = dims_product(&e->in_shape, 0, dim), len = e->in_shape.dims[dim];
     int64_t inner = dims_product(&e->in_shape, dim + 1, e->in_shape.rank);
@@ -720,39 +732,18 @@ static bool eval_transformer_encoder(Eval *e)
 
 /* ---- the driver ---- */
 
+typedef bool (*Evaluator)(Eval *e);
+
+static const Evaluator evaluators[OP_INPUT] = {
+#define LAYER(E, Name, Sig, rule, kernel, reference, flags) [OP_##E] = reference,
+#include "layers.def"
+#undef LAYER
+};
+
 static bool eval_node(Eval *e)
 {
-    switch (e->node->op) {
-    case OP_CONV2D: return eval_conv2d(e);
-    case OP_MAXPOOL2D: return eval_maxpool2d(e);
-    case OP_AVGPOOL2D: return eval_avgpool2d(e);
-    case OP_ADAPTIVEAVGPOOL2D: return eval_adaptiveavgpool2d(e);
-    case OP_RELU: return eval_elementwise(e, relu);
-    case OP_RELU6: return eval_elementwise(e, relu6);
-    case OP_LEAKYRELU: return eval_elementwise(e, leaky_relu);
-    case OP_SIGMOID: return eval_elementwise(e, sigmoid_act);
-    case OP_TANH: return eval_elementwise(e, tanh_act);
-    case OP_GELU: return eval_elementwise(e, gelu);
-    case OP_SILU: return eval_elementwise(e, silu);
-    case OP_SOFTMAX: return eval_softmax(e, false);
-    case OP_LOGSOFTMAX: return eval_softmax(e, true);
-    case OP_BATCHNORM1D:
-    case OP_BATCHNORM2D: return eval_batchnorm(e);
-    case OP_LAYERNORM: return eval_layernorm(e);
-    case OP_LINEAR:
-    case OP_LAZYLINEAR: return eval_linear(e);
-    case OP_IDENTITY:
-    case OP_FLATTEN:
-    case OP_DROPOUT:
-    case OP_DROPOUT2D: return eval_copy(e);
-    case OP_EMBEDDING: return eval_embedding(e);
-    case OP_EMBEDDINGBAG: return eval_embeddingbag(e);
-    case OP_RNN:
-    case OP_LSTM:
-    case OP_GRU: return eval_recurrent(e);
-    case OP_TRANSFORMERENCODERLAYER: return eval_transformer_encoder(e);
-    default: return fail(e, "the reference interpreter has no implementation of %s", op_name(e->node->op));
-    }
+    if (e->node->op >= OP_INPUT) return fail(e, "the reference interpreter has no implementation of %s", op_name(e->node->op));
+    return evaluators[e->node->op](e);
 }
 
 Shape reference_shape(const Node *n, int64_t batch)

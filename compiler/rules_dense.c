@@ -4,8 +4,9 @@
 #include <string.h>
 
 #include "infer.h"
+#include "layer_args.h"
 
-/* ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity, Dropout, Dropout2d: [*] -> [*] */
+/* The activations (LF_ACTIVATION), Identity, Dropout, Dropout2d: [*] -> [*] */
 bool rule_elementwise(InferCtx *ic, Node *n)
 {
     n->shape = *input_shape(n);
@@ -14,10 +15,10 @@ bool rule_elementwise(InferCtx *ic, Node *n)
         return true;
     }
     if (!expect_dtype(ic, n, DT_F32)) return false;
-    if (n->op == OP_LEAKYRELU) n->attr.act.negative_slope = node_arg(n, "negative_slope")->num;
-    if (n->op == OP_GELU) n->attr.act.gelu_tanh = strcmp(node_arg(n, "approximate")->str, "tanh") == 0;
+    if (n->op == OP_LEAKYRELU) n->attr.act.negative_slope = NODE_ARGS(n, LeakyReluArgs)->negative_slope.num;
+    if (n->op == OP_GELU) n->attr.act.gelu_tanh = strcmp(NODE_ARGS(n, GeluArgs)->approximate.str, "tanh") == 0;
     if (n->op == OP_DROPOUT || n->op == OP_DROPOUT2D) {
-        const BoundArg *p = node_arg(n, "p");
+        const BoundArg *p = &NODE_ARGS(n, DropoutArgs)->p;
         if (!(p->num >= 0.0 && p->num <= 1.0)) {
             node_error(ic, n, p->loc, "dropout probability must be between 0 and 1, found %g", p->num);
             return false;
@@ -32,10 +33,11 @@ bool rule_elementwise(InferCtx *ic, Node *n)
 }
 
 /* A dimension argument in [-rank, rank) normalised to [0, rank). */
-static bool normalise_dim(InferCtx *ic, const Node *n, const char *arg, int64_t dim, int rank, int *out)
+static bool normalise_dim(InferCtx *ic, const Node *n, const BoundArg *arg, int rank, int *out)
 {
+    int64_t dim = arg->ints[0];
     if (dim < -rank || dim >= rank) {
-        node_error(ic, n, node_arg(n, arg)->loc, "%s=%lld is out of range for a %d-D input (expected %d to %d) (%s)", arg,
+        node_error(ic, n, arg->loc, "%s=%lld is out of range for a %d-D input (expected %d to %d) (%s)", node_arg_name(n, arg),
                    (long long)dim, rank, -rank, rank - 1, describe_tensor(ic, n->inputs[0]));
         return false;
     }
@@ -49,7 +51,7 @@ bool rule_softmax(InferCtx *ic, Node *n)
     if (!expect_dtype(ic, n, DT_F32)) return false;
     n->shape = *input_shape(n);
     int rank = n->shape.rank;
-    const BoundArg *dim = node_arg(n, "dim");
+    const BoundArg *dim = &NODE_ARGS(n, SoftmaxArgs)->dim;
     if (dim->is_none) {
         /* torch.nn.functional._get_softmax_dim: the legacy implicit choice. */
         n->attr.axis.dim = (rank == 0 || rank == 1 || rank == 3) ? 0 : 1;
@@ -58,7 +60,7 @@ bool rule_softmax(InferCtx *ic, Node *n)
         diag_note(ic->diag, n->op_loc, "write %s(dim=%d) to say which dimension sums to 1", op_name(n->op), n->attr.axis.dim);
         return true;
     }
-    return normalise_dim(ic, n, "dim", dim->ints[0], rank, &n->attr.axis.dim);
+    return normalise_dim(ic, n, dim, rank, &n->attr.axis.dim);
 }
 
 /* BatchNorm1d: [N, C] or [N, C, L]; BatchNorm2d: [N, C, H, W] -> same shape */
@@ -68,22 +70,23 @@ bool rule_batchnorm(InferCtx *ic, Node *n)
     if (!expect_dtype(ic, n, DT_F32)) return false;
     if (two_d ? !expect_rank(ic, n, 4, 4, "[N, C, H, W]") : !expect_rank(ic, n, 2, 3, "[N, C] or [N, C, L]"))
         return false;
-    if (!expect_positive(ic, n, "num_features")) return false;
+    const BatchNormArgs *a = NODE_ARGS(n, BatchNormArgs);
+    if (!expect_positive(ic, n, &a->num_features)) return false;
     NormAttrs *na = &n->attr.norm;
-    na->num_features = node_arg(n, "num_features")->ints[0];
-    na->eps = node_arg(n, "eps")->num;
-    na->affine = node_arg(n, "affine")->ints[0];
-    na->track_running_stats = node_arg(n, "track_running_stats")->ints[0];
+    na->num_features = a->num_features.ints[0];
+    na->eps = a->eps.num;
+    na->affine = a->affine.ints[0];
+    na->track_running_stats = a->track_running_stats.ints[0];
     int64_t have = input_shape(n)->dims[1];
     n->shape = *input_shape(n);
     if (have != na->num_features) {
-        node_error(ic, n, node_arg(n, "num_features")->loc, "num_features is %lld but its input has %lld channels (%s)",
+        node_error(ic, n, a->num_features.loc, "num_features is %lld but its input has %lld channels (%s)",
                    (long long)na->num_features, (long long)have, describe_tensor(ic, n->inputs[0]));
         n->recovered = true; /* the output is the input's shape either way */
         return false;
     }
     if (!(na->eps > 0)) {
-        node_error(ic, n, node_arg(n, "eps")->loc, "eps must be positive, found %g", na->eps);
+        node_error(ic, n, a->eps.loc, "eps must be positive, found %g", na->eps);
         return false;
     }
     n->shape = *input_shape(n);
@@ -97,7 +100,7 @@ bool rule_batchnorm(InferCtx *ic, Node *n)
         add_param(ic, n, "num_batches_tracked", 0, NULL, true);
         n->params[n->nparams - 1].dtype = DT_I64;
     } else {
-        node_warning(ic, n, node_arg(n, "track_running_stats")->loc,
+        node_warning(ic, n, a->track_running_stats.loc,
                      "track_running_stats=False: in eval mode this layer normalises with the statistics of each batch");
     }
     return true;
@@ -106,14 +109,15 @@ bool rule_batchnorm(InferCtx *ic, Node *n)
 /* LayerNorm(normalized_shape): [*, normalized_shape...] -> same shape */
 bool rule_layernorm(InferCtx *ic, Node *n)
 {
-    if (!expect_dtype(ic, n, DT_F32) || !expect_positive(ic, n, "normalized_shape")) return false;
-    const BoundArg *ns = node_arg(n, "normalized_shape");
+    const LayerNormArgs *a = NODE_ARGS(n, LayerNormArgs);
+    const BoundArg *ns = &a->normalized_shape;
+    if (!expect_dtype(ic, n, DT_F32) || !expect_positive(ic, n, ns)) return false;
     const Shape *in = input_shape(n);
     NormAttrs *na = &n->attr.norm;
     na->norm_rank = ns->count;
-    na->eps = node_arg(n, "eps")->num;
-    na->affine = node_arg(n, "elementwise_affine")->ints[0];
-    na->bias = na->affine && node_arg(n, "bias")->ints[0];
+    na->eps = a->eps.num;
+    na->affine = a->elementwise_affine.ints[0];
+    na->bias = na->affine && a->bias.ints[0];
     bool match = in->rank >= ns->count;
     for (int i = 0; match && i < ns->count; i++) match = in->dims[in->rank - ns->count + i] == ns->ints[i];
     if (match && in->dynamic_batch && in->rank == ns->count) match = false;
@@ -142,22 +146,27 @@ bool rule_linear(InferCtx *ic, Node *n)
 {
     if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 1, MAX_RANK, "[*, in_features]")) return false;
     const Shape *in = input_shape(n);
-    if (!expect_fixed_dim(ic, n, in->rank - 1, "its features") || !expect_positive(ic, n, "out_features")) return false;
+    /* Linear's arguments, or LazyLinear's (the same without in_features) */
+    bool lazy = n->op == OP_LAZYLINEAR;
+    const LinearArgs *a = lazy ? NULL : NODE_ARGS(n, LinearArgs);
+    const LazyLinearArgs *lz = lazy ? NODE_ARGS(n, LazyLinearArgs) : NULL;
+    const BoundArg *out_features = lazy ? &lz->out_features : &a->out_features;
+    if (!expect_fixed_dim(ic, n, in->rank - 1, "its features") || !expect_positive(ic, n, out_features)) return false;
     LinearAttrs *la = &n->attr.linear;
     int64_t have = in->dims[in->rank - 1];
-    la->out_features = node_arg(n, "out_features")->ints[0];
-    la->bias = node_arg(n, "bias")->ints[0];
-    if (n->op == OP_LAZYLINEAR) {
+    la->out_features = out_features->ints[0];
+    la->bias = (lazy ? &lz->bias : &a->bias)->ints[0];
+    if (lazy) {
         la->in_features = have;
         explain(ic, n, "in_features: inferred from the input's last dimension = %lld", (long long)have);
     } else {
-        if (!expect_positive(ic, n, "in_features")) return false;
-        la->in_features = node_arg(n, "in_features")->ints[0];
+        if (!expect_positive(ic, n, &a->in_features)) return false;
+        la->in_features = a->in_features.ints[0];
     }
     n->shape = *in;
     n->shape.dims[in->rank - 1] = la->out_features;
-    if (have != la->in_features) {
-        node_error(ic, n, node_arg(n, "in_features")->loc, "in_features is %lld but its input has %lld features (%s)",
+    if (have != la->in_features) { /* never for LazyLinear, whose in_features is `have` */
+        node_error(ic, n, a->in_features.loc, "in_features is %lld but its input has %lld features (%s)",
                    (long long)la->in_features, (long long)have, describe_tensor(ic, n->inputs[0]));
         n->recovered = true; /* the output has out_features either way */
         return false;
@@ -174,8 +183,8 @@ bool rule_flatten(InferCtx *ic, Node *n)
     const Shape *in = input_shape(n);
     AxisAttrs *ax = &n->attr.axis;
     int rank = in->rank;
-    if (!normalise_dim(ic, n, "start_dim", node_arg(n, "start_dim")->ints[0], rank, &ax->start) ||
-        !normalise_dim(ic, n, "end_dim", node_arg(n, "end_dim")->ints[0], rank, &ax->end))
+    const FlattenArgs *a = NODE_ARGS(n, FlattenArgs);
+    if (!normalise_dim(ic, n, &a->start_dim, rank, &ax->start) || !normalise_dim(ic, n, &a->end_dim, rank, &ax->end))
         return false;
     if (ax->start > ax->end) {
         node_error(ic, n, n->op_loc, "start_dim (%d) comes after end_dim (%d) for a %d-D input (%s)", ax->start, ax->end, rank,

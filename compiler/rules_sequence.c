@@ -5,25 +5,31 @@
 #include <string.h>
 
 #include "infer.h"
+#include "layer_args.h"
 
 /* Far beyond any trained model; keeps the parameter list (4 tensors a layer) small. */
 enum { MAX_RECURRENT_LAYERS = 1024 };
 
-static bool expect_fraction(InferCtx *ic, Node *n, const char *arg)
+static bool expect_fraction(InferCtx *ic, Node *n, const BoundArg *arg)
 {
-    double p = node_arg(n, arg)->num;
+    double p = arg->num;
     if (p >= 0.0 && p <= 1.0) return true;
-    node_error(ic, n, node_arg(n, arg)->loc, "'%s' is a probability between 0 and 1, found %g", arg, p);
+    node_error(ic, n, arg->loc, "'%s' is a probability between 0 and 1, found %g", node_arg_name(n, arg), p);
     return false;
 }
 
-static bool embedding_common(InferCtx *ic, Node *n, EmbeddingAttrs *ea)
+/* The arguments Embedding and EmbeddingBag share. */
+typedef struct EmbeddingCommonArgs {
+    const BoundArg *num_embeddings, *embedding_dim, *padding_idx, *max_norm, *norm_type;
+} EmbeddingCommonArgs;
+
+static bool embedding_common(InferCtx *ic, Node *n, EmbeddingAttrs *ea, const EmbeddingCommonArgs *a)
 {
-    if (!expect_dtype(ic, n, DT_I64) || !expect_positive(ic, n, "num_embeddings") || !expect_positive(ic, n, "embedding_dim"))
+    if (!expect_dtype(ic, n, DT_I64) || !expect_positive(ic, n, a->num_embeddings) || !expect_positive(ic, n, a->embedding_dim))
         return false;
-    ea->num_embeddings = node_arg(n, "num_embeddings")->ints[0];
-    ea->embedding_dim = node_arg(n, "embedding_dim")->ints[0];
-    const BoundArg *pad = node_arg(n, "padding_idx");
+    ea->num_embeddings = a->num_embeddings->ints[0];
+    ea->embedding_dim = a->embedding_dim->ints[0];
+    const BoundArg *pad = a->padding_idx;
     ea->padding_idx = -1;
     if (!pad->is_none) {
         int64_t p = pad->ints[0];
@@ -34,9 +40,8 @@ static bool embedding_common(InferCtx *ic, Node *n, EmbeddingAttrs *ea)
         }
         ea->padding_idx = p < 0 ? p + ea->num_embeddings : p;
     }
-    const BoundArg *max_norm = node_arg(n, "max_norm");
-    ea->max_norm = max_norm->is_none ? -1.0 : max_norm->num;
-    ea->norm_type = node_arg(n, "norm_type")->num;
+    ea->max_norm = a->max_norm->is_none ? -1.0 : a->max_norm->num;
+    ea->norm_type = a->norm_type->num;
     add_param2(ic, n, "weight", ea->num_embeddings, ea->embedding_dim);
     return true;
 }
@@ -45,7 +50,9 @@ static bool embedding_common(InferCtx *ic, Node *n, EmbeddingAttrs *ea)
 bool rule_embedding(InferCtx *ic, Node *n)
 {
     const Shape *in = input_shape(n);
-    if (!embedding_common(ic, n, &n->attr.emb)) return false;
+    const EmbeddingArgs *a = NODE_ARGS(n, EmbeddingArgs);
+    EmbeddingCommonArgs common = {&a->num_embeddings, &a->embedding_dim, &a->padding_idx, &a->max_norm, &a->norm_type};
+    if (!embedding_common(ic, n, &n->attr.emb, &common)) return false;
     if (in->rank == MAX_RANK) {
         node_error(ic, n, n->op_loc, "its output would have more than %d dimensions", MAX_RANK);
         return false;
@@ -66,10 +73,12 @@ bool rule_embeddingbag(InferCtx *ic, Node *n)
         diag_note(ic->diag, n->op_loc, "give it a 2-D input [bags, indices_per_bag] instead");
         return false;
     }
-    if (!expect_rank(ic, n, 2, 2, "[bags, indices_per_bag]") || !embedding_common(ic, n, ea)) return false;
-    const char *mode = node_arg(n, "mode")->str;
+    const EmbeddingBagArgs *a = NODE_ARGS(n, EmbeddingBagArgs);
+    EmbeddingCommonArgs common = {&a->num_embeddings, &a->embedding_dim, &a->padding_idx, &a->max_norm, &a->norm_type};
+    if (!expect_rank(ic, n, 2, 2, "[bags, indices_per_bag]") || !embedding_common(ic, n, ea, &common)) return false;
+    const char *mode = a->mode.str;
     ea->mode = strcmp(mode, "sum") == 0 ? BAG_SUM : strcmp(mode, "max") == 0 ? BAG_MAX : BAG_MEAN;
-    ea->include_last_offset = node_arg(n, "include_last_offset")->ints[0];
+    ea->include_last_offset = a->include_last_offset.ints[0];
     n->shape = *in;
     n->shape.dims[1] = ea->embedding_dim;
     return true;
@@ -100,26 +109,49 @@ static void recurrent_params(InferCtx *ic, Node *n, const RecurrentAttrs *ra)
     }
 }
 
-static bool recurrent_attrs(InferCtx *ic, Node *n, RecurrentAttrs *ra)
+/* The arguments RNN, LSTM and GRU share, and the two only one of them has (else NULL). */
+typedef struct RecurrentArgs {
+    const BoundArg *input_size, *hidden_size, *num_layers, *bias, *batch_first, *dropout, *bidirectional;
+    const BoundArg *nonlinearity, *proj_size;
+} RecurrentArgs;
+
+#define RECURRENT_COMMON(a) \
+    &a->input_size, &a->hidden_size, &a->num_layers, &a->bias, &a->batch_first, &a->dropout, &a->bidirectional
+
+static RecurrentArgs recurrent_args(const Node *n)
 {
-    if (!expect_positive(ic, n, "input_size") || !expect_positive(ic, n, "hidden_size") || !expect_positive(ic, n, "num_layers") ||
-        !expect_fraction(ic, n, "dropout"))
+    if (n->op == OP_RNN) {
+        const RnnArgs *a = NODE_ARGS(n, RnnArgs);
+        return (RecurrentArgs){RECURRENT_COMMON(a), .nonlinearity = &a->nonlinearity};
+    }
+    if (n->op == OP_LSTM) {
+        const LstmArgs *a = NODE_ARGS(n, LstmArgs);
+        return (RecurrentArgs){RECURRENT_COMMON(a), .proj_size = &a->proj_size};
+    }
+    const GruArgs *a = NODE_ARGS(n, GruArgs);
+    return (RecurrentArgs){RECURRENT_COMMON(a), .nonlinearity = NULL, .proj_size = NULL};
+}
+
+static bool recurrent_attrs(InferCtx *ic, Node *n, RecurrentAttrs *ra, const RecurrentArgs *a)
+{
+    if (!expect_positive(ic, n, a->input_size) || !expect_positive(ic, n, a->hidden_size) ||
+        !expect_positive(ic, n, a->num_layers) || !expect_fraction(ic, n, a->dropout))
         return false;
-    if (node_arg(n, "num_layers")->ints[0] > MAX_RECURRENT_LAYERS) {
-        node_error(ic, n, node_arg(n, "num_layers")->loc, "num_layers must be at most %d, found %lld", MAX_RECURRENT_LAYERS,
-                   (long long)node_arg(n, "num_layers")->ints[0]);
+    if (a->num_layers->ints[0] > MAX_RECURRENT_LAYERS) {
+        node_error(ic, n, a->num_layers->loc, "num_layers must be at most %d, found %lld", MAX_RECURRENT_LAYERS,
+                   (long long)a->num_layers->ints[0]);
         return false;
     }
-    ra->input_size = node_arg(n, "input_size")->ints[0];
-    ra->hidden_size = node_arg(n, "hidden_size")->ints[0];
-    ra->num_layers = node_arg(n, "num_layers")->ints[0];
-    ra->bias = node_arg(n, "bias")->ints[0];
-    ra->batch_first = node_arg(n, "batch_first")->ints[0];
-    ra->bidirectional = node_arg(n, "bidirectional")->ints[0];
-    ra->dropout = node_arg(n, "dropout")->num;
-    if (n->op == OP_RNN) ra->relu = strcmp(node_arg(n, "nonlinearity")->str, "relu") == 0;
-    if (n->op == OP_LSTM) {
-        const BoundArg *proj = node_arg(n, "proj_size");
+    ra->input_size = a->input_size->ints[0];
+    ra->hidden_size = a->hidden_size->ints[0];
+    ra->num_layers = a->num_layers->ints[0];
+    ra->bias = a->bias->ints[0];
+    ra->batch_first = a->batch_first->ints[0];
+    ra->bidirectional = a->bidirectional->ints[0];
+    ra->dropout = a->dropout->num;
+    if (a->nonlinearity) ra->relu = strcmp(a->nonlinearity->str, "relu") == 0;
+    if (a->proj_size) {
+        const BoundArg *proj = a->proj_size;
         ra->proj_size = proj->ints[0];
         if (ra->proj_size < 0 || ra->proj_size >= ra->hidden_size) {
             node_error(ic, n, proj->loc, "proj_size must be 0 (none) or smaller than hidden_size (%lld), found %lld",
@@ -128,7 +160,7 @@ static bool recurrent_attrs(InferCtx *ic, Node *n, RecurrentAttrs *ra)
         }
     }
     if (ra->dropout > 0 && ra->num_layers == 1)
-        node_warning(ic, n, node_arg(n, "dropout")->loc, "dropout only acts between stacked layers, and num_layers is 1");
+        node_warning(ic, n, a->dropout->loc, "dropout only acts between stacked layers, and num_layers is 1");
     return true;
 }
 
@@ -137,7 +169,8 @@ static bool recurrent_attrs(InferCtx *ic, Node *n, RecurrentAttrs *ra)
 bool rule_recurrent(InferCtx *ic, Node *n)
 {
     RecurrentAttrs *ra = &n->attr.rnn;
-    if (!recurrent_attrs(ic, n, ra)) return false;
+    RecurrentArgs a = recurrent_args(n);
+    if (!recurrent_attrs(ic, n, ra, &a)) return false;
     const char *layout = ra->batch_first ? "[N, L, input_size] or [L, input_size]" : "[L, N, input_size] or [L, input_size]";
     if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 2, 3, layout)) return false;
     const Shape *in = input_shape(n);
@@ -146,7 +179,7 @@ bool rule_recurrent(InferCtx *ic, Node *n)
     n->shape = *in;
     n->shape.dims[in->rank - 1] = sat_mul(ra->bidirectional ? 2 : 1, out_size);
     if (have != ra->input_size) {
-        node_error(ic, n, node_arg(n, "input_size")->loc, "input_size is %lld but its input has %lld features (%s)",
+        node_error(ic, n, a.input_size->loc, "input_size is %lld but its input has %lld features (%s)",
                    (long long)ra->input_size, (long long)have, describe_tensor(ic, n->inputs[0]));
         n->recovered = true;
         return false;
@@ -164,20 +197,21 @@ bool rule_recurrent(InferCtx *ic, Node *n)
 bool rule_transformer_encoder(InferCtx *ic, Node *n)
 {
     TransformerAttrs *ta = &n->attr.tfm;
-    if (!expect_positive(ic, n, "d_model") || !expect_positive(ic, n, "nhead") || !expect_positive(ic, n, "dim_feedforward") ||
-        !expect_fraction(ic, n, "dropout"))
+    const TransformerEncoderArgs *a = NODE_ARGS(n, TransformerEncoderArgs);
+    if (!expect_positive(ic, n, &a->d_model) || !expect_positive(ic, n, &a->nhead) ||
+        !expect_positive(ic, n, &a->dim_feedforward) || !expect_fraction(ic, n, &a->dropout))
         return false;
-    ta->d_model = node_arg(n, "d_model")->ints[0];
-    ta->nhead = node_arg(n, "nhead")->ints[0];
-    ta->dim_feedforward = node_arg(n, "dim_feedforward")->ints[0];
-    ta->gelu = strcmp(node_arg(n, "activation")->str, "gelu") == 0;
-    ta->layer_norm_eps = node_arg(n, "layer_norm_eps")->num;
-    ta->batch_first = node_arg(n, "batch_first")->ints[0];
-    ta->norm_first = node_arg(n, "norm_first")->ints[0];
-    ta->bias = node_arg(n, "bias")->ints[0];
-    ta->dropout = node_arg(n, "dropout")->num;
+    ta->d_model = a->d_model.ints[0];
+    ta->nhead = a->nhead.ints[0];
+    ta->dim_feedforward = a->dim_feedforward.ints[0];
+    ta->gelu = strcmp(a->activation.str, "gelu") == 0;
+    ta->layer_norm_eps = a->layer_norm_eps.num;
+    ta->batch_first = a->batch_first.ints[0];
+    ta->norm_first = a->norm_first.ints[0];
+    ta->bias = a->bias.ints[0];
+    ta->dropout = a->dropout.num;
     if (ta->d_model % ta->nhead != 0) {
-        node_error(ic, n, node_arg(n, "nhead")->loc, "d_model (%lld) must be divisible by nhead (%lld)", (long long)ta->d_model,
+        node_error(ic, n, a->nhead.loc, "d_model (%lld) must be divisible by nhead (%lld)", (long long)ta->d_model,
                    (long long)ta->nhead);
         return false;
     }
@@ -187,7 +221,7 @@ bool rule_transformer_encoder(InferCtx *ic, Node *n)
     int64_t d = ta->d_model, ff = ta->dim_feedforward;
     n->shape = *in;
     if (in->dims[in->rank - 1] != d) {
-        node_error(ic, n, node_arg(n, "d_model")->loc, "d_model is %lld but its input has %lld features (%s)", (long long)d,
+        node_error(ic, n, a->d_model.loc, "d_model is %lld but its input has %lld features (%s)", (long long)d,
                    (long long)in->dims[in->rank - 1], describe_tensor(ic, n->inputs[0]));
         n->recovered = true;
         return false;

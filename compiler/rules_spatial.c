@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "infer.h"
+#include "layer_args.h"
 
 static const char *const axis_name[2] = {"H", "W"};
 
@@ -25,7 +26,7 @@ static void set_output_nchw(Node *n, int64_t channels, const int64_t out_hw[2])
 
 static bool conv_padding(InferCtx *ic, Node *n, ConvAttrs *cv)
 {
-    const BoundArg *pad = node_arg(n, "padding");
+    const BoundArg *pad = &NODE_ARGS(n, Conv2dArgs)->padding;
     if (pad->str && strcmp(pad->str, "valid") == 0) return true;
     if (pad->str && strcmp(pad->str, "same") == 0) {
         if (cv->stride[0] != 1 || cv->stride[1] != 1) {
@@ -45,17 +46,15 @@ static bool conv_padding(InferCtx *ic, Node *n, ConvAttrs *cv)
         node_error(ic, n, pad->loc, "'padding' must be an integer, a pair, 'same' or 'valid', found '%s'", pad->str);
         return false;
     }
-    if (!expect_nonnegative(ic, n, "padding")) return false;
+    if (!expect_nonnegative(ic, n, pad)) return false;
     for (int i = 0; i < 2; i++) cv->pad_begin[i] = cv->pad_end[i] = pad->ints[i];
     return true;
 }
 
 static bool conv_pad_mode(InferCtx *ic, Node *n, ConvAttrs *cv)
 {
-    static const char *const modes[] = {"zeros", "reflect", "replicate", "circular"};
-    const BoundArg *m = node_arg(n, "padding_mode");
-    for (int i = 0; i < 4; i++)
-        if (strcmp(m->str, modes[i]) == 0) cv->pad_mode = (PadMode)i;
+    const BoundArg *m = &NODE_ARGS(n, Conv2dArgs)->padding_mode;
+    cv->pad_mode = pad_mode_from_name(m->str);
     if (cv->pad_mode != PAD_REFLECT && cv->pad_mode != PAD_CIRCULAR) return true;
     /* PyTorch pads the input first: reflect needs pad < size, circular pad <= size. */
     const Shape *in = input_shape(n);
@@ -73,8 +72,8 @@ static bool conv_pad_mode(InferCtx *ic, Node *n, ConvAttrs *cv)
     return true;
 }
 
-/* out = floor((in + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1 */
-static bool conv_output_size(InferCtx *ic, Node *n, const ConvAttrs *cv, int64_t out[2])
+/* padded = in + pad_begin + pad_end; out = floor((padded - dilation*(kernel-1) - 1) / stride) + 1 */
+static bool conv_output_size(InferCtx *ic, Node *n, ConvAttrs *cv, int64_t out[2])
 {
     const Shape *in = input_shape(n);
     int c = channel_axis(n);
@@ -97,6 +96,7 @@ static bool conv_output_size(InferCtx *ic, Node *n, const ConvAttrs *cv, int64_t
         }
         __int128 size_out = (padded - span) / cv->stride[i] + 1;
         out[i] = size_out > INT64_MAX ? INT64_MAX : (int64_t)size_out;
+        cv->padded[i] = padded > INT64_MAX ? INT64_MAX : (int64_t)padded;
         explain(ic, n, "%s: floor((%lld + %s - %lld*(%lld-1) - 1) / %lld) + 1 = %lld", axis_name[i], (long long)size, pads,
                 (long long)cv->dilation[i], (long long)cv->kernel[i], (long long)cv->stride[i], (long long)out[i]);
     }
@@ -105,7 +105,8 @@ static bool conv_output_size(InferCtx *ic, Node *n, const ConvAttrs *cv, int64_t
 
 static bool conv_channels(InferCtx *ic, Node *n, const ConvAttrs *cv)
 {
-    const BoundArg *groups = node_arg(n, "groups");
+    const Conv2dArgs *a = NODE_ARGS(n, Conv2dArgs);
+    const BoundArg *groups = &a->groups;
     if (cv->in_channels % cv->groups != 0) {
         node_error(ic, n, groups->loc, "in_channels (%lld) must be divisible by groups (%lld)", (long long)cv->in_channels,
                    (long long)cv->groups);
@@ -118,7 +119,7 @@ static bool conv_channels(InferCtx *ic, Node *n, const ConvAttrs *cv)
     }
     int64_t have = input_shape(n)->dims[channel_axis(n)];
     if (have != cv->in_channels) {
-        node_error(ic, n, node_arg(n, "in_channels")->loc, "in_channels is %lld but its input has %lld channels (%s)",
+        node_error(ic, n, a->in_channels.loc, "in_channels is %lld but its input has %lld channels (%s)",
                    (long long)cv->in_channels, (long long)have, describe_tensor(ic, n->inputs[0]));
         return false;
     }
@@ -130,19 +131,20 @@ bool rule_conv2d(InferCtx *ic, Node *n)
 {
     if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 3, 4, "[N, C, H, W] or [C, H, W]")) return false;
     if (input_shape(n)->rank == 3 && !expect_fixed_dim(ic, n, 0, "channels")) return false;
-    if (!expect_positive(ic, n, "in_channels") || !expect_positive(ic, n, "out_channels") ||
-        !expect_positive(ic, n, "kernel_size") || !expect_positive(ic, n, "stride") ||
-        !expect_positive(ic, n, "dilation") || !expect_positive(ic, n, "groups"))
+    const Conv2dArgs *a = NODE_ARGS(n, Conv2dArgs);
+    if (!expect_positive(ic, n, &a->in_channels) || !expect_positive(ic, n, &a->out_channels) ||
+        !expect_positive(ic, n, &a->kernel_size) || !expect_positive(ic, n, &a->stride) ||
+        !expect_positive(ic, n, &a->dilation) || !expect_positive(ic, n, &a->groups))
         return false;
     ConvAttrs *cv = &n->attr.conv;
-    cv->in_channels = node_arg(n, "in_channels")->ints[0];
-    cv->out_channels = node_arg(n, "out_channels")->ints[0];
-    cv->groups = node_arg(n, "groups")->ints[0];
-    cv->bias = node_arg(n, "bias")->ints[0];
+    cv->in_channels = a->in_channels.ints[0];
+    cv->out_channels = a->out_channels.ints[0];
+    cv->groups = a->groups.ints[0];
+    cv->bias = a->bias.ints[0];
     for (int i = 0; i < 2; i++) {
-        cv->kernel[i] = node_arg(n, "kernel_size")->ints[i];
-        cv->stride[i] = node_arg(n, "stride")->ints[i];
-        cv->dilation[i] = node_arg(n, "dilation")->ints[i];
+        cv->kernel[i] = a->kernel_size.ints[i];
+        cv->stride[i] = a->stride.ints[i];
+        cv->dilation[i] = a->dilation.ints[i];
     }
     int64_t out_hw[2];
     bool channels_ok = conv_channels(ic, n, cv);
@@ -174,20 +176,26 @@ static int64_t pool_output_size(int64_t size, int64_t k, int64_t pad, int64_t st
     return out > INT64_MAX ? INT64_MAX : out < INT64_MIN ? INT64_MIN : (int64_t)out;
 }
 
-static bool pool_common(InferCtx *ic, Node *n, PoolAttrs *pa, bool has_dilation)
+/* The arguments MaxPool2d and AvgPool2d share (AvgPool2d has no dilation: NULL). */
+typedef struct PoolArgs {
+    const BoundArg *kernel_size, *stride, *padding, *dilation, *ceil_mode;
+} PoolArgs;
+
+static bool pool_common(InferCtx *ic, Node *n, PoolAttrs *pa, const PoolArgs *a)
 {
+    bool has_dilation = a->dilation != NULL;
     if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 3, 4, "[N, C, H, W] or [C, H, W]")) return false;
-    if (!expect_positive(ic, n, "kernel_size") || !expect_positive(ic, n, "stride") ||
-        !expect_nonnegative(ic, n, "padding") || (has_dilation && !expect_positive(ic, n, "dilation")))
+    if (!expect_positive(ic, n, a->kernel_size) || !expect_positive(ic, n, a->stride) ||
+        !expect_nonnegative(ic, n, a->padding) || (has_dilation && !expect_positive(ic, n, a->dilation)))
         return false;
-    const BoundArg *stride = node_arg(n, "stride");
-    const BoundArg *pad = node_arg(n, "padding");
-    pa->ceil_mode = node_arg(n, "ceil_mode")->ints[0];
+    const BoundArg *stride = a->stride;
+    const BoundArg *pad = a->padding;
+    pa->ceil_mode = a->ceil_mode->ints[0];
     for (int i = 0; i < 2; i++) {
-        pa->kernel[i] = node_arg(n, "kernel_size")->ints[i];
+        pa->kernel[i] = a->kernel_size->ints[i];
         pa->stride[i] = stride->is_none ? pa->kernel[i] : stride->ints[i];
         pa->pad[i] = pad->ints[i];
-        pa->dilation[i] = has_dilation ? node_arg(n, "dilation")->ints[i] : 1;
+        pa->dilation[i] = has_dilation ? a->dilation->ints[i] : 1;
         if (pa->pad[i] > pa->kernel[i] / 2) {
             node_error(ic, n, pad->loc, "padding must be at most half the kernel size, found padding %lld for kernel %lld (%s)",
                        (long long)pa->pad[i], (long long)pa->kernel[i], axis_name[i]);
@@ -228,32 +236,35 @@ static bool pool_common(InferCtx *ic, Node *n, PoolAttrs *pa, bool has_dilation)
 
 bool rule_maxpool2d(InferCtx *ic, Node *n)
 {
-    const BoundArg *ri = node_arg(n, "return_indices");
-    if (ri->ints[0]) {
-        node_error(ic, n, ri->loc, "return_indices=True is not supported: the layer would return two tensors "
-                                    "(values and indices), but a layer stack passes one to the next layer");
+    const MaxPool2dArgs *a = NODE_ARGS(n, MaxPool2dArgs);
+    if (a->return_indices.ints[0]) {
+        node_error(ic, n, a->return_indices.loc, "return_indices=True is not supported: the layer would return two tensors "
+                                                  "(values and indices), but a layer stack passes one to the next layer");
         return false;
     }
-    return pool_common(ic, n, &n->attr.pool, true);
+    PoolArgs pool = {&a->kernel_size, &a->stride, &a->padding, &a->dilation, &a->ceil_mode};
+    return pool_common(ic, n, &n->attr.pool, &pool);
 }
 
 bool rule_avgpool2d(InferCtx *ic, Node *n)
 {
     PoolAttrs *pa = &n->attr.pool;
-    const BoundArg *div = node_arg(n, "divisor_override");
+    const AvgPool2dArgs *a = NODE_ARGS(n, AvgPool2dArgs);
+    const BoundArg *div = &a->divisor_override;
     if (!div->is_none && div->ints[0] == 0) {
         node_error(ic, n, div->loc, "divisor_override must not be zero");
         return false;
     }
     pa->divisor_override = div->is_none ? 0 : div->ints[0];
-    pa->count_include_pad = node_arg(n, "count_include_pad")->ints[0];
-    return pool_common(ic, n, pa, false);
+    pa->count_include_pad = a->count_include_pad.ints[0];
+    PoolArgs pool = {&a->kernel_size, &a->stride, &a->padding, NULL, &a->ceil_mode};
+    return pool_common(ic, n, pa, &pool);
 }
 
 bool rule_adaptiveavgpool2d(InferCtx *ic, Node *n)
 {
     if (!expect_dtype(ic, n, DT_F32) || !expect_rank(ic, n, 3, 4, "[N, C, H, W] or [C, H, W]")) return false;
-    const BoundArg *size = node_arg(n, "output_size");
+    const BoundArg *size = &NODE_ARGS(n, AdaptiveAvgPool2dArgs)->output_size;
     const Shape *in = input_shape(n);
     int c = channel_axis(n);
     int64_t out_hw[2];
