@@ -14,6 +14,8 @@
  */
 #include "reference.h"
 
+#include "splitmix.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -796,7 +798,19 @@ static bool check_run(const Graph *g, int64_t batch, char *err, size_t errsize)
     return true;
 }
 
+/* Multiplies every value by 1 + noise * U(-1, 1): rounding errors of about that size, for reference_run_perturbed. */
+static void perturb(float *v, int64_t count, double noise, uint64_t *state)
+{
+    for (int64_t i = 0; i < count; i++) v[i] = (float)(v[i] * (1.0 + noise * ((double)(splitmix64(state) >> 11) * 0x1.0p-52 - 1.0)));
+}
+
 bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, float **outputs, char *err, size_t errsize)
+{
+    return reference_run_perturbed(a, g, input, batch, 0.0, 0, outputs, err, errsize);
+}
+
+bool reference_run_perturbed(Arena *a, const Graph *g, const void *input, int64_t batch, double noise, uint64_t seed,
+                             float **outputs, char *err, size_t errsize)
 {
     if (!check_run(g, batch, err, errsize)) return false;
     /* ids[i]: node i's output as the original token ids, for i64 tensors (the input, and Identity/Flatten of it). */
@@ -829,6 +843,7 @@ bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, f
             return fail(&e, "expects token ids (i64) but its input is floats");
         if (!eval_node(&e)) return false;
         if (n->dtype == DT_I64) ids[i] = ids[src];
+        else if (noise > 0) perturb(e.out, numel(&e.out_shape), noise, &seed);
     }
     return true;
 }

@@ -16,6 +16,11 @@
  * bound (Param.data).  Returns false with a message in err for a layer it
  * cannot evaluate. */
 bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, float **outputs, char *err, size_t errsize);
+/* reference_run with every layer's output multiplied by 1 + noise * U(-1, 1)
+ * (drawn from seed): how much rounding errors of that size change the
+ * output tells how well conditioned the model is on this input. */
+bool reference_run_perturbed(Arena *a, const Graph *g, const void *input, int64_t batch, double noise, uint64_t seed,
+                             float **outputs, char *err, size_t errsize);
 
 /* The shape of node n's output for a given run-time batch. */
 Shape reference_shape(const Node *n, int64_t batch);
