@@ -22,7 +22,7 @@ static const struct {
     {"Sequential", "a model is already a sequence; write its layers one per line instead of nesting them"},
     {"Conv1d", NULL}, {"Conv3d", NULL}, {"ConvTranspose2d", NULL}, {"MaxPool1d", NULL},
     {"MaxPool3d", NULL}, {"AvgPool1d", NULL}, {"AdaptiveMaxPool2d", NULL}, {"BatchNorm3d", NULL},
-    {"GroupNorm", NULL}, {"InstanceNorm2d", NULL}, {"PReLU", NULL}, {"ELU", NULL}, {"Hardswish", NULL},
+    {"GroupNorm", NULL}, {"InstanceNorm2d", NULL}, {"PReLU", NULL}, {"ELU", NULL},
     {"Transformer", NULL}, {"TransformerDecoderLayer", NULL}, {"MultiheadAttention", NULL},
     {"Unflatten", NULL}, {"Upsample", NULL}, {"ZeroPad2d", NULL},
 };

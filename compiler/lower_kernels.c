@@ -187,6 +187,13 @@ static LLVMValueRef act_silu(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
     return ir_fmul(ir, x, ir_sigmoid(ir, x));
 }
 
+/* x * relu6(x + 3) / 6, as PyTorch computes it */
+static LLVMValueRef act_hardswish(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
+{
+    LLVMValueRef shifted = ir_fadd(ir, x, ir_const_like(ir, x, 3.0));
+    return LLVMBuildFDiv(ir->b, ir_fmul(ir, x, act_relu6(ir, attr, shifted)), ir_const_like(ir, x, 6.0), "");
+}
+
 /* 0.5 x (1 + erf(x / sqrt 2)), or with approximate='tanh' 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 static LLVMValueRef act_gelu(Ir *ir, const ActAttrs *attr, LLVMValueRef x)
 {

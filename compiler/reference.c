@@ -265,6 +265,7 @@ static double ref_leaky_relu(double x, const ActAttrs *a) { return x > 0 ? x : x
 static double ref_sigmoid(double x, const ActAttrs *a) { (void)a; return sigmoid(x); }
 static double ref_tanh(double x, const ActAttrs *a) { (void)a; return tanh(x); }
 static double ref_silu(double x, const ActAttrs *a) { (void)a; return x * sigmoid(x); }
+static double ref_hardswish(double x, const ActAttrs *a) { return x * ref_relu6(x + 3.0, a) / 6.0; }
 
 /* exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
  * approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */

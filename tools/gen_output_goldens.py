@@ -108,6 +108,8 @@ SETTINGS = {
     "relu6": {"scale": 4.0},
     "sigmoid": {"scale": 4.0},
     "tanh": {"scale": 4.0},
+    "hardswish": {"scale": 4.0},
+    "linear_hardswish": {"scale": 4.0},
     "softmax_2d": {"scale": 4.0},
     "softmax_4d": {"scale": 4.0},
     "log_softmax": {"scale": 4.0},

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "graph.h"
+#include "lower.h"
 #include "splitmix.h"
 
 /* Bounds that keep a model quick to compile and to evaluate naively. */
@@ -79,12 +81,24 @@ static int64_t pooled_size(int64_t in, int64_t k, int64_t stride, int64_t pad, i
     return out;
 }
 
-static const char *const ACTIVATIONS[] = {"ReLU()", "ReLU(inplace=True)", "ReLU6()", "LeakyReLU()", "LeakyReLU(0.2)",
-                                          "Sigmoid()", "Tanh()", "GELU()", "GELU(approximate='tanh')", "SiLU()"};
+/* Activations with arguments other than their defaults. */
+static const char *const ACTIVATION_VARIANTS[] = {"ReLU(inplace=True)", "LeakyReLU(0.2)", "GELU(approximate='tanh')"};
 
+/* Any activation of the layer table (layers.def), called with its defaults, or a variant. */
 static void gen_activation(Gen *g)
 {
-    emit_layer(g, ACTIVATIONS[below(g, sizeof ACTIVATIONS / sizeof *ACTIVATIONS)]);
+    enum { NVARIANTS = sizeof ACTIVATION_VARIANTS / sizeof *ACTIVATION_VARIANTS };
+    OpKind acts[OP_COUNT];
+    int n = 0;
+    for (int op = 0; op < OP_INPUT; op++)
+        if (op_is_activation((OpKind)op) && op_is_lowered((OpKind)op)) acts[n++] = (OpKind)op;
+    if (percent(g, 20)) {
+        emit_layer(g, ACTIVATION_VARIANTS[below(g, NVARIANTS)]);
+        return;
+    }
+    char call[64];
+    snprintf(call, sizeof call, "%s()", op_name(acts[below(g, (uint64_t)n)]));
+    emit_layer(g, call);
 }
 
 /* ---- [N, C, H, W] ---- */

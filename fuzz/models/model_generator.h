@@ -9,7 +9,8 @@
  * computes it, so the text is a model PyTorch would build.  Sizes are odd
  * as often as even; the batch is a name or fixed (1 or more).  Common
  * motifs (Conv2d + BatchNorm2d + activation, wide 3x3 convolutions that take
- * Winograd) are drawn more often than chance would.
+ * Winograd) are drawn more often than chance would.  The activations come
+ * from the layer table itself, so a new one is generated without a change here.
  */
 #ifndef LAYERC_MODEL_GENERATOR_H
 #define LAYERC_MODEL_GENERATOR_H
