@@ -234,47 +234,36 @@ static void pool_in_library_file(ConstantPool *pool, const char *output)
     if (file >= 0) constant_pool_use_file(pool, file);
 }
 
-static bool build_with_plan(Frontend *fe, const BuildOptions *opt, const MemoryPlan *plan, double *mark)
+/* The back half of the pipeline, one stage a line; every command that compiles
+ * (build, test, run, bench) comes through here. */
+bool backend_build(Frontend *fe, const BuildOptions *opt)
 {
+    double mark = monotonic_seconds();
     Graph *g = fe->graph;
+    if (!lower_check_supported(&fe->diag, g)) return false;      /* every layer has a kernel */
+    if (!backend_load_weights(fe, opt)) return false;           /* the file's weights, or random ones */
+    report_stage(opt, &mark, "weights", NULL);
+    if (opt->weights_bound && !opt->weights_bound(fe, opt->weights_bound_ctx)) return false; /* test: the reference */
+    backend_run_passes(g, opt);                                 /* graph passes (passes.c) */
+    const MemoryPlan *plan = plan_memory(&fe->arena, g);        /* activation memory */
+    report_stage(opt, &mark, "passes and plan", NULL);
+
     const char *prefix = model_symbol_prefix(&fe->arena, g->model_name);
     LLVMContextRef ctx = LLVMContextCreate();
     VectorShape vs = target_vector_shape(opt->emit.target_cpu);
     ConstantPool pool;
     constant_pool_init(&pool);
     pool_in_library_file(&pool, opt->output);
-    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer, &pool);
-    report_stage(opt, mark, "lower", NULL);
-    bool ok = compile_and_link(fe, mod, &pool, opt, mark);
+    LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer, &pool); /* LLVM IR */
+    report_stage(opt, &mark, "lower", NULL);
+    bool ok = compile_and_link(fe, mod, &pool, opt, &mark);     /* optimise, objects, link, weights */
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
     constant_pool_free(&pool);
-    if (ok && opt->header) {
+    if (ok && opt->header) {                                    /* the C header */
         const char *slash = strrchr(opt->output, '/');
         ok = write_header(fe, plan, opt->header, prefix, slash ? slash + 1 : opt->output);
     }
-    report_stage(opt, mark, "clean up", NULL);
+    report_stage(opt, &mark, "clean up", NULL);
     return ok;
-}
-
-static bool build_bound(Frontend *fe, const BuildOptions *opt, double *mark)
-{
-    backend_run_passes(fe->graph, opt);
-    const MemoryPlan *plan = plan_memory(&fe->arena, fe->graph);
-    report_stage(opt, mark, "passes and plan", NULL);
-    return build_with_plan(fe, opt, plan, mark);
-}
-
-bool backend_build(Frontend *fe, const BuildOptions *opt)
-{
-    double mark = monotonic_seconds();
-    if (!lower_check_supported(&fe->diag, fe->graph) || !backend_load_weights(fe, opt)) return false;
-    report_stage(opt, &mark, "weights", NULL);
-    return build_bound(fe, opt, &mark);
-}
-
-bool backend_build_bound(Frontend *fe, const BuildOptions *opt)
-{
-    double mark = monotonic_seconds();
-    return build_bound(fe, opt, &mark);
 }

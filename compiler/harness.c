@@ -297,38 +297,49 @@ static bool compile_harness(Frontend *fe, const char *dir, bool sanitize)
     return status == 0;
 }
 
-int harness_test(Frontend *fe, const TestOptions *opt)
+/* What layerc test's hook needs: once the weights are bound, the reference
+ * interpreter runs on the graph as written and its outputs go to `dir`. */
+typedef struct TestRun {
+    const TestOptions *opt;
+    RunData rd;
+    const char *dir;
+} TestRun;
+
+static bool write_reference(Frontend *fe, void *ctx)
 {
+    TestRun *t = ctx;
     const Graph *g = fe->graph;
-    RunData rd = {0};
-    if (!lower_check_supported(&fe->diag, g) || !backend_load_weights(fe, &opt->build) ||
-        !prepare_input(fe, opt->input_npy, opt->batch, opt->build.seed, &rd))
-        return 1;
     float **ref = arena_alloc_array(&fe->arena, (size_t)g->nodes.len, sizeof *ref);
     char err[512];
-    if (!reference_run(&fe->arena, g, rd.input, rd.batch, ref, err, sizeof err)) {
+    if (!reference_run(&fe->arena, g, t->rd.input, t->rd.batch, ref, err, sizeof err)) {
         diag_error(&fe->diag, (SrcSpan){0}, "the reference interpreter cannot run this model: %s", err);
-        return 1;
+        return false;
     }
-    const char *dir = work_dir(fe, opt->keep_dir);
-    if (!dir) return 1;
+    return write_test_data(fe, t->dir, &t->rd, ref, t->opt);
+}
+
+int harness_test(Frontend *fe, const TestOptions *opt)
+{
+    TestRun t = {.opt = opt};
+    if (!prepare_input(fe, opt->input_npy, opt->batch, opt->build.seed, &t.rd) || !(t.dir = work_dir(fe, opt->keep_dir)))
+        return 1;
     BuildOptions build = opt->build;
-    build.output = arena_printf(&fe->arena, "%s/libmodel.so", dir);
-    build.weights_path = NULL; /* already bound */
+    build.output = arena_printf(&fe->arena, "%s/libmodel.so", t.dir);
     build.quiet_random_weights = true;
     build.emit.sanitize = opt->sanitize;
+    build.weights_bound = write_reference;
+    build.weights_bound_ctx = &t;
     int status = 1;
-    int original_layers = g->nodes.len - 1;
-    /* The reference data describes the graph as written; then the passes rewrite it. */
-    if (write_test_data(fe, dir, &rd, ref, opt) && backend_build_bound(fe, &build) &&
-        write_harness(fe, dir, "./libmodel.so", &rd, opt) && compile_harness(fe, dir, opt->sanitize)) {
+    int original_layers = fe->graph->nodes.len - 1;
+    if (backend_build(fe, &build) && write_harness(fe, t.dir, "./libmodel.so", &t.rd, opt) &&
+        compile_harness(fe, t.dir, opt->sanitize)) {
         char *argv[] = {"./harness", NULL};
         fflush(stdout);
-        status = run_command(&fe->diag, dir, argv);
+        status = run_command(&fe->diag, t.dir, argv);
         if (status < 0) status = 1;
     }
-    if (opt->keep_dir) fprintf(stderr, "layerc: kept the library, data and harness in %s\n", dir);
-    else remove_work_dir(fe, dir, original_layers);
+    if (opt->keep_dir) fprintf(stderr, "layerc: kept the library, data and harness in %s\n", t.dir);
+    else remove_work_dir(fe, t.dir, original_layers);
     return status == 0 ? 0 : 1;
 }
 
@@ -336,9 +347,7 @@ int harness_run(Frontend *fe, const RunOptions *opt)
 {
     RunData rd = {0};
     LoadedModel lm;
-    if (!lower_check_supported(&fe->diag, fe->graph) || !backend_load_weights(fe, &opt->build) ||
-        !prepare_input(fe, opt->input_npy, 0, opt->build.seed, &rd))
-        return 1;
+    if (!prepare_input(fe, opt->input_npy, 0, opt->build.seed, &rd)) return 1;
     int status = 1;
     if (load_model(fe, &opt->build, opt->threads, &lm)) {
         float *out = arena_alloc_array(&fe->arena, (size_t)shape_numel(&rd.out_shape), sizeof *out);

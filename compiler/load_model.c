@@ -19,9 +19,7 @@ static bool build_into_temp_dir(Frontend *fe, const BuildOptions *opt, LoadedMod
     BuildOptions build = *opt;
     build.output = lm->library = arena_printf(&fe->arena, "%s/libmodel.so", dir);
     build.header = NULL;
-    build.weights_path = NULL; /* already bound */
-    build.quiet_random_weights = true;
-    return backend_build_bound(fe, &build);
+    return backend_build(fe, &build);
 }
 
 bool load_model(Frontend *fe, const BuildOptions *opt, int threads, LoadedModel *lm)

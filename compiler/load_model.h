@@ -13,7 +13,7 @@ typedef struct LoadedModel {
     layerc_ctx *ctx;           /* created, with `threads` threads */
 } LoadedModel;
 
-/* Builds fe's graph (weights bound) as opt says, loads it and creates a context.
+/* Builds fe's graph as opt says (backend_build), loads it and creates a context.
  * On failure the error is reported; call unload_model in every case. */
 bool load_model(Frontend *fe, const BuildOptions *opt, int threads, LoadedModel *lm);
 void unload_model(LoadedModel *lm);

@@ -257,7 +257,7 @@ static bool check_config(Verdict *v, const char *path, const Config *c, uint64_t
         log = NULL;
         out = open_memstream(&log, &loglen);
         fe.diag.out = out;
-        ok = backend_load_weights(&fe, &opt) && load_model(&fe, &opt, c->threads, &lm);
+        ok = load_model(&fe, &opt, c->threads, &lm);
         fflush(out);
         if (!ok) say(v, BUILD_FAILED, "%s", first_error(log));
     }
