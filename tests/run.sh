@@ -162,19 +162,24 @@ suite_hostile() {
     for f in "$TMP"/hostile/*.nn; do hostile "$L" "$tag" "$(basename "$f" .nn)" "$f"; done
 }
 
-# A unit-test program prints "NAME: N passed, M failed"; its counts join the totals.
+# add_counts TEST OUTPUT FAILURES: a test program's last line "NAME: N passed, M failed" joins the totals;
+# TEST fails with FAILURES (its failure lines) when M > 0, or with the output's end when there is no such line.
+add_counts() {
+    local test=$1 out=$2 failures=$3 line
+    line=$(tail -n 1 <<<"$out")
+    if [[ $line =~ ^[a-z_]+:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        PASS=$((PASS + BASH_REMATCH[1])); FAIL=$((FAIL + BASH_REMATCH[2]))
+        [ "${BASH_REMATCH[2]}" = 0 ] || fail "$test" "$failures"
+    else
+        fail "$test" "$(tail -n 20 <<<"$out")"
+    fi
+}
+
 suite_unit() {
-    local dir=$1 tag=$2 prog out line p f
+    local dir=$1 tag=$2 prog out
     for prog in "$dir"/io/test_io "$dir"/reference/test_reference "$dir"/emit/test_emit_weights; do
         out=$("$prog" 2>&1)
-        line=$(tail -n 1 <<<"$out")
-        if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-            p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
-            PASS=$((PASS + p)); FAIL=$((FAIL + f))
-            [ "$f" = 0 ] || fail "$tag unit $(basename "$prog")" "$(grep -i fail <<<"$out" | head -20)"
-        else
-            fail "$tag unit $(basename "$prog")" "$(tail -n 20 <<<"$out")"
-        fi
+        add_counts "$tag unit $(basename "$prog")" "$out" "$(grep -i fail <<<"$out" | head -20)"
     done
 }
 
@@ -334,13 +339,7 @@ suite_api() {
             fail "$tag api $name (layerc test)" "$out"; continue
         fi
         out=$("$dir/test_api" "$dir/$name/libmodel.so" 2>&1)
-        line=$(tail -n 1 <<<"$out")
-        if [[ $line =~ ^api:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-            PASS=$((PASS + BASH_REMATCH[1])); FAIL=$((FAIL + BASH_REMATCH[2]))
-            [ "${BASH_REMATCH[2]}" = 0 ] || fail "$tag api $name" "$(grep '^FAIL' <<<"$out")"
-        else
-            fail "$tag api $name" "$(tail -n 20 <<<"$out")"
-        fi
+        add_counts "$tag api $name" "$out" "$(grep '^FAIL' <<<"$out")"
     done
     [ -n "$extra" ] && return
     # The weights are written into the library after the link (emit_weights.h): an ordinary
@@ -385,19 +384,13 @@ suite_valgrind() {
         || fail "$tag valgrind build" "$out"
 }
 
-# fuzz_models prints "FAIL ..." lines and ends with "models: N passed, M failed"; its counts join the totals.
+# fuzz_models prints "FAIL ..." lines (with the minimised model) and ends with "models: N passed, M failed".
 MODELS_COUNT=${MODELS_COUNT:-250}
 suite_models() {
-    local tag=$1 out line cases
+    local tag=$1 out cases
     cases=$(shopt -s nullglob; echo tests/models/*.nn)
     out=$("$ROOT/build/fuzz_models" --seed 1 --count "$MODELS_COUNT" --jobs "$(nproc)" $cases 2>&1)
-    line=$(tail -n 1 <<<"$out")
-    if [[ $line =~ ^models:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-        PASS=$((PASS + BASH_REMATCH[1])); FAIL=$((FAIL + BASH_REMATCH[2]))
-        [ "${BASH_REMATCH[2]}" = 0 ] || fail "$tag models" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
-    else
-        fail "$tag models" "$(tail -n 20 <<<"$out")"
-    fi
+    add_counts "$tag models" "$out" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
 }
 
 want() { [ -z "${SUITES:-}" ] || [[ " $SUITES " == *" $1 "* ]]; }
