@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,7 +375,7 @@ static Verdict check_model(const Tester *t, const char *path, uint64_t seed, uns
 
 /* ---- minimising and saving ---- */
 
-/* Whether line `i` of the text (0-based) is a layer statement. */
+/* Whether the line at `line` is a layer statement (not the model's head, its input, its end or a comment). */
 static bool is_layer_line(const char *line)
 {
     while (*line == ' ') line++;
