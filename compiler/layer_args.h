@@ -133,26 +133,17 @@
     X(bidirectional, ARG_BOOL, BOOL(0), NULL)                                      \
     DEVICE_DTYPE(X)
 
-#define LstmArgs_LIST(X)                                                           \
+/* LSTM's arguments are GRU's and proj_size. */
+#define GRU_AND_LSTM_ARGS(X)                                                       \
     X(input_size, ARG_INT, REQUIRED, NULL)                                         \
     X(hidden_size, ARG_INT, REQUIRED, NULL)                                        \
     X(num_layers, ARG_INT, INT(1), NULL)                                           \
     X(bias, ARG_BOOL, BOOL(1), NULL)                                               \
     X(batch_first, ARG_BOOL, BOOL(0), NULL)                                        \
     X(dropout, ARG_FLOAT, FLOAT(0.0), NULL)                                        \
-    X(bidirectional, ARG_BOOL, BOOL(0), NULL)                                      \
-    X(proj_size, ARG_INT, INT(0), NULL)                                            \
-    DEVICE_DTYPE(X)
-
-#define GruArgs_LIST(X)                                                            \
-    X(input_size, ARG_INT, REQUIRED, NULL)                                         \
-    X(hidden_size, ARG_INT, REQUIRED, NULL)                                        \
-    X(num_layers, ARG_INT, INT(1), NULL)                                           \
-    X(bias, ARG_BOOL, BOOL(1), NULL)                                               \
-    X(batch_first, ARG_BOOL, BOOL(0), NULL)                                        \
-    X(dropout, ARG_FLOAT, FLOAT(0.0), NULL)                                        \
-    X(bidirectional, ARG_BOOL, BOOL(0), NULL)                                      \
-    DEVICE_DTYPE(X)
+    X(bidirectional, ARG_BOOL, BOOL(0), NULL)
+#define LstmArgs_LIST(X) GRU_AND_LSTM_ARGS(X) X(proj_size, ARG_INT, INT(0), NULL) DEVICE_DTYPE(X)
+#define GruArgs_LIST(X) GRU_AND_LSTM_ARGS(X) DEVICE_DTYPE(X)
 
 #define TransformerEncoderArgs_LIST(X)                                             \
     X(d_model, ARG_INT, REQUIRED, NULL)                                            \
