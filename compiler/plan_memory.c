@@ -3,8 +3,6 @@
 
 #include "conv_plan.h"
 
-static int64_t aligned(int64_t bytes) { return buffer_aligned(bytes); }
-
 int64_t node_output_bytes(const Node *n) { return shape_numel(&n->shape) * (n->dtype == DT_I64 ? 8 : 4); }
 
 int64_t node_scratch_bytes(const Node *n) { return n->op == OP_CONV2D ? conv_plan_of(n).scratch_bytes : 0; }
@@ -34,7 +32,7 @@ static int64_t first_fit(const Block *blocks, int nblocks, int i, int64_t bytes)
 
 static int64_t place(Block *blocks, int *nblocks, int i, int last_use, int64_t bytes, int64_t *peak)
 {
-    bytes = aligned(bytes);
+    bytes = buffer_aligned(bytes);
     int64_t offset = first_fit(blocks, *nblocks, i, bytes);
     blocks[(*nblocks)++] = (Block){offset, bytes, last_use};
     if (offset + bytes > *peak) *peak = offset + bytes;
@@ -73,7 +71,7 @@ MemoryPlan *plan_memory(Arena *a, const Graph *g)
         int64_t scratch = node_scratch_bytes(node);
         if (scratch > 0) {
             p->scratch_offset[i] = place(blocks, &nblocks, i, i, scratch, &p->workspace_bytes);
-            p->naive_bytes += aligned(scratch);
+            p->naive_bytes += buffer_aligned(scratch);
         }
         if (p->root[i] != i) continue;
         if (i == out_root) {
@@ -81,7 +79,7 @@ MemoryPlan *plan_memory(Arena *a, const Graph *g)
             continue;
         }
         p->offset[i] = place(blocks, &nblocks, i, last_use[i], node_output_bytes(node), &p->workspace_bytes);
-        p->naive_bytes += aligned(node_output_bytes(node));
+        p->naive_bytes += buffer_aligned(node_output_bytes(node));
     }
     return p;
 }
