@@ -385,7 +385,7 @@ suite_valgrind() {
 }
 
 # fuzz_models prints "FAIL ..." lines (with the minimised model) and ends with "models: N passed, M failed".
-MODELS_COUNT=${MODELS_COUNT:-250}
+MODELS_COUNT=${MODELS_COUNT:-200}
 suite_models() {
     local tag=$1 out cases
     cases=$(shopt -s nullglob; echo tests/models/*.nn)
