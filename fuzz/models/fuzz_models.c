@@ -112,11 +112,34 @@ static void say(Verdict *v, Outcome o, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The first error line the compiler printed to a memory stream. */
-static const char *first_error(char *buf)
+/* A model through the front end, its diagnostics kept in a memory stream. */
+typedef struct Model {
+    Frontend fe;
+    FILE *out;
+    char *log;
+    size_t loglen;
+} Model;
+
+static bool open_model(Model *m, const char *path)
 {
-    char *e = buf ? strstr(buf, "error:") : NULL;
-    if (!e) return buf && *buf ? buf : "(no message)";
+    m->log = NULL;
+    m->out = open_memstream(&m->log, &m->loglen);
+    return frontend_run(&m->fe, path, m->out);
+}
+
+static void close_model(Model *m)
+{
+    fclose(m->out);
+    free(m->log);
+    frontend_free(&m->fe);
+}
+
+/* The first error line the compiler has printed about the model. */
+static const char *first_error(Model *m)
+{
+    fflush(m->out);
+    char *e = m->log ? strstr(m->log, "error:") : NULL;
+    if (!e) return m->log && *m->log ? m->log : "(no message)";
     char *nl = strchr(e, '\n');
     if (nl) *nl = '\0';
     return e;
@@ -154,9 +177,11 @@ static bool shapes_agree(Verdict *v, const Frontend *fe)
         for (int d = 0; same && d < want.rank; d++)
             same = want.dims[d] == (d == 0 && n->shape.dynamic_batch ? -1 : n->shape.dims[d]);
         if (!same) {
-            char got[MAX_SHAPE_TEXT];
-            say(v, WRONG_SHAPE, "line %d: %s: layerc infers %s, PyTorch's formula gives another shape", n->loc.first_line,
-                n->call_text, shape_format(&n->shape, g->batch_name, got, sizeof got));
+            char got[MAX_SHAPE_TEXT], wanted[MAX_SHAPE_TEXT];
+            want.dynamic_batch = want.rank > 0 && want.dims[0] < 0;
+            say(v, WRONG_SHAPE, "line %d: %s: layerc infers %s, PyTorch's formula gives %s", n->loc.first_line,
+                n->call_text, shape_format(&n->shape, g->batch_name, got, sizeof got),
+                shape_format(&want, "N", wanted, sizeof wanted));
             return false;
         }
     }
@@ -169,15 +194,6 @@ static int64_t run_batch_of(const Frontend *fe)
     int64_t b = p ? strtoll(p + 13, NULL, 10) : 0;
     if (fe->graph->input->shape.dynamic_batch) return b > 0 ? b : 2;
     return fe->graph->input->shape.dims[0];
-}
-
-/* The front end over path, its messages into a memory stream (*log, freed by the caller). */
-static bool front_end(Frontend *fe, const char *path, char **log, size_t *loglen)
-{
-    FILE *out = open_memstream(log, loglen);
-    bool ok = frontend_run(fe, path, out);
-    fclose(out);
-    return ok;
 }
 
 static BuildOptions build_options(const Config *c, uint64_t seed)
@@ -246,22 +262,11 @@ static bool compare(Verdict *v, const Reference *r, const float *out)
 /* Builds the model in configuration c, runs it and compares with the reference. */
 static bool check_config(Verdict *v, const char *path, const Config *c, uint64_t seed, const Reference *ref)
 {
-    Frontend fe;
-    char *log = NULL;
-    size_t loglen = 0;
-    FILE *out = NULL;
-    bool ok = front_end(&fe, path, &log, &loglen);
+    Model m;
     BuildOptions opt = build_options(c, seed);
     LoadedModel lm = {0};
-    if (ok) {
-        free(log);
-        log = NULL;
-        out = open_memstream(&log, &loglen);
-        fe.diag.out = out;
-        ok = load_model(&fe, &opt, c->threads, &lm);
-        fflush(out);
-        if (!ok) say(v, BUILD_FAILED, "%s", first_error(log));
-    }
+    bool ok = open_model(&m, path) && load_model(&m.fe, &opt, c->threads, &lm);
+    if (!ok) say(v, BUILD_FAILED, "%s", first_error(&m));
     if (ok) {
         float *result = calloc((size_t)ref->out_elements, sizeof *result);
         if (lm.m->run(lm.ctx, ref->input, result, ref->api_batch) != 0) {
@@ -273,67 +278,60 @@ static bool check_config(Verdict *v, const char *path, const Config *c, uint64_t
         free(result);
     }
     unload_model(&lm);
-    if (out) fclose(out);
-    free(log);
-    frontend_free(&fe);
+    close_model(&m);
     return ok;
 }
 
 static void report(int fd, const Verdict *v) { (void)!write(fd, v, sizeof *v); }
 
+/* The input (uniform in [-2, 2) from the seed) and the reference interpreter's output for it. */
+static bool make_reference(Verdict *v, Model *m, uint64_t seed, Reference *ref)
+{
+    const Graph *g = m->fe.graph;
+    Arena *a = &m->fe.arena;
+    ref->batch = run_batch_of(&m->fe);
+    ref->api_batch = g->input->shape.dynamic_batch ? ref->batch : 0;
+    Shape in_shape = reference_shape(g->input, ref->batch), out_shape = reference_shape(g->output, ref->batch);
+    int64_t in_elements = shape_numel(&in_shape);
+    ref->out_elements = shape_numel(&out_shape);
+    float *input = arena_alloc_array(a, (size_t)in_elements, sizeof *input);
+    uint64_t state = seed ^ 0x5eedull;
+    for (int64_t i = 0; i < in_elements; i++) input[i] = (float)((double)(splitmix64(&state) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
+    ref->input = input;
+    float **outputs = arena_alloc_array(a, (size_t)g->nodes.len, sizeof *outputs);
+    char err[256];
+    if (!reference_run(a, g, input, ref->batch, outputs, err, sizeof err)) {
+        say(v, REFUSED, "the reference interpreter cannot run it: %s", err);
+        return false;
+    }
+    ref->output = outputs[g->nodes.len - 1];
+    set_tolerance(ref, a, g, seed);
+    return true;
+}
+
 /* The child's work: front end, shapes, reference, then every configuration in `mask`. */
 static void check_in_child(const Tester *t, const char *path, uint64_t seed, unsigned mask, int fd)
 {
     Verdict v = {.outcome = PASSED, .config = -1};
-    Frontend fe;
-    char *log = NULL;
-    size_t loglen = 0;
-    if (!front_end(&fe, path, &log, &loglen)) {
-        say(&v, REJECTED, "%s", first_error(log));
-        report(fd, &v);
-        return;
-    }
-    free(log);
-    log = NULL;
-    FILE *out = open_memstream(&log, &loglen);
-    fe.diag.out = out;
-    const Graph *g = fe.graph;
+    Model m;
+    Reference ref = {0};
     BuildOptions opt = build_options(&t->configs[0], seed);
-    if (shapes_agree(&v, &fe) && (!lower_check_supported(&fe.diag, g) || !backend_load_weights(&fe, &opt))) {
-        fflush(out);
-        say(&v, REFUSED, "%s", first_error(log));
-    }
-    if (v.outcome == PASSED) {
-        Reference ref = {.batch = run_batch_of(&fe)};
-        ref.api_batch = g->input->shape.dynamic_batch ? ref.batch : 0;
-        Shape in_shape = reference_shape(g->input, ref.batch), out_shape = reference_shape(g->output, ref.batch);
-        int64_t in_elements = shape_numel(&in_shape);
-        ref.out_elements = shape_numel(&out_shape);
-        float *input = arena_alloc_array(&fe.arena, (size_t)in_elements, sizeof *input);
-        uint64_t state = seed ^ 0x5eedull;
-        for (int64_t i = 0; i < in_elements; i++) input[i] = (float)((double)(splitmix64(&state) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
-        ref.input = input;
-        float **outputs = arena_alloc_array(&fe.arena, (size_t)g->nodes.len, sizeof *outputs);
-        char err[256];
-        if (!reference_run(&fe.arena, g, input, ref.batch, outputs, err, sizeof err)) {
-            say(&v, REFUSED, "the reference interpreter cannot run it: %s", err);
-        } else {
-            ref.output = outputs[g->nodes.len - 1];
-            set_tolerance(&ref, &fe.arena, g, seed);
-            bool winograd = any_winograd_candidate(g);
-            for (int c = 0; c < t->nconfigs; c++) {
-                if (!(mask & (1u << c)) || (t->configs[c].winograd == WINOGRAD_ALWAYS && !winograd)) continue;
-                Verdict started = {.outcome = CRASHED, .config = c};
-                report(fd, &started);
-                v.config = c;
-                if (!check_config(&v, path, &t->configs[c], seed, &ref)) break;
-            }
-            if (v.outcome == PASSED) v.config = -1;
+    if (!open_model(&m, path)) {
+        say(&v, REJECTED, "%s", first_error(&m));
+    } else if (shapes_agree(&v, &m.fe) && (!lower_check_supported(&m.fe.diag, m.fe.graph) || !backend_load_weights(&m.fe, &opt))) {
+        say(&v, REFUSED, "%s", first_error(&m));
+    } else if (v.outcome == PASSED && make_reference(&v, &m, seed, &ref)) {
+        bool winograd = any_winograd_candidate(m.fe.graph);
+        for (int c = 0; c < t->nconfigs; c++) {
+            if (!(mask & (1u << c)) || (t->configs[c].winograd == WINOGRAD_ALWAYS && !winograd)) continue;
+            Verdict started = {.outcome = CRASHED, .config = c};
+            report(fd, &started);
+            v.config = c;
+            if (!check_config(&v, path, &t->configs[c], seed, &ref)) break;
         }
+        if (v.outcome == PASSED) v.config = -1;
     }
-    fclose(out);
-    free(log);
-    frontend_free(&fe);
+    close_model(&m);
     report(fd, &v);
 }
 
@@ -490,13 +488,10 @@ static void print_failure(const Tester *t, const char *what, const Verdict *v)
 /* Counts the layer kinds of a model that the front end accepts (for the coverage line). */
 static void count_ops(const char *path, Totals *tot)
 {
-    Frontend fe;
-    char *log = NULL;
-    size_t len = 0;
-    if (front_end(&fe, path, &log, &len))
-        for (int i = 1; i < fe.graph->nodes.len; i++) tot->ops_seen[((Node *)fe.graph->nodes.items[i])->op]++;
-    free(log);
-    frontend_free(&fe);
+    Model m;
+    if (open_model(&m, path))
+        for (int i = 1; i < m.fe.graph->nodes.len; i++) tot->ops_seen[((Node *)m.fe.graph->nodes.items[i])->op]++;
+    close_model(&m);
 }
 
 static void check_generated(Tester *t, const Options *o, uint64_t seed, Totals *tot)
