@@ -1,12 +1,16 @@
 """The peers benchmark: layerc against PyTorch (eager, traced+frozen), ONNX
 Runtime and oneDNN, in one run, with the measured FMA peak of the machine.
 
-Run it through bench/run_all.sh (`make bench`); it needs only numpy.  What it
-does, for every example in examples/ that layerc compiles and the three single
-convolutions bench/conv3x3_64_56.nn, bench/conv3x3_256_14.nn and
-bench/conv5x5_32_16.nn, at batches 1 and 64 (a fixed batch as declared; a
-model over BIG_MACS MACs per sample, vgg16_bn, at batch 1 only) and 1 and 2
-threads:
+Run it through bench/run_all.sh (`make bench`); it needs only numpy.  The
+models: every example in examples/ and the models of BENCH_MODELS in bench/
+(three single convolutions, conv3x3_64_56, conv3x3_256_14 and conv5x5_32_16;
+two sequence models, lstm_classifier with i64 token ids and transformer2).
+The batches: a fixed batch as declared; for a named batch (N) the ones its
+file lists in a comment line `# bench-batches: 1 32` (lstm_classifier: 1 32,
+transformer2: 1 8), else BATCHES (1 and 64), a model over BIG_MACS MACs per
+sample (vgg16_bn) at batch 1 only.  Each at 1 and 2 threads.  A model that
+`layerc build` refuses ("cannot be compiled yet") keeps its PyTorch and ORT
+rows; its layerc row is skipped with layerc's first error line.  What it does:
 
  1. bench/peak.c: the FP32 FMA peak, 1 and 2 threads (AVX2, 12 chains of
     vfmadd231ps).  The 2-thread peak must be ~2x the 1-thread one (GATE_RATIO,
@@ -25,7 +29,9 @@ threads:
     1.13): the model built from the .nn file, random weights (seeded; BatchNorm
     statistics perturbed) saved as safetensors, a random input per batch and
     PyTorch's eager output (the reference), the ONNX export per batch, the MACs
-    that land on zero padding.
+    that land on zero padding.  An i64 input holds token ids below the first
+    Embedding's num_embeddings, saved as int64 .npy: layerc run, PyTorch and ORT
+    all get that int64 array.
  3. Per row (model, batch, threads), each engine is first checked on the same
     weights and input against the reference (|y - ref| <= 1e-4 + 1e-4 |ref|),
     then timed (median, min and p90 of many runs after a warm-up; at least
@@ -35,7 +41,8 @@ threads:
       torch eager    torch.set_num_threads(T), under no_grad
       torch frozen   torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m.eval(), x)))
       ORT            onnxruntime (pip, for the python3 on PATH), intra_op_num_threads=T,
-                     sequential execution, ORT_ENABLE_ALL
+                     sequential execution, ORT_ENABLE_ALL; skipped with the exporter's
+                     message when torch.onnx.export (opset 13) fails
       oneDNN direct / winograd   (single convolutions only) bench/onednn_conv.c:
                      format_tag any (blocked layouts), convolution_direct or
                      convolution_winograd (skipped where oneDNN refuses it); the
@@ -49,11 +56,11 @@ threads:
 
 Environment: LAYERC (./layerc), TORCH_PY (/usr/bin/python3), ORT_PY (python3),
 CC (cc), MIN_TIME (1 s per measurement), BIG_MIN_TIME (0.5), BIG_MACS (2e9),
-THREADS ("1 2"), BATCHES ("1 64"), ONLY (a regular expression: only the models
-whose file name matches), GATE_RATIO (1.8), GATE_TRIES (6), GATE_WAIT (5 s),
-GATE_BUDGET (300 s), SPREAD_MAX (1.15),
-RESULTS (a file: every measurement as one JSON object per line), KEEP (keep the
-work directory).
+THREADS ("1 2"), BATCHES ("1 64", for a named batch without `# bench-batches:`),
+ONLY (a regular expression: only the models whose file name matches),
+GATE_RATIO (1.8), GATE_TRIES (6), GATE_WAIT (5 s), GATE_BUDGET (300 s),
+SPREAD_MAX (1.15), RESULTS (a file: every measurement as one JSON object per
+line), KEEP (keep the work directory).
 """
 
 import glob
@@ -90,6 +97,9 @@ GATE_BUDGET = float(os.environ.get("GATE_BUDGET", "300"))
 SPREAD_MAX = float(os.environ.get("SPREAD_MAX", "1.15"))
 RESULTS = os.environ.get("RESULTS", "")
 ATOL = RTOL = 1e-4
+BENCH_MODELS = ["conv3x3_64_56.nn", "conv3x3_256_14.nn", "conv5x5_32_16.nn",   # in bench/, after examples/
+                "lstm_classifier.nn", "transformer2.nn"]
+BENCH_BATCHES = re.compile(r"^\s*#\s*bench-batches:\s*([0-9 ]+?)\s*$", re.M)
 ENGINES = ["layerc", "torch eager", "torch frozen", "ORT", "oneDNN direct", "oneDNN winograd"]
 SHORT = {"torch eager": "eager", "torch frozen": "frozen", "ORT": "ORT",
          "oneDNN direct": "dnnl direct", "oneDNN winograd": "dnnl wino"}
@@ -308,9 +318,18 @@ class Bench:
 
     def model_list(self):
         files = sorted(glob.glob(os.path.join(ROOT, "examples", "*.nn")))
-        files += [os.path.join(ROOT, "bench", f) for f in ("conv3x3_64_56.nn", "conv3x3_256_14.nn", "conv5x5_32_16.nn")]
+        files += [os.path.join(ROOT, "bench", f) for f in BENCH_MODELS]
         files = [os.path.relpath(f, ROOT) for f in files]
         return [f for f in files if not ONLY or re.search(ONLY, f)]
+
+    def layerc_refusal(self, nn):
+        """None when `layerc build` compiles the model, else its first error line (the back end
+        refuses what it does not lower early; PyTorch and ORT are measured all the same)."""
+        probe = os.path.join(self.work, "probe.so")
+        rc, _, err = run([LAYERC, "build", nn, "-o", probe])
+        if os.path.exists(probe):
+            os.remove(probe)
+        return None if rc == 0 else "layerc does not compile it: " + first_line(err)
 
     def prepare_model(self, nn):
         """layerc shapes, a probe build, PyTorch's weights/inputs/references/ONNX; None when skipped."""
@@ -325,18 +344,11 @@ class Bench:
         macs = shapes["totals_before_passes"]["macs"]
         macs_per_sample = macs if named else macs / dims[0]
         big = macs_per_sample > BIG_MACS
-        batches = ([1] if big else BATCHES) if named else [dims[0]]
+        batches = (declared_batches(nn) or ([1] if big else BATCHES)) if named else [dims[0]]
         min_time = BIG_MIN_TIME if big else MIN_TIME
         min_runs = 5 if big else 10
-        # does layerc compile it?  (a model the back end does not lower is refused early)
-        probe = os.path.join(self.work, "probe.so")
         log("%s: layerc build (probe)" % stem)
-        rc, _, err = run([LAYERC, "build", nn, "-o", probe])
-        if os.path.exists(probe):
-            os.remove(probe)
-        if rc != 0:
-            self.skipped.append((stem, "layerc does not compile it: " + first_line(err)))
-            return
+        refusal = self.layerc_refusal(nn)
         d = os.path.join(self.work, stem)
         prep = None
         if self.torch_version:
@@ -346,7 +358,7 @@ class Bench:
             prep = last_json(out) if rc == 0 else None
             if not prep:
                 self.skipped.append((stem + " (PyTorch, ORT, oneDNN, checks)",
-                                     "torch_peer.py prepare failed: " + first_line(err)))
+                                     "torch_peer.py prepare failed: " + last_line(err)))
         padded_ps = None
         if prep:
             b0 = str(batches[0])
@@ -357,115 +369,123 @@ class Bench:
                             "f32_vs_f64": max(b["f32_vs_f64_max_abs"] for b in prep["batches"].values()) if prep else None})
         conv = prep.get("conv") if prep else None
         return dict(nn=nn, stem=stem, d=d, prep=prep, conv=conv, named=named, batches=batches,
-                    macs_ps=macs_per_sample, min_time=min_time, min_runs=min_runs)
+                    macs_ps=macs_per_sample, min_time=min_time, min_runs=min_runs, refusal=refusal)
 
-    def do_row(self, nn, stem, d, prep, conv, named, batches, batch, threads, macs_ps, min_time, min_runs):
+    def layerc_record(self, nn, d, prep, refusal, named, batch, threads, ref, min_time):
+        """layerc's record of a row: checked (layerc run on the reference's input), then timed
+        (layerc bench); skipped when layerc refuses the model."""
+        if refusal:
+            return {"skipped": refusal}
+        rec = {}
+        weights = os.path.join(d, "weights.safetensors")
+        if prep:
+            y_npy = os.path.join(d, "y_layerc.npy")
+            rc, _, err = run([LAYERC, "run", nn, "--weights", weights, "--input", os.path.join(d, "x_%d.npy" % batch),
+                              "-o", y_npy, "--threads", str(threads)])
+            if rc != 0:
+                rec["check"] = {"ok": False, "detail": "layerc run failed: " + first_line(err)}
+            else:
+                rec["check"] = compare(np.load(y_npy), ref)
+            if not rec["check"]["ok"]:
+                rec["skipped"] = "output differs from PyTorch's"
+                return rec
+
+        def bench():
+            cmd = [LAYERC, "bench", nn, "--json", "--threads", str(threads), "--min-time", str(min_time)]
+            if prep:
+                cmd += ["--weights", weights]
+            if named:
+                cmd += ["--batch", str(batch)]
+            rc, out, err = run(cmd)
+            try:                   # layerc bench --json prints one indented object
+                j = json.loads(out) if rc == 0 else None
+            except ValueError:
+                j = None
+            if j is None:
+                return {"skipped": "layerc bench failed: " + first_line(err or out)}
+            return {k: j[k] for k in ("median_ms", "min_ms", "p90_ms", "runs")}
+        rec.update(self.gated(threads, bench))
+        return rec
+
+    def torch_records(self, nn, d, batch, threads, min_time, min_runs):
+        """PyTorch eager's and frozen's records of a row (torch_peer.py time: checked, gated, timed)."""
+        rc, out, err = run([TORCH_PY, "bench/torch_peer.py", "time", nn, d, "--batch", str(batch),
+                            "--threads", str(threads), "--min-time", str(min_time),
+                            "--min-runs", str(min_runs)], env=self.gate_env(threads))
+        j = last_json(out) if rc == 0 else None
+        if j is None:
+            why = "torch_peer.py time failed: " + last_line(err)
+            return {"torch eager": {"skipped": why}, "torch frozen": {"skipped": why}}
+        recs = {"torch eager": j["eager"], "torch frozen": j["frozen"]}
+        for rec in recs.values():
+            for info in rec.get("gates", []):
+                self.note_gate(info)
+            if j.get("torch_threads") != threads:
+                rec["note"] = "torch runs %s threads" % j.get("torch_threads")
+        return recs
+
+    def ort_record(self, d, onnx_status, batch, threads, min_time, min_runs):
+        """ONNX Runtime's record of a row (ort_peer.py on the export of that batch); skipped, with
+        the exporter's message, when torch.onnx.export failed."""
+        if onnx_status != "ok":
+            return {"skipped": onnx_status or "no ONNX file"}
+        rc, out, err = run([ORT_PY, "bench/ort_peer.py", os.path.join(d, "model_%d.onnx" % batch),
+                            os.path.join(d, "x_%d.npy" % batch), os.path.join(d, "ref_%d.npy" % batch),
+                            "--threads", str(threads), "--min-time", str(min_time), "--min-runs", str(min_runs)],
+                           env=self.gate_env(threads))
+        rec = (last_json(out) if rc == 0 else None) or {"skipped": "ort_peer.py failed: " + last_line(err)}
+        for info in rec.get("gates", []):
+            self.note_gate(info)
+        return rec
+
+    def onednn_record(self, alg, d, conv, batch, threads, ref, min_time):
+        """One oneDNN measurement of a single convolution, in one process: the output of a first
+        run (checked here), then the timing."""
+        y_f32 = os.path.join(d, "y_dnnl.f32")
+        if os.path.exists(y_f32):
+            os.remove(y_f32)
+        rc, out, err = run([self.dnnl_bin, "--alg", alg, "--shape", conv["shape_%d" % batch],
+                            "--threads", str(threads), "--min-time", str(min_time),
+                            "--input", os.path.join(d, "x_%d.f32" % batch),
+                            "--weights", os.path.join(d, "w.f32"), "--bias", os.path.join(d, "b.f32"),
+                            "--output", y_f32], env={"OMP_NUM_THREADS": str(threads)})
+        j = last_json(out)
+        if rc == 3 and j:
+            return {"skipped": j["skipped"]}
+        if rc != 0 or not j:
+            return {"skipped": "onednn_conv failed: " + first_line(err)}
+        y = np.fromfile(y_f32, dtype="<f4").reshape(ref.shape)
+        j["check"] = compare(y, ref)
+        if not j["check"]["ok"]:
+            for k in ("median_ms", "min_ms", "p90_ms"):
+                j.pop(k, None)
+            j["skipped"] = "output differs from PyTorch's"
+        j["note"] = "%s, src %s, weights %s; +reorders %.3f ms" % (
+            j["impl"], j["src_layout"], j["weights_layout"], j["with_reorders"]["median_ms"])
+        return j
+
+    def do_row(self, nn, stem, d, prep, conv, named, batches, batch, threads, macs_ps, min_time, min_runs,
+               refusal):
         row = {"model": stem, "batch": batch, "threads": threads, "engines": {}}
         row["macs"] = macs_ps * batch
         row["valid_macs"] = (row["macs"] - prep["batches"][str(batch)]["padded_macs"]) if prep else None
         eng = row["engines"]
         tag = "%s batch %d, %d thread(s)" % (stem, batch, threads)
         ref = np.load(os.path.join(d, "ref_%d.npy" % batch)) if prep else None
-        weights = os.path.join(d, "weights.safetensors")
-        x_npy = os.path.join(d, "x_%d.npy" % batch)
-
-        # layerc: check (layerc run), then time (layerc bench)
         log("%s: layerc" % tag)
-        rec = {}
-        wopt = ["--weights", weights] if prep else []
-        if prep:
-            y_npy = os.path.join(d, "y_layerc.npy")
-            rc, _, err = run([LAYERC, "run", nn, "--weights", weights, "--input", x_npy, "-o", y_npy,
-                              "--threads", str(threads)])
-            if rc != 0:
-                rec["check"] = {"ok": False, "detail": "layerc run failed: " + first_line(err)}
-            else:
-                rec["check"] = compare(np.load(y_npy), ref)
-        if prep and not rec["check"]["ok"]:
-            rec["skipped"] = "output differs from PyTorch's"
-        else:
-            def bench():
-                cmd = [LAYERC, "bench", nn, "--json", "--threads", str(threads), "--min-time", str(min_time)] + wopt
-                if named:
-                    cmd += ["--batch", str(batch)]
-                rc, out, err = run(cmd)
-                try:                   # layerc bench --json prints one indented object
-                    j = json.loads(out) if rc == 0 else None
-                except ValueError:
-                    j = None
-                if j is None:
-                    return {"skipped": "layerc bench failed: " + first_line(err or out)}
-                return {k: j[k] for k in ("median_ms", "min_ms", "p90_ms", "runs")}
-            rec.update(self.gated(threads, bench))
-        eng["layerc"] = rec
-
-        # PyTorch eager and frozen
+        eng["layerc"] = self.layerc_record(nn, d, prep, refusal, named, batch, threads, ref, min_time)
         if prep:
             log("%s: PyTorch eager, frozen" % tag)
-            rc, out, err = run([TORCH_PY, "bench/torch_peer.py", "time", nn, d, "--batch", str(batch),
-                                "--threads", str(threads), "--min-time", str(min_time),
-                                "--min-runs", str(min_runs)], env=self.gate_env(threads))
-            j = last_json(out) if rc == 0 else None
-            if j is None:
-                why = "torch_peer.py time failed: " + first_line(err)
-                eng["torch eager"] = {"skipped": why}
-                eng["torch frozen"] = {"skipped": why}
-            else:
-                eng["torch eager"] = j["eager"]
-                eng["torch frozen"] = j["frozen"]
-                for info in j["eager"].get("gates", []) + j["frozen"].get("gates", []):
-                    self.note_gate(info)
-                if j.get("torch_threads") != threads:
-                    for k in ("torch eager", "torch frozen"):
-                        eng[k]["note"] = "torch runs %s threads" % j.get("torch_threads")
-
-        # ONNX Runtime
+            eng.update(self.torch_records(nn, d, batch, threads, min_time, min_runs))
         if prep and self.ort_version:
-            status = prep["batches"][str(batch)].get("onnx")
-            if status != "ok":
-                eng["ORT"] = {"skipped": status or "no ONNX file"}
-            else:
-                log("%s: ONNX Runtime" % tag)
-                rc, out, err = run([ORT_PY, "bench/ort_peer.py", os.path.join(d, "model_%d.onnx" % batch), x_npy,
-                                    os.path.join(d, "ref_%d.npy" % batch), "--threads", str(threads),
-                                    "--min-time", str(min_time), "--min-runs", str(min_runs)],
-                                   env=self.gate_env(threads))
-                j = last_json(out) if rc == 0 else None
-                eng["ORT"] = j if j else {"skipped": "ort_peer.py failed: " + first_line(err)}
-                for info in eng["ORT"].get("gates", []):
-                    self.note_gate(info)
-
-        # oneDNN, single convolutions only
-        if conv and self.dnnl_bin:
+            log("%s: ONNX Runtime" % tag)
+            eng["ORT"] = self.ort_record(d, prep["batches"][str(batch)].get("onnx"), batch, threads,
+                                         min_time, min_runs)
+        if conv and self.dnnl_bin:           # single convolutions only
             for alg in ("direct", "winograd"):
-                name = "oneDNN " + alg
-                log("%s: %s" % (tag, name))
-                y_f32 = os.path.join(d, "y_dnnl.f32")
-                if os.path.exists(y_f32):
-                    os.remove(y_f32)
-
-                def dnnl(alg=alg):
-                    # one process: the output of a first run (checked here), then the timing
-                    rc, out, err = run([self.dnnl_bin, "--alg", alg, "--shape", conv["shape_%d" % batch],
-                                        "--threads", str(threads), "--min-time", str(min_time),
-                                        "--input", os.path.join(d, "x_%d.f32" % batch),
-                                        "--weights", os.path.join(d, "w.f32"), "--bias", os.path.join(d, "b.f32"),
-                                        "--output", y_f32], env={"OMP_NUM_THREADS": str(threads)})
-                    j = last_json(out)
-                    if rc == 3 and j:
-                        return {"skipped": j["skipped"]}
-                    if rc != 0 or not j:
-                        return {"skipped": "onednn_conv failed: " + first_line(err)}
-                    y = np.fromfile(y_f32, dtype="<f4").reshape(ref.shape)
-                    j["check"] = compare(y, ref)
-                    if not j["check"]["ok"]:
-                        for k in ("median_ms", "min_ms", "p90_ms"):
-                            j.pop(k, None)
-                        j["skipped"] = "output differs from PyTorch's"
-                    j["note"] = "%s, src %s, weights %s; +reorders %.3f ms" % (
-                        j["impl"], j["src_layout"], j["weights_layout"], j["with_reorders"]["median_ms"])
-                    return j
-                eng[name] = self.gated(threads, dnnl)
+                log("%s: oneDNN %s" % (tag, alg))
+                eng["oneDNN " + alg] = self.gated(
+                    threads, lambda alg=alg: self.onednn_record(alg, d, conv, batch, threads, ref, min_time))
         self.rows.append(row)
         if self.results:
             self.results.write(json.dumps(row) + "\n")
@@ -593,6 +613,13 @@ class Bench:
                 self.pct(r, ms) if r["macs"] else "-",
                 "" if name == "layerc" else ("%.2fx" % (ms / lay) if lay else "-"),
                 e.get("note", "")]
+
+
+def declared_batches(nn):
+    """The batches a model's file asks for in a comment line `# bench-batches: 1 32`, else None."""
+    with open(os.path.join(ROOT, nn)) as f:
+        m = BENCH_BATCHES.search(f.read())
+    return [int(b) for b in m.group(1).split()] if m else None
 
 
 def fmt_macs(n):

@@ -2,16 +2,20 @@
 # bench/run_all.sh - the peers benchmark (`make bench`): layerc against
 # PyTorch eager and traced+frozen, ONNX Runtime and oneDNN (direct and
 # Winograd, single convolutions), with the measured FMA peak of the machine;
-# one table.  Every example layerc compiles at batch 1 and 64 (vgg16_bn: 1),
-# bench/conv*.nn, 1 and 2 threads; each engine's output is checked against
-# PyTorch's on the same weights and input before it is timed.  About 10-15
-# minutes on 2 vCPUs.  See bench/peers.py for what is measured and how, and
-# docs/peers.md for the results.
+# one table.  Every example at batch 1 and 64 (vgg16_bn: 1), bench/conv*.nn,
+# the sequence models bench/lstm_classifier.nn (batches 1 32) and
+# bench/transformer2.nn (1 8; a `# bench-batches:` line in the file), 1 and 2
+# threads; each engine's output is checked against PyTorch's on the same
+# weights and input before it is timed.  A model layerc does not compile yet
+# keeps its PyTorch and ORT rows.  About 15-20 minutes on 2 vCPUs.  See
+# bench/peers.py for what is measured and how, and docs/peers.md for the
+# results.
 #
 # usage: bash bench/run_all.sh            (from anywhere; builds nothing but the two C helpers)
 # environment (all optional):
 #   LAYERC=./layerc  TORCH_PY=/usr/bin/python3  ORT_PY=python3  CC=cc
-#   MIN_TIME=1  BIG_MIN_TIME=0.5  THREADS="1 2"  BATCHES="1 64"  ONLY=REGEX (model files)
+#   MIN_TIME=1  BIG_MIN_TIME=0.5  THREADS="1 2"  ONLY=REGEX (model files)
+#   BATCHES="1 64" (models with a named batch and no `# bench-batches:` line)
 #   GATE_RATIO=1.8  GATE_TRIES=6  GATE_WAIT=5  GATE_BUDGET=300   the 2-thread gate (bench/peers.py)
 #   RESULTS=FILE (every row as JSON)  KEEP=1 (keep the work directory)
 # Needs: numpy for the driver (Debian's python3-numpy or the python3 on PATH);

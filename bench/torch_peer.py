@@ -11,23 +11,31 @@ PATH may not):
       initialisation, BatchNorm statistics and affine parameters perturbed so
       that folding them is tested) and writes into DIR:
         weights.safetensors    the state_dict (what layerc gets with --weights)
-        x_B.npy, ref_B.npy     per batch B: the input (randn) and PyTorch's
-                               eager float32 output with 1 thread (the reference
-                               every engine is checked against)
+        x_B.npy, ref_B.npy     per batch B: the input and PyTorch's eager
+                               float32 output with 1 thread (the reference every
+                               engine is checked against).  An f32 input is
+                               randn; an i64 input (token ids) is randint(0,
+                               num_embeddings of the first layer, an Embedding),
+                               saved as int64
         model_B.onnx           (--onnx) torch.onnx.export of the model at batch B
-                               (static shapes, opset 13, constant folding)
+                               (static shapes, opset 13, constant folding; with
+                               autograd on, so that TransformerEncoderLayer takes
+                               its exportable path, not the fused inference one);
+                               an i64 model's ONNX input is int64
         conv.json, w.f32, b.f32, x_B.f32
                                when the model is a single Conv2d: its shape and
                                raw tensors for bench/onednn_conv.c
       and prints one JSON object: per batch the MACs that land on zero padding
       (taps of a Conv2d whose input position is in the padding), PyTorch's
-      float32-vs-float64 error of the reference, the ONNX export status.
+      float32-vs-float64 error of the reference, the ONNX export status ("ok"
+      or why the export failed: the ORT row says so).
 
   /usr/bin/python3 bench/torch_peer.py time MODEL.nn DIR --batch B --threads T [--min-time S]
       Loads weights.safetensors into the rebuilt model, torch.set_num_threads(T),
-      checks and times (a) eager mode under torch.no_grad() and (b) traced +
-      frozen: torch.jit.optimize_for_inference(torch.jit.freeze(
-      torch.jit.trace(model.eval(), x))).  Each output is compared with
+      checks and times, on x_B.npy (float32, or int64 token ids), (a) eager
+      mode under torch.no_grad() and (b) traced + frozen:
+      torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(
+      model.eval(), x))).  Each output is compared with
       ref_B.npy (|y - ref| <= 1e-4 + 1e-4 |ref|, numpy's allclose rule) before
       timing.  Timing as `layerc bench`: a warm-up of a tenth of the time (at
       least 2 runs), then runs until S seconds and at least --min-runs runs;
@@ -65,16 +73,52 @@ warnings.filterwarnings("ignore", message="Lazy modules are a new feature")
 warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
 
 
+INPUT_DTYPES = ("f32", "i64")                   # activations, token ids
+ONNX_OPSET = 13
+
+
 def load_model(nn_path):
+    """(model name, input dtype, input dims, the eval-mode Stack) of a .nn file."""
     with open(nn_path) as f:
         text = f.read()
     name, _, dtype, dims, layers = parse_nn(text, nn_path)
-    if dtype != "f32":
-        raise SystemExit("torch_peer: %s: only f32 inputs are benchmarked" % nn_path)
+    if dtype not in INPUT_DTYPES:
+        raise SystemExit("torch_peer: %s: %s inputs are not benchmarked (only %s)"
+                         % (nn_path, dtype, ", ".join(INPUT_DTYPES)))
     mods = build(layers)
     model = Stack([l[0] for l in layers], mods)
     model.eval()
-    return name, dims, model
+    return name, dtype, dims, model
+
+
+def random_input(dtype, shape, model, gen):
+    """randn for f32; for i64, token ids valid for the first layer (an Embedding)."""
+    if dtype == "f32":
+        return torch.randn(shape, generator=gen)
+    first = next(model.children())
+    if not isinstance(first, nn.Embedding):
+        raise SystemExit("torch_peer: an i64 input needs an Embedding first, not %s" % type(first).__name__)
+    return torch.randint(0, first.num_embeddings, shape, generator=gen)
+
+
+def in_float64(x):
+    """The input of the float64 copy of the model: token ids stay integers."""
+    return x.double() if x.is_floating_point() else x
+
+
+def export_onnx(model, x, path):
+    """torch.onnx.export at x's (static) shape; "ok" or why it failed."""
+    try:
+        # Autograd on: under no_grad TransformerEncoderLayer runs its fused fast path
+        # (aten::_transformer_encoder_layer_fwd), which has no ONNX symbolic.
+        with warnings.catch_warnings(), torch.enable_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, x, path, input_names=["x"], output_names=["y"],
+                              opset_version=ONNX_OPSET, do_constant_folding=True)
+        return "ok"
+    except Exception as e:  # noqa: BLE001 - reported, the ORT rows are skipped
+        return "torch.onnx.export (opset %d) failed: %s: %s" % (
+            ONNX_OPSET, type(e).__name__, str(e).splitlines()[0][:200])
 
 
 def batches_of(dims, wanted):
@@ -126,10 +170,10 @@ def prepare(args):
     torch.set_num_threads(1)
     os.makedirs(args.dir, exist_ok=True)
     torch.manual_seed(args.seed)
-    name, dims, model = load_model(args.model)
+    name, dtype, dims, model = load_model(args.model)
     batches = batches_of(dims, args.batches)
     gen = torch.Generator().manual_seed(args.seed + 1)
-    xs = {b: torch.randn(input_shape(dims, b), generator=gen) for b in batches}
+    xs = {b: random_input(dtype, input_shape(dims, b), model, gen) for b in batches}
     with torch.no_grad():
         model(xs[batches[0]])                 # materialise lazy modules
     perturb(model, torch.Generator().manual_seed(args.seed + 2))
@@ -154,7 +198,7 @@ def prepare(args):
         x = xs[b]
         with torch.no_grad():
             y = model(x).contiguous()
-            y64 = m64(x.double())
+            y64 = m64(in_float64(x))
         np.save(os.path.join(args.dir, "x_%d.npy" % b), x.numpy())
         np.save(os.path.join(args.dir, "ref_%d.npy" % b), y.numpy())
         err = (y.double() - y64).abs()
@@ -168,17 +212,9 @@ def prepare(args):
                 x.shape[0], x.shape[1], x.shape[2], x.shape[3], convs[0].out_channels,
                 convs[0].kernel_size[0], convs[0].kernel_size[1], convs[0].stride[0], convs[0].padding[0]))
         if args.onnx:
-            path = os.path.join(args.dir, "model_%d.onnx" % b)
             t0 = time.time()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    torch.onnx.export(model, x, path, input_names=["x"], output_names=["y"],
-                                      opset_version=13, do_constant_folding=True)
-                rec["onnx"] = "ok"
-                rec["onnx_seconds"] = round(time.time() - t0, 2)
-            except Exception as e:  # noqa: BLE001 - reported, the ORT rows are skipped
-                rec["onnx"] = "torch.onnx.export failed: %s: %s" % (type(e).__name__, str(e).splitlines()[0][:200])
+            rec["onnx"] = export_onnx(model, x, os.path.join(args.dir, "model_%d.onnx" % b))
+            rec["onnx_seconds"] = round(time.time() - t0, 2)
         info["batches"][str(b)] = rec
     if single_conv:
         with open(os.path.join(args.dir, "conv.json"), "w") as f:
@@ -190,7 +226,7 @@ def time_cmd(args):
     torch.set_grad_enabled(False)              # every run below, timed or not, without autograd
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    _, dims, model = load_model(args.model)
+    _, _, _, model = load_model(args.model)
     x = torch.from_numpy(np.load(os.path.join(args.dir, "x_%d.npy" % args.batch)))
     ref = np.load(os.path.join(args.dir, "ref_%d.npy" % args.batch))
     model(x)                                   # materialise lazy modules before loading

@@ -105,7 +105,8 @@ typedef struct Bench {
     LoadedModel lm;              /* the compiled library, loaded */
     const layerc_model_desc *m;  /* lm.m and lm.ctx, for short */
     layerc_ctx *ctx;
-    float *in, *out;
+    void *in;   /* floats, or token ids */
+    float *out;
     double *layer_clock; /* num_layers: this run's time of each layer (ms) */
     double last_tick;
     Samples total;       /* ms per run of `run` */
@@ -141,18 +142,27 @@ static void fill_random(float *x, int64_t n, uint64_t seed)
     }
 }
 
-/* A 64-byte aligned buffer of the tensor `s` at the run's batch, random or zero; NULL after reporting. */
-static float *tensor_buffer(Bench *b, const Shape *s, const char *what, bool randomize)
+/* splitmix64 -> token ids uniform in [0, limit). */
+static void fill_random_ids(int64_t *ids, int64_t n, int64_t limit, uint64_t seed)
 {
-    int64_t per = shape_numel(s), scale = s->dynamic_batch ? b->batch : 1;
+    uint64_t state = seed ^ 0x62656e63686d6172ull;
+    for (int64_t i = 0; i < n; i++) ids[i] = (int64_t)(splitmix64(&state) % (uint64_t)limit);
+}
+
+/* A 64-byte aligned buffer of the tensor `s` (f32, or i64 token ids below
+ * token_limit) at the run's batch, random or zero; NULL after reporting. */
+static void *tensor_buffer(Bench *b, const Shape *s, DType dtype, const char *what, bool randomize)
+{
+    int64_t per = shape_numel(s), scale = s->dynamic_batch ? b->batch : 1, elem = dtype == DT_I64 ? 8 : 4;
     void *p = NULL;
-    if (per < 0 || (per > 0 && scale > INT64_MAX / 4 / per) ||
-        posix_memalign(&p, 64, (size_t)(per * scale > 0 ? per * scale : 1) * sizeof(float)) != 0) {
+    if (per < 0 || (per > 0 && scale > INT64_MAX / 8 / per) ||
+        posix_memalign(&p, 64, (size_t)(per * scale > 0 ? per * scale : 1) * (size_t)elem) != 0) {
         diag_error(&b->fe->diag, (SrcSpan){0}, "cannot allocate the %s of batch %lld", what, (long long)b->batch);
         return NULL;
     }
-    if (randomize) fill_random(p, per * scale, b->opt->build.seed);
-    else memset(p, 0, (size_t)(per * scale) * sizeof(float));
+    if (!randomize) memset(p, 0, (size_t)(per * scale * elem));
+    else if (dtype == DT_I64) fill_random_ids(p, per * scale, graph_token_limit(b->fe->graph), b->opt->build.seed);
+    else fill_random(p, per * scale, b->opt->build.seed);
     return p;
 }
 
@@ -389,8 +399,8 @@ static bool prepare(Bench *b)
     if (!load_model(b->fe, &build, b->opt->threads, &b->lm)) return false;
     b->m = b->lm.m;
     b->ctx = b->lm.ctx;
-    b->in = tensor_buffer(b, &fe->graph->input->shape, "input", true);
-    b->out = b->in ? tensor_buffer(b, &fe->graph->output->shape, "output", false) : NULL;
+    b->in = tensor_buffer(b, &fe->graph->input->shape, fe->graph->input->dtype, "input", true);
+    b->out = b->in ? tensor_buffer(b, &fe->graph->output->shape, DT_F32, "output", false) : NULL;
     return b->out != NULL;
 }
 

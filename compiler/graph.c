@@ -13,6 +13,16 @@ int graph_count_uses(const Graph *g, const Node *n)
     return uses;
 }
 
+int64_t graph_token_limit(const Graph *g)
+{
+    if (g->input->dtype != DT_I64) return 0;
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (n->op == OP_EMBEDDING || n->op == OP_EMBEDDINGBAG) return n->attr.emb.num_embeddings;
+    }
+    return 0;
+}
+
 Node *graph_single_user(const Graph *g, const Node *n)
 {
     Node *user = NULL;

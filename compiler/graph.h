@@ -249,6 +249,9 @@ int op_all_names(const char **names, int max);
 const Param *node_param(const Node *n, const char *suffix);
 
 int64_t shape_numel(const Shape *s); /* -1 on overflow */
+/* The model's token ids (an i64 input) index a table of this many rows (the
+ * first Embedding's or EmbeddingBag's num_embeddings); 0 for an f32 input. */
+int64_t graph_token_limit(const Graph *g);
 
 /* ---- rewriting (graph.c) ---- */
 

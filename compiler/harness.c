@@ -38,12 +38,22 @@ static void random_input(float *x, int64_t n, uint64_t seed)
     }
 }
 
+/* Token ids uniform in [0, limit): deterministic test inputs of an i64 model. */
+static void random_ids(int64_t *ids, int64_t n, int64_t limit, uint64_t seed)
+{
+    uint64_t state = seed ^ 0x746f6b656e696473ull;
+    for (int64_t i = 0; i < n; i++) ids[i] = (int64_t)(splitmix64(&state) % (uint64_t)limit);
+}
+
 typedef struct RunData {
     int64_t batch;     /* the reference's batch: the run-time batch, or the fixed first dimension */
     int64_t api_batch; /* what run() takes: the batch, or 0 for a fixed one */
     Shape in_shape, out_shape;
-    float *input;
+    void *input; /* floats, or token ids for an i64 input */
 } RunData;
+
+static const char *dtype_name(DType t) { return t == DT_I64 ? "i64" : "f32"; }
+static size_t dtype_bytes(DType t) { return t == DT_I64 ? 8 : 4; }
 
 /* The model input: from X.npy (shape checked) or random.  batch_opt 0: default. */
 static bool prepare_input(Frontend *fe, const char *npy, int64_t batch_opt, uint64_t seed, RunData *rd)
@@ -58,13 +68,13 @@ static bool prepare_input(Frontend *fe, const char *npy, int64_t batch_opt, uint
         bool ok = npy_read(&fe->arena, &nd, npy, &arr);
         fe->diag.errors += nd.errors;
         if (!ok) return false;
-        bool match = arr.dtype == DT_F32 && arr.shape.rank == decl->rank;
+        bool match = arr.dtype == g->input->dtype && arr.shape.rank == decl->rank;
         for (int i = decl->dynamic_batch ? 1 : 0; match && i < decl->rank; i++) match = arr.shape.dims[i] == decl->dims[i];
         if (!match) {
             char want[MAX_SHAPE_TEXT], got[MAX_SHAPE_TEXT];
-            diag_error(&fe->diag, (SrcSpan){0}, "%s holds %s %s but the model's input %s is f32 %s", npy,
-                       arr.dtype == DT_F32 ? "f32" : "i64", shape_format(&arr.shape, NULL, got, sizeof got), g->input->name,
-                       shape_format(decl, g->batch_name, want, sizeof want));
+            diag_error(&fe->diag, (SrcSpan){0}, "%s holds %s %s but the model's input %s is %s %s", npy,
+                       dtype_name(arr.dtype), shape_format(&arr.shape, NULL, got, sizeof got), g->input->name,
+                       dtype_name(g->input->dtype), shape_format(decl, g->batch_name, want, sizeof want));
             return false;
         }
         rd->batch = arr.shape.dims[0];
@@ -82,15 +92,16 @@ static bool prepare_input(Frontend *fe, const char *npy, int64_t batch_opt, uint
     rd->out_shape = reference_shape(g->output, rd->batch);
     if (!rd->input) {
         int64_t n = shape_numel(&rd->in_shape);
-        rd->input = arena_alloc_array(&fe->arena, (size_t)n, sizeof(float));
-        random_input(rd->input, n, seed);
+        rd->input = arena_alloc_array(&fe->arena, (size_t)n, dtype_bytes(g->input->dtype));
+        if (g->input->dtype == DT_I64) random_ids(rd->input, n, graph_token_limit(g), seed);
+        else random_input(rd->input, n, seed);
     }
     return true;
 }
 
-static bool write_raw(Diag *d, const char *path, const float *data, int64_t count)
+static bool write_raw(Diag *d, const char *path, const void *data, int64_t count, DType dtype)
 {
-    return write_file_atomically(d, path, (const char *)data, (size_t)count * sizeof(float));
+    return write_file_atomically(d, path, (const char *)data, (size_t)count * dtype_bytes(dtype));
 }
 
 /* The generated harness: constants for this model, then the checking program. */
@@ -102,7 +113,7 @@ static const char HARNESS_TEMPLATE[] =
     "#include \"layerc.h\"\n\n"
     "static const char *const LIBRARY = \"%s\";\n"
     "static const long long BATCH = %lld; /* passed to run() */\n"
-    "static const long long IN_COUNT = %lld, OUT_COUNT = %lld;\n"
+    "static const long long IN_BYTES = %lld, OUT_COUNT = %lld;\n"
     "static const double ATOL = %.9g, RTOL = %.9g;\n"
     "static const int THREADS = %d, HAS_EXPECT = %d;\n"
     "/* ref_K.bin of each compiled layer: a fused group is checked at its last layer's output */\n"
@@ -112,17 +123,19 @@ static const char HARNESS_BODY[] =
     "\n"
     "typedef struct Check { double max_abs, max_rel; long long worst, bad; } Check;\n"
     "\n"
-    "static float *read_floats(const char *path, long long count)\n"
+    "static void *read_bytes(const char *path, long long bytes)\n"
     "{\n"
     "    FILE *f = fopen(path, \"rb\");\n"
-    "    float *p = malloc((size_t)(count > 0 ? count : 1) * sizeof *p);\n"
-    "    if (!f || !p || fread(p, sizeof *p, (size_t)count, f) != (size_t)count) {\n"
+    "    char *p = malloc((size_t)(bytes > 0 ? bytes : 1));\n"
+    "    if (!f || !p || fread(p, 1, (size_t)bytes, f) != (size_t)bytes) {\n"
     "        fprintf(stderr, \"harness: cannot read %s\\n\", path);\n"
     "        exit(2);\n"
     "    }\n"
     "    fclose(f);\n"
     "    return p;\n"
     "}\n"
+    "\n"
+    "static float *read_floats(const char *path, long long count) { return read_bytes(path, count * (long long)sizeof(float)); }\n"
     "\n"
     "/* numpy allclose, elementwise; NaN only matches NaN, an infinity only itself\n"
     " * (a max-pooling window wholly in the padding gives -inf, as in PyTorch). */\n"
@@ -185,7 +198,7 @@ static const char HARNESS_BODY[] =
     "    layerc_ctx *ctx = m->create();\n"
     "    if (!ctx) { fprintf(stderr, \"harness: create failed\\n\"); return 2; }\n"
     "    if (m->set_threads(ctx, THREADS) != 0) { fprintf(stderr, \"harness: %s\\n\", m->error(ctx)); return 2; }\n"
-    "    float *in = read_floats(\"input.bin\", IN_COUNT);\n"
+    "    void *in = read_bytes(\"input.bin\", IN_BYTES);\n"
     "    float *out = malloc((size_t)OUT_COUNT * sizeof *out);\n"
     "    Observer o = {-1, 0, 0, 0, 0};\n"
     "    if (m->run_observed(ctx, in, out, BATCH, observe, &o) != 0) { fprintf(stderr, \"harness: %s\\n\", m->error(ctx)); return 2; }\n"
@@ -218,7 +231,8 @@ static bool write_harness(Frontend *fe, const char *dir, const char *so_path, co
     for (int i = 1; i < g->nodes.len; i++)
         refs = arena_printf(&fe->arena, "%s%s%d", refs, i > 1 ? ", " : "", ((const Node *)g->nodes.items[i])->source_id);
     char *text = arena_printf(&fe->arena, HARNESS_TEMPLATE, g->model_name, so_path, so_path, (long long)rd->api_batch,
-                              (long long)shape_numel(&rd->in_shape), (long long)shape_numel(&rd->out_shape), opt->atol,
+                              (long long)(shape_numel(&rd->in_shape) * (int64_t)dtype_bytes(g->input->dtype)),
+                              (long long)shape_numel(&rd->out_shape), opt->atol,
                               opt->rtol, opt->threads, opt->expect_npy != NULL, refs);
     text = arena_printf(&fe->arena, "%s%s", text, HARNESS_BODY); /* the body is plain C, not a format */
     return write_file_atomically(&fe->diag, arena_printf(&fe->arena, "%s/harness.c", dir), text, strlen(text));
@@ -255,13 +269,13 @@ static bool write_test_data(Frontend *fe, const char *dir, const RunData *rd, fl
 {
     const Graph *g = fe->graph;
     Diag *d = &fe->diag;
-    bool ok = write_raw(d, arena_printf(&fe->arena, "%s/input.bin", dir), rd->input, shape_numel(&rd->in_shape));
+    bool ok = write_raw(d, arena_printf(&fe->arena, "%s/input.bin", dir), rd->input, shape_numel(&rd->in_shape), g->input->dtype);
     for (int i = 1; ok && i < g->nodes.len; i++) {
         Shape s = reference_shape(g->nodes.items[i], rd->batch);
-        ok = write_raw(d, arena_printf(&fe->arena, "%s/ref_%d.bin", dir, i), ref[i], shape_numel(&s));
+        ok = write_raw(d, arena_printf(&fe->arena, "%s/ref_%d.bin", dir, i), ref[i], shape_numel(&s), DT_F32);
     }
     int64_t out_count = shape_numel(&rd->out_shape);
-    if (ok) ok = write_raw(d, arena_printf(&fe->arena, "%s/reference.bin", dir), ref[g->nodes.len - 1], out_count);
+    if (ok) ok = write_raw(d, arena_printf(&fe->arena, "%s/reference.bin", dir), ref[g->nodes.len - 1], out_count, DT_F32);
     if (ok && opt->expect_npy) {
         Source nsrc = {.path = opt->expect_npy};
         Diag nd;
@@ -274,11 +288,11 @@ static bool write_test_data(Frontend *fe, const char *dir, const RunData *rd, fl
         if (ok && !same) {
             char got[MAX_SHAPE_TEXT], exp[MAX_SHAPE_TEXT];
             diag_error(d, (SrcSpan){0}, "%s holds %s %s but the model's output is f32 %s", opt->expect_npy,
-                       want.dtype == DT_F32 ? "f32" : "i64", shape_format(&want.shape, NULL, exp, sizeof exp),
+                       dtype_name(want.dtype), shape_format(&want.shape, NULL, exp, sizeof exp),
                        shape_format(&rd->out_shape, NULL, got, sizeof got));
             ok = false;
         }
-        if (ok) ok = write_raw(d, arena_printf(&fe->arena, "%s/expect.bin", dir), want.data, out_count);
+        if (ok) ok = write_raw(d, arena_printf(&fe->arena, "%s/expect.bin", dir), want.data, out_count, DT_F32);
     }
     return ok;
 }

@@ -33,7 +33,20 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
 
 /* ---- between lower_llvm.c and lower_kernels.c ---- */
 
-typedef enum { BUF_INPUT, BUF_OUTPUT, BUF_SCRATCH } BufferRole;
+/* A kernel step's source and destination.  BUF_ALL (a source only): the
+ * kernel gets a block of three pointers, the layer's input, its output and
+ * its scratch memory, and finds its operands in them (kernel_operand); a
+ * layer of several steps over several intermediate tensors (RNN, LSTM, GRU,
+ * TransformerEncoderLayer) uses it. */
+typedef enum { BUF_INPUT, BUF_OUTPUT, BUF_SCRATCH, BUF_ALL } BufferRole;
+
+/* A tensor a BUF_ALL kernel reads or writes: the layer's input, its output,
+ * or the part of its scratch memory at byte `at` (per batch unit, as every
+ * scratch offset: the kernel multiplies it by the run-time batch). */
+typedef struct Operand {
+    BufferRole role;
+    int64_t at;
+} Operand;
 
 /* One call of the runtime's parallel loop: fn(src, dst, batch, begin, end)
  * over work items [first_item, first_item + items) (both times the run-time
@@ -103,6 +116,8 @@ void lower_node_kernels(KernelBuilder *kb);
 void lower_conv2d(KernelBuilder *kb); /* lower_conv.c */
 void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c, called by lower_conv2d */
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
+void lower_embedding(KernelBuilder *kb); /* lower_embedding.c */
+void lower_embeddingbag(KernelBuilder *kb); /* lower_embedding.c */
 
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
 /* The type of every kernel: void (src, dst, batch, begin, end), runtime.h's layerc_kernel. */
@@ -119,6 +134,8 @@ enum { MEMORY_COST_PER_FLOAT = 8 };
  * src_at / dst_at are byte offsets into it, or -1 for the input / the output. */
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,
                            int64_t cost);
+/* In a kernel whose source is BUF_ALL: the address of operand o. */
+LLVMValueRef kernel_operand(Ir *ir, const KernelArgs *a, Operand o);
 /* Step `index` of this layer once more, over items [first_item, first_item + its items). */
 void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item);
 /* kb->per_sample from the steps so far (all per sample, none writing the

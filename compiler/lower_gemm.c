@@ -25,7 +25,7 @@
  * slower; every tile uses the same vector operation, so a build fuses all of
  * them or none.
  */
-#include "lower.h"
+#include "lower_gemm.h"
 
 enum {
     MAX_TILE_ROWS = 8,
@@ -38,22 +38,11 @@ enum {
 /* Weights of one group, kept in L2 (1 MiB per core on Zen 4) while rows sweep them. */
 static const int64_t GROUP_BYTES = 512 * 1024;
 
-/* How a Linear layer is tiled, chosen at compile time from its shape and the target. */
-typedef struct GemmPlan {
-    int width;         /* floats per vector */
-    int panel_vectors; /* NR / width */
-    int panel;         /* NR: outputs per panel */
-    int tile_rows;     /* MR */
-    int64_t in_f, out_f;
-    int64_t rows_per_sample;
-    int64_t panels, group_panels, groups; /* the last panel may be partly padding */
-} GemmPlan;
-
 /* The panel width (2 or 3 vectors) that pads out_f least, three on a tie:
  * one broadcast feeds more fmas.  MR rows then take the registers left after
  * the panel's weight vectors and one broadcast; a single row takes MR panels
  * instead, so it too has MR * NR / width independent fma chains. */
-static GemmPlan choose_plan(int64_t in_f, int64_t out_f, int64_t rows_per_sample, int width, int registers)
+static GemmPlan choose_plan(int64_t in_f, int64_t out_f, int64_t rows_per_sample, int width, int registers, bool one_group)
 {
     GemmPlan p = {.width = width, .in_f = in_f, .out_f = out_f, .rows_per_sample = rows_per_sample};
     int64_t best_padded = -1;
@@ -75,16 +64,16 @@ static GemmPlan choose_plan(int64_t in_f, int64_t out_f, int64_t rows_per_sample
     /* A weight bigger than a group makes batch 1 memory-bound: split it for the threads. */
     if (p.group_panels < p.panels && p.group_panels > p.panels / MIN_GROUPS) p.group_panels = p.panels / MIN_GROUPS;
     if (p.group_panels < 1) p.group_panels = 1;
+    if (one_group) p.group_panels = p.panels;
     p.groups = (p.panels + p.group_panels - 1) / p.group_panels;
     return p;
 }
 
 /* W [out, in] -> [panel][in][NR], zero past out_f, in the constant pool; returns its address. */
-static LLVMValueRef pack_weight(KernelBuilder *kb, const GemmPlan *p)
+static LLVMValueRef pack_weight(Ir *ir, const GemmPlan *p, const float *w)
 {
     LLVMValueRef address;
-    float *packed = lower_constant_space(kb->ir, p->panels * p->in_f * p->panel, &address);
-    const float *w = node_param(kb->node, "weight")->data;
+    float *packed = lower_constant_space(ir, p->panels * p->in_f * p->panel, &address);
     /* Panel by panel, writing in order and reading NR rows of W side by side:
      * VGG16's 102 M weights pack in a fraction of the time a column-by-column
      * scatter takes. */
@@ -99,22 +88,35 @@ static LLVMValueRef pack_weight(KernelBuilder *kb, const GemmPlan *p)
 }
 
 /* The bias padded with zeros to whole panels, so the tail panel loads whole vectors. */
-static LLVMValueRef pack_bias(KernelBuilder *kb, const GemmPlan *p)
+static LLVMValueRef pack_bias(Ir *ir, const GemmPlan *p, const float *bias)
 {
-    const Param *bias = node_param(kb->node, "bias");
     if (!bias) return NULL;
     LLVMValueRef address;
-    float *padded = lower_constant_space(kb->ir, p->panels * p->panel, &address);
-    for (int64_t o = 0; o < p->out_f; o++) padded[o] = bias->data[o];
+    float *padded = lower_constant_space(ir, p->panels * p->panel, &address);
+    for (int64_t o = 0; o < p->out_f; o++) padded[o] = bias[o];
     return address;
 }
 
-typedef struct Gemm {
-    Ir *ir;
-    const Node *node;
-    const GemmPlan *p;
-    LLVMValueRef src, dst, wpack, bias;
-} Gemm;
+Gemm gemm_prepare(Ir *ir, int64_t in_f, int64_t out_f, int64_t rows_per_sample, const float *weight, const float *bias,
+                  bool one_group)
+{
+    Gemm t = {.ir = ir};
+    t.plan = choose_plan(in_f, out_f, rows_per_sample, ir->vector_width, ir->vector_registers, one_group);
+    t.wpack = pack_weight(ir, &t.plan, weight);
+    t.bias = pack_bias(ir, &t.plan, bias);
+    t.src_stride = in_f;
+    t.dst_stride = t.residual_stride = out_f;
+    return t;
+}
+
+/* The activation, then the residual, on one output vector. */
+static LLVMValueRef finish_vector(Gemm *t, LLVMValueRef y, LLVMValueRef residual_at, int lanes)
+{
+    Ir *ir = t->ir;
+    if (t->has_activation) y = activation(ir, t->activation, &t->activation_attr, y);
+    if (t->residual) y = ir_fadd(ir, y, ir_load_vec(ir, t->residual, residual_at, lanes));
+    return y;
+}
 
 /* A whole vector of a packed constant: its vectors start on multiples of the
  * width, so the load is aligned (SSE can then fold it into the multiply). */
@@ -122,7 +124,7 @@ static LLVMValueRef load_packed(Gemm *t, LLVMValueRef base, LLVMValueRef index)
 {
     Ir *ir = t->ir;
     LLVMValueRef v = LLVMBuildLoad2(ir->b, ir_vec_type(ir), ir_f32_ptr(ir, base, index), "");
-    LLVMSetAlignment(v, (unsigned)t->p->width * 4);
+    LLVMSetAlignment(v, (unsigned)t->plan.width * 4);
     return v;
 }
 
@@ -134,7 +136,7 @@ static LLVMValueRef load_packed(Gemm *t, LLVMValueRef base, LLVMValueRef index)
 static void emit_tile(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef panel, int panels, int64_t outputs)
 {
     Ir *ir = t->ir;
-    const GemmPlan *p = t->p;
+    const GemmPlan *p = &t->plan;
     int nvec = panels * p->panel_vectors;
     LLVMValueRef first_out = ir_mul(ir, panel, ir_i64(ir, p->panel));
     LLVMValueRef acc[MAX_TILE_ROWS][MAX_TILE_VECTORS];
@@ -143,7 +145,7 @@ static void emit_tile(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef panel, i
         if (t->bias) init = load_packed(t, t->bias, ir_add(ir, first_out, ir_i64(ir, v * p->width)));
         for (int r = 0; r < rows; r++) acc[r][v] = ir_var(ir, ir_vec_type(ir), init, "acc");
     }
-    LLVMValueRef in_row = ir_mul(ir, row, ir_i64(ir, p->in_f));
+    LLVMValueRef in_row = ir_mul(ir, row, ir_i64(ir, t->src_stride));
     LLVMValueRef w_panel = ir_mul(ir, panel, ir_i64(ir, p->in_f * p->panel));
     IrLoop k = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, p->in_f), "k");
     LLVMValueRef w_at = ir_add(ir, w_panel, ir_mul(ir, k.index, ir_i64(ir, p->panel)));
@@ -153,7 +155,7 @@ static void emit_tile(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef panel, i
         w[v] = load_packed(t, t->wpack, ir_add(ir, w_at, ir_i64(ir, offset)));
     }
     for (int r = 0; r < rows; r++) {
-        LLVMValueRef x_at = ir_add(ir, ir_add(ir, in_row, ir_i64(ir, r * p->in_f)), k.index);
+        LLVMValueRef x_at = ir_add(ir, ir_add(ir, in_row, ir_i64(ir, r * t->src_stride)), k.index);
         LLVMValueRef x = ir_splat(ir, ir_load_f32(ir, t->src, x_at));
         for (int v = 0; v < nvec; v++) {
             LLVMValueRef sum = ir_fma(ir, x, w[v], LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[r][v], ""));
@@ -161,14 +163,17 @@ static void emit_tile(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef panel, i
         }
     }
     ir_loop_end(ir, &k);
-    LLVMValueRef out_row = ir_add(ir, ir_mul(ir, row, ir_i64(ir, p->out_f)), first_out);
+    LLVMValueRef out_row = ir_add(ir, ir_mul(ir, row, ir_i64(ir, t->dst_stride)), first_out);
+    LLVMValueRef res_row = ir_add(ir, ir_mul(ir, row, ir_i64(ir, t->residual_stride)), first_out);
     for (int r = 0; r < rows; r++) {
         for (int v = 0; v < nvec; v++) {
             int64_t lanes = outputs - (int64_t)v * p->width; /* the tail panel: masked, or nothing */
             if (lanes <= 0) break;
-            LLVMValueRef y = epilogue_vector(ir, t->node, LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[r][v], ""));
-            LLVMValueRef at = ir_add(ir, out_row, ir_i64(ir, r * p->out_f + v * p->width));
-            ir_store_vec(ir, t->dst, at, y, lanes < p->width ? (int)lanes : p->width);
+            int stored = lanes < p->width ? (int)lanes : p->width;
+            LLVMValueRef res_at = ir_add(ir, res_row, ir_i64(ir, r * t->residual_stride + v * p->width));
+            LLVMValueRef y = finish_vector(t, LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[r][v], ""), res_at, stored);
+            LLVMValueRef at = ir_add(ir, out_row, ir_i64(ir, r * t->dst_stride + v * p->width));
+            ir_store_vec(ir, t->dst, at, y, stored);
         }
     }
 }
@@ -179,7 +184,7 @@ static void emit_tile(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef panel, i
 static void emit_panels(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef first, int64_t count, int64_t outputs)
 {
     Ir *ir = t->ir;
-    const GemmPlan *p = t->p;
+    const GemmPlan *p = &t->plan;
     int wide = rows == 1 ? p->tile_rows : 1;
     int64_t uniform = count / wide;
     if (count % wide == 0 && outputs < count * p->panel) uniform--; /* the tail goes with the rest */
@@ -198,7 +203,7 @@ static void emit_panels(Gemm *t, LLVMValueRef row, int rows, LLVMValueRef first,
 static void emit_group_panels(Gemm *t, LLVMValueRef group, LLVMValueRef row, int rows)
 {
     Ir *ir = t->ir;
-    const GemmPlan *p = t->p;
+    const GemmPlan *p = &t->plan;
     LLVMValueRef first = ir_mul(ir, group, ir_i64(ir, p->group_panels));
     int64_t last_first = (p->groups - 1) * p->group_panels;
     int64_t last_count = p->panels - last_first, last_outputs = p->out_f - last_first * p->panel;
@@ -224,13 +229,19 @@ static void emit_group_panels(Gemm *t, LLVMValueRef group, LLVMValueRef row, int
     LLVMPositionBuilderAtEnd(ir->b, done);
 }
 
+void gemm_emit_rows(Gemm *t, LLVMValueRef row, int rows)
+{
+    if (t->plan.groups != 1) LAYERC_UNREACHABLE("gemm_emit_rows on a plan of several groups");
+    emit_group_panels(t, ir_i64(t->ir, 0), row, rows);
+}
+
 /* Items [begin, end) = (group, row) with rows = rows_per_sample * batch:
  * per group touched, its rows in blocks of MR, then the rest one at a time. */
 static void emit_items(Gemm *t, const KernelArgs *a)
 {
     Ir *ir = t->ir;
     LLVMBuilderRef b = ir->b;
-    const GemmPlan *p = t->p;
+    const GemmPlan *p = &t->plan;
     LLVMValueRef rows = ir_mul(ir, a->batch, ir_i64(ir, p->rows_per_sample));
     LLVMValueRef first_group = LLVMBuildUDiv(b, a->begin, rows, "");
     LLVMValueRef end_group = LLVMBuildUDiv(b, ir_sub(ir, ir_add(ir, a->end, rows), ir_i64(ir, 1)), rows, "");
@@ -252,21 +263,43 @@ static void emit_items(Gemm *t, const KernelArgs *a)
     ir_loop_end(ir, &group);
 }
 
+/* The kernel of a matrix-product step: items (group, row) as emit_items takes them. */
+static void emit_step(KernelBuilder *kb, Gemm *t, const char *what, int64_t rows_per_sample)
+{
+    KernelArgs a = kernel_begin(kb, what);
+    t->src = a.src;
+    t->dst = a.dst;
+    emit_items(t, &a);
+    /* An item is one row against one group's panels, padding included. */
+    const GemmPlan *p = &t->plan;
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, p->groups * rows_per_sample, true, 2 * p->in_f * p->group_panels * p->panel);
+}
+
 void lower_linear_gemm(KernelBuilder *kb)
 {
-    Ir *ir = kb->ir;
-    const LinearAttrs *la = &kb->node->attr.linear;
-    int64_t rows_per_sample = shape_numel(&kb->node->shape) / la->out_features;
-    GemmPlan plan = choose_plan(la->in_features, la->out_features, rows_per_sample, ir->vector_width, ir->vector_registers);
-    Gemm t = {.ir = ir, .node = kb->node, .p = &plan};
-    t.wpack = pack_weight(kb, &plan);
-    t.bias = pack_bias(kb, &plan);
+    const Node *n = kb->node;
+    const LinearAttrs *la = &n->attr.linear;
+    int64_t rows_per_sample = shape_numel(&n->shape) / la->out_features;
+    const Param *bias = node_param(n, "bias");
+    Gemm t = gemm_prepare(kb->ir, la->in_features, la->out_features, rows_per_sample, node_param(n, "weight")->data,
+                          bias ? bias->data : NULL, false);
+    t.has_activation = n->has_epilogue;
+    t.activation = n->epilogue;
+    t.activation_attr = n->epilogue_attr;
+    emit_step(kb, &t, "", rows_per_sample);
+}
 
-    KernelArgs a = kernel_begin(kb, "");
-    t.src = a.src;
-    t.dst = a.dst;
+void lower_matmul_step(KernelBuilder *kb, const MatmulStep *m)
+{
+    Gemm t = gemm_prepare(kb->ir, m->in_f, m->out_f, m->rows, m->weight, m->bias, false);
+    t.has_activation = m->has_activation;
+    t.activation = m->activation;
+    t.activation_attr = m->activation_attr;
+    KernelArgs a = kernel_begin(kb, m->what);
+    t.src = kernel_operand(kb->ir, &a, m->src);
+    t.dst = kernel_operand(kb->ir, &a, m->dst);
+    if (m->has_residual) t.residual = kernel_operand(kb->ir, &a, m->residual);
     emit_items(&t, &a);
-    /* An item is one row against one group's panels, padding included. */
-    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, plan.groups * rows_per_sample, true,
-               2 * plan.in_f * plan.group_panels * plan.panel);
+    const GemmPlan *p = &t.plan;
+    kernel_end(kb, BUF_ALL, BUF_ALL, p->groups * m->rows, true, 2 * p->in_f * p->group_panels * p->panel);
 }

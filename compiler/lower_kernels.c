@@ -80,6 +80,7 @@ static int64_t sample_floats(const Shape *t) { return shape_numel(t) / t->dims[0
 /* A step's buffer inside kernel_fuse_per_sample: the sample's input or output, or its scratch slot + at. */
 static LLVMValueRef step_buffer(Ir *ir, BufferRole role, int64_t at, LLVMValueRef in, LLVMValueRef out, LLVMValueRef slot)
 {
+    if (role == BUF_ALL) LAYERC_UNREACHABLE("a BUF_ALL step in a per-sample kernel");
     if (role == BUF_INPUT) return in;
     if (role == BUF_OUTPUT) return out;
     LLVMValueRef offset = ir_i64(ir, at);
@@ -119,6 +120,16 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     }
     ir_loop_end(ir, &sample);
     kb->per_sample = (PerSampleKernel){.fn = kernel_finish(kb).fn, .cost = cost};
+}
+
+LLVMValueRef kernel_operand(Ir *ir, const KernelArgs *a, Operand o)
+{
+    if (o.role == BUF_ALL) LAYERC_UNREACHABLE("BUF_ALL is not an operand");
+    LLVMValueRef slot = ir_i64(ir, o.role); /* the block holds input, output, scratch in BufferRole order */
+    LLVMValueRef base = LLVMBuildLoad2(ir->b, ir->ptr, LLVMBuildInBoundsGEP2(ir->b, ir->ptr, a->src, &slot, 1, ""), "");
+    if (o.role != BUF_SCRATCH || o.at == 0) return base;
+    LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, o.at), a->batch);
+    return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), base, &bytes, 1, "");
 }
 
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,

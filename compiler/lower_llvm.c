@@ -46,9 +46,11 @@ static const char *lowered_layer_list(Arena *a)
 bool lower_check_supported(Diag *d, const Graph *g)
 {
     int errors = d->errors;
-    if (g->input->dtype != DT_F32)
-        diag_error(d, g->input->loc, "models with token-id (i64) inputs cannot be compiled yet: they need Embedding, "
-                                     "which the back end does not lower");
+    if (g->output->dtype != DT_F32) {
+        diag_error(d, g->output == g->input ? g->input->loc : g->output->op_loc,
+                   "the model's output is its i64 input, unchanged: a compiled model computes floats");
+        diag_note(d, g->input->loc, "token ids are read by an Embedding or EmbeddingBag layer");
+    }
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         if (op_is_lowered(n->op)) continue;
@@ -164,8 +166,9 @@ static void define_types(Lowering *lw)
     lw->tensor_info_t = LLVMStructTypeInContext(ir->ctx, info, 5, 0);
     LLVMTypeRef p = ir->ptr;
     /* Field for field, runtime/layerc.h's layerc_model_desc. */
-    LLVMTypeRef desc[15] = {ir->i32, ir->i32, p, lw->tensor_info_t, lw->tensor_info_t, ir->i64, p, p, p, p, p, p, p, p, p};
-    lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, 15, 0);
+    LLVMTypeRef desc[16] = {ir->i32, ir->i32, p, lw->tensor_info_t, lw->tensor_info_t, ir->i64, p, p, p, p, p, p, p, p, p,
+                            ir->i64};
+    lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, 16, 0);
     LLVMTypeRef par[8] = {p, p, p, p, ir->i64, ir->i64, ir->i64, ir->i64};
     lw->parallel_t = LLVMFunctionType(ir->void_t, par, 8, 0);
     LLVMTypeRef obs[4] = {p, ir->i32, p, ir->i64};
@@ -222,12 +225,38 @@ static LLVMValueRef scratch(Lowering *lw, int i, int64_t at, LLVMValueRef ws, LL
     return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
 }
 
+/* A block of three pointers in forward()'s frame: the layer's input, its
+ * output and its scratch memory (BUF_ALL steps and per-sample kernels). */
+static LLVMValueRef buffer_block(Lowering *lw, int i, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws, LLVMValueRef batch)
+{
+    Ir *ir = &lw->ir;
+    LLVMTypeRef block_t = LLVMArrayType2(ir->ptr, 3);
+    LLVMValueRef block = ir_var(ir, block_t, LLVMGetUndef(block_t), "buffers");
+    LLVMValueRef buffers[3] = {src, dst, lw->plan->scratch_offset[i] >= 0 ? scratch(lw, i, 0, ws, batch) : LLVMConstNull(ir->ptr)};
+    for (int k = 0; k < 3; k++) {
+        LLVMValueRef at[2] = {ir_i64(ir, 0), ir_i64(ir, k)};
+        LLVMBuildStore(ir->b, buffers[k], LLVMBuildInBoundsGEP2(ir->b, block_t, block, at, 2, ""));
+    }
+    return block;
+}
+
+/* Where a step reads or writes: the node's input or output, part of its scratch, or all three (BUF_ALL). */
+static LLVMValueRef step_buffer(Lowering *lw, int i, BufferRole role, int64_t scratch_at, LLVMValueRef buffer,
+                                LLVMValueRef ws, LLVMValueRef batch, LLVMValueRef block)
+{
+    if (role == BUF_ALL) return block;
+    return role == BUF_SCRATCH ? scratch(lw, i, scratch_at, ws, batch) : buffer;
+}
+
 /* Node i's kernel steps, one parallel loop each. */
 static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws,
                        LLVMValueRef batch)
 {
     Ir *ir = &lw->ir;
     LLVMValueRef parallel = declare(ir, "__layerc_rt_parallel", lw->parallel_t);
+    LLVMValueRef block = NULL;
+    for (int s = 0; s < lw->nsteps[i]; s++)
+        if (lw->steps[i][s].src == BUF_ALL && !block) block = buffer_block(lw, i, src, dst, ws, batch);
     for (int s = 0; s < lw->nsteps[i]; s++) {
         const KernelStep *st = &lw->steps[i][s];
         LLVMValueRef items = ir_i64(ir, st->items), first = ir_i64(ir, st->first_item);
@@ -235,9 +264,9 @@ static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, 
             items = ir_mul(ir, items, batch);
             first = ir_mul(ir, first, batch);
         }
-        LLVMValueRef args[8] = {ctx, st->fn,
-                                st->src == BUF_SCRATCH ? scratch(lw, i, st->src_scratch_at, ws, batch) : src,
-                                st->dst == BUF_SCRATCH ? scratch(lw, i, st->dst_scratch_at, ws, batch) : dst,
+        LLVMValueRef args[8] = {ctx, st->fn, step_buffer(lw, i, st->src, st->src_scratch_at, src, ws, batch, block),
+                                st->src == BUF_ALL ? LLVMConstNull(ir->ptr)
+                                                   : step_buffer(lw, i, st->dst, st->dst_scratch_at, dst, ws, batch, block),
                                 batch, first, items, ir_i64(ir, st->cost_per_item)};
         LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 8, "");
     }
@@ -249,15 +278,8 @@ static void call_per_sample(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef 
 {
     Ir *ir = &lw->ir;
     const PerSampleKernel *ps = &lw->per_sample[i];
-    LLVMTypeRef block_t = LLVMArrayType2(ir->ptr, 3);
-    LLVMValueRef block = ir_var(ir, block_t, LLVMGetUndef(block_t), "buffers");
-    LLVMValueRef buffers[3] = {src, dst, scratch(lw, i, 0, ws, batch)};
-    for (int k = 0; k < 3; k++) {
-        LLVMValueRef at[2] = {ir_i64(ir, 0), ir_i64(ir, k)};
-        LLVMBuildStore(ir->b, buffers[k], LLVMBuildInBoundsGEP2(ir->b, block_t, block, at, 2, ""));
-    }
-    LLVMValueRef args[8] = {ctx, ps->fn, block, LLVMConstNull(ir->ptr), ir_i64(ir, 1), ir_i64(ir, 0), samples,
-                            ir_i64(ir, ps->cost)};
+    LLVMValueRef args[8] = {ctx, ps->fn, buffer_block(lw, i, src, dst, ws, batch), LLVMConstNull(ir->ptr), ir_i64(ir, 1),
+                            ir_i64(ir, 0), samples, ir_i64(ir, ps->cost)};
     LLVMBuildCall2(ir->b, lw->parallel_t, declare(ir, "__layerc_rt_parallel", lw->parallel_t), args, 8, "");
 }
 
@@ -347,7 +369,7 @@ static void lower_descriptor(Lowering *lw, LLVMValueRef forward)
         shapes[i - 1] = tensor_info(lw, &n->shape, n->dtype);
     }
     LLVMTypeRef empty = LLVMFunctionType(ir->void_t, NULL, 0, 0); /* the runtime's functions, by address only */
-    LLVMValueRef fields[15] = {
+    LLVMValueRef fields[16] = {
         LLVMConstInt(ir->i32, LAYERC_ABI_VERSION, 0),
         LLVMConstInt(ir->i32, (unsigned long long)layers, 0),
         constant_string(ir, g->model_name, "model.name"),
@@ -363,9 +385,10 @@ static void lower_descriptor(Lowering *lw, LLVMValueRef forward)
         constant_array_global(ir, ir->ptr, names, layers, "layer.names"),
         constant_array_global(ir, lw->tensor_info_t, shapes, layers, "layer.outputs"),
         forward,
+        ir_i64(ir, graph_token_limit(g)),
     };
     LLVMValueRef desc = LLVMAddGlobal(ir->mod, lw->desc_t, "__layerc_desc");
-    LLVMSetInitializer(desc, LLVMConstNamedStruct(lw->desc_t, fields, 15));
+    LLVMSetInitializer(desc, LLVMConstNamedStruct(lw->desc_t, fields, 16));
     LLVMSetGlobalConstant(desc, 1);
     LLVMSetVisibility(desc, LLVMHiddenVisibility);
 }

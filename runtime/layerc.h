@@ -10,6 +10,11 @@
  * its name, its input and output shapes and how to run it.  The structure only
  * grows at its end; abi_version changes if that is ever not enough.
  *
+ * Token ids: a model whose input is i64 (an Embedding or EmbeddingBag reads
+ * it) checks every id before it runs, so an id out of range is an error
+ * (LAYERC_ERR_INPUT, with the id and its position in error()), never an
+ * out-of-bounds read.
+ *
  * Threading: a context is used by one thread at a time; separate contexts may
  * run concurrently.  There is no global mutable state.  Every function that
  * takes a context returns an error code for a NULL context, NULL buffers or a
@@ -78,6 +83,12 @@ typedef struct layerc_model_desc {
 
     /* Private to the runtime. */
     void (*forward)(layerc_ctx *ctx, const void *input, void *output, void *workspace, int64_t batch);
+
+    /* An i64 (token id) input: every id must be in [0, input_id_limit), the
+     * num_embeddings of the Embedding that reads it; run() checks them all
+     * before computing anything and returns LAYERC_ERR_INPUT naming the
+     * first id out of range and its position.  0 for an f32 input. */
+    int64_t input_id_limit;
 } layerc_model_desc;
 
 const layerc_model_desc *layerc_model(void);

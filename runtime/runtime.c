@@ -297,12 +297,45 @@ static int check_batch(layerc_ctx *ctx, int64_t *batch)
     return LAYERC_OK;
 }
 
+/* "[1][3]": the position of flat element `at` of t (batch samples). */
+static void format_position(char *buf, size_t size, const layerc_tensor_info *t, int64_t at)
+{
+    int64_t index[LAYERC_MAX_RANK];
+    for (int i = t->rank - 1; i >= 0; i--) {
+        int64_t dim = (i == 0 && t->batch_dim == 0) ? INT64_MAX : t->dims[i];
+        index[i] = i == 0 ? at : at % dim;
+        at = i == 0 ? 0 : at / dim;
+    }
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < t->rank && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "[%lld]", (long long)index[i]);
+}
+
+/* Every token id of an i64 input in [0, input_id_limit): the kernels index their tables with them unchecked. */
+static int check_token_ids(layerc_ctx *ctx, const void *input, int64_t batch)
+{
+    const layerc_model_desc *d = ctx->desc;
+    if (d->input.dtype != LAYERC_I64) return LAYERC_OK;
+    const int64_t *ids = input;
+    int64_t count = tensor_bytes_per_item(&d->input) / 8 * batch, limit = d->input_id_limit;
+    for (int64_t i = 0; i < count; i++) {
+        if (ids[i] >= 0 && ids[i] < limit) continue;
+        char at[LAYERC_MAX_RANK * 24];
+        format_position(at, sizeof at, &d->input, i);
+        return fail(ctx, LAYERC_ERR_INPUT, "token id %lld at input%s is out of range: the embedding has %lld rows, ids 0 to %lld",
+                    (long long)ids[i], at, (long long)limit, (long long)(limit - 1));
+    }
+    return LAYERC_OK;
+}
+
 static int run_model(layerc_ctx *ctx, const void *input, void *output, int64_t batch, layerc_observer observe, void *user)
 {
     if (!ctx) return LAYERC_ERR_NULL;
     ctx->error[0] = '\0';
     if (!input || !output) return fail(ctx, LAYERC_ERR_NULL, "%s buffer is NULL", input ? "output" : "input");
     int status = check_batch(ctx, &batch);
+    if (status == LAYERC_OK) status = check_token_ids(ctx, input, batch);
     if (status == LAYERC_OK) status = reserve_workspace(ctx, batch);
     if (status != LAYERC_OK) return status;
     ctx->observe = observe;

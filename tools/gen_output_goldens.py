@@ -41,7 +41,10 @@ How a case is generated (deterministic: regenerating gives identical bytes):
      A named batch dimension gets batch 2.  A few cases use a fixed input
      (the PyTorch tutorial's 5x5 max-pooling toy) or force some ids (id 0 for
      Embedding's padding_idx).
-  3. One forward pass materialises lazy modules (LazyLinear).
+  3. One forward pass materialises lazy modules (LazyLinear); Embedding
+     weights are restored after it (max_norm renormalises them in place), and
+     the state_dict is taken before the output is computed, so it holds rows
+     longer than max_norm.
   4. Constant-initialised state is perturbed (generator seeded with seed + 2),
      so that it is really tested:
        BatchNorm: running_mean ~ U(-0.5, 0.5), running_var ~ U(0.5, 2),
@@ -118,6 +121,8 @@ SETTINGS = {
     "maxpool2d_tutorial_floor": {"fixed_input": [[TUTORIAL_TOY]],
                                  "exact": [[[[2]]]]},
     "embedding_padding_idx": {"force_ids": [((0, 0), 0), ((1, 3), 0)]},
+    "embedding_bag_mean_padding": {"force_ids": [((0, 0), 2), ((0, 1), 2), ((0, 2), 2), ((0, 3), 2), ((1, 1), 2)]},
+    "embedding_bag_max_padding": {"force_ids": [((0, 0), 2), ((0, 1), 2), ((0, 2), 2), ((0, 3), 2), ((2, 0), 2)]},
     "maxpool2d_window_in_padding": {"infinities": True},
 }
 
@@ -274,9 +279,17 @@ def generate(case_dir):
     model.eval()
     x = make_input(case, dtype, dims, mods, torch.Generator().manual_seed(seed + 1),
                    settings)
+    # Embedding(max_norm=...) renormalises the rows it looks up in place: keep
+    # the weights as they were before any forward pass, so that the saved
+    # state_dict has rows longer than max_norm and the golden tests the renorm.
+    renormed = [m for m in mods if isinstance(m, nn.Embedding) and m.max_norm is not None]
+    originals = [m.weight.detach().clone() for m in renormed]
     with torch.no_grad():
         model(x)                       # materialise lazy modules
+        for m, w in zip(renormed, originals):
+            m.weight.copy_(w)
     perturb(model, torch.Generator().manual_seed(seed + 2))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         y = model(x)
     if not isinstance(y, torch.Tensor) or not y.is_floating_point():
@@ -301,7 +314,6 @@ def generate(case_dir):
                         "(%.0f%% of the tolerance): loosen atol/rtol"
                         % (case, float(err.max()), 100 * used))
 
-    state = model.state_dict()
     meta = {"atol": atol, "rtol": rtol, "batch": int(x.shape[0]) if x.dim() else 1,
             "seed": seed}
     if "comment" in settings:
