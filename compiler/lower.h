@@ -118,6 +118,7 @@ void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c, called by lowe
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 void lower_embedding(KernelBuilder *kb); /* lower_embedding.c */
 void lower_embeddingbag(KernelBuilder *kb); /* lower_embedding.c */
+void lower_recurrent(KernelBuilder *kb); /* lower_recurrent.c: RNN, LSTM, GRU */
 
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
 /* The type of every kernel: void (src, dst, batch, begin, end), runtime.h's layerc_kernel. */

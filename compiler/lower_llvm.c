@@ -43,6 +43,25 @@ static const char *lowered_layer_list(Arena *a)
     return list;
 }
 
+/* The options of lowered layers that the back end does not compile (an error naming them), or true. */
+static bool check_options(Diag *d, const Node *n)
+{
+    int max_layers = MAX_KERNEL_STEPS / 2; /* two kernel steps a recurrent layer */
+    if ((n->op == OP_RNN || n->op == OP_LSTM || n->op == OP_GRU) && n->attr.rnn.num_layers > max_layers) {
+        diag_error(d, n->op_loc, "layer %s (%s) has num_layers=%lld: the back end compiles at most %d stacked layers in one %s",
+                   n->name, op_name(n->op), (long long)n->attr.rnn.num_layers, max_layers, op_name(n->op));
+        diag_note(d, n->op_loc, "split it into several %s layers of fewer num_layers each (the weights are renamed)",
+                  op_name(n->op));
+        return false;
+    }
+    if (n->op == OP_EMBEDDINGBAG && n->attr.emb.include_last_offset) {
+        diag_error(d, n->op_loc, "layer %s (EmbeddingBag) has include_last_offset=True, which cannot be compiled: on a 2-D "
+                                 "input PyTorch then returns one bag fewer than there are rows", n->name);
+        return false;
+    }
+    return true;
+}
+
 bool lower_check_supported(Diag *d, const Graph *g)
 {
     int errors = d->errors;
@@ -53,7 +72,10 @@ bool lower_check_supported(Diag *d, const Graph *g)
     }
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (op_is_lowered(n->op)) continue;
+        if (op_is_lowered(n->op)) {
+            check_options(d, n);
+            continue;
+        }
         diag_error(d, n->op_loc, "layer %s (%s) cannot be compiled yet: the back end lowers %s", n->name, op_name(n->op),
                    lowered_layer_list(d->arena));
         diag_note(d, n->op_loc, "'layerc check' and 'layerc shapes' accept it");

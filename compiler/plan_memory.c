@@ -5,7 +5,16 @@
 
 int64_t node_output_bytes(const Node *n) { return shape_numel(&n->shape) * (n->dtype == DT_I64 ? 8 : 4); }
 
-int64_t node_scratch_bytes(const Node *n) { return n->op == OP_CONV2D ? conv_plan_of(n).scratch_bytes : 0; }
+int64_t node_scratch_bytes(const Node *n)
+{
+    switch (n->op) {
+    case OP_CONV2D: return conv_plan_of(n).scratch_bytes;
+    case OP_RNN:
+    case OP_LSTM:
+    case OP_GRU: return recurrent_scratch_bytes(n);
+    default: return 0;
+    }
+}
 
 typedef struct Block {
     int64_t offset, bytes;
