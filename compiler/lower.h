@@ -119,6 +119,7 @@ void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 void lower_embedding(KernelBuilder *kb); /* lower_embedding.c */
 void lower_embeddingbag(KernelBuilder *kb); /* lower_embedding.c */
 void lower_recurrent(KernelBuilder *kb); /* lower_recurrent.c: RNN, LSTM, GRU */
+void lower_transformer_encoder(KernelBuilder *kb); /* lower_transformer.c */
 
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
 /* The type of every kernel: void (src, dst, batch, begin, end), runtime.h's layerc_kernel. */
@@ -146,6 +147,11 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes);
 LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
 /* op applied to a float or a vector of floats. */
 LLVMValueRef activation(Ir *ir, OpKind op, const ActAttrs *attr, LLVMValueRef x);
+/* LayerNorm of rows [begin, end) of `width` floats, src to dst (which may be
+ * the same): mean and biased variance in double, then (x - mean) / sqrt(var
+ * + eps) * weight + bias (either may be NULL). */
+void emit_layernorm_rows(Ir *ir, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef begin, LLVMValueRef end, int64_t width,
+                         LLVMValueRef weight, LLVMValueRef bias, double eps);
 /* The node's fused activation over dst[base, base + count), if it has one. */
 void apply_epilogue(KernelBuilder *kb, LLVMValueRef dst, LLVMValueRef base, int64_t count);
 /* The node's fused activation on every lane of the vector v (v itself when it has none). */

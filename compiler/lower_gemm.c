@@ -38,7 +38,8 @@ enum {
 /* Weights of one group, kept in L2 (1 MiB per core on Zen 4) while rows sweep them. */
 static const int64_t GROUP_BYTES = 512 * 1024;
 
-/* The panel width (2 or 3 vectors) that pads out_f least, three on a tie:
+/* The panel width (2 or 3 vectors; 1 when out_f fits in one, as a classifier
+ * head of a few outputs) that pads out_f least, the widest on a tie:
  * one broadcast feeds more fmas.  MR rows then take the registers left after
  * the panel's weight vectors and one broadcast; a single row takes MR panels
  * instead, so it too has MR * NR / width independent fma chains. */
@@ -46,7 +47,8 @@ static GemmPlan choose_plan(int64_t in_f, int64_t out_f, int64_t rows_per_sample
 {
     GemmPlan p = {.width = width, .in_f = in_f, .out_f = out_f, .rows_per_sample = rows_per_sample};
     int64_t best_padded = -1;
-    for (int vectors = MAX_PANEL_VECTORS; vectors >= 2; vectors--) {
+    int fewest = out_f <= width ? 1 : 2; /* one vector only for outputs that fit in it: a classifier head */
+    for (int vectors = MAX_PANEL_VECTORS; vectors >= fewest; vectors--) {
         int64_t panel = (int64_t)vectors * width;
         int64_t padded = (out_f + panel - 1) / panel * panel;
         if (best_padded < 0 || padded < best_padded) {
@@ -233,6 +235,27 @@ void gemm_emit_rows(Gemm *t, LLVMValueRef row, int rows)
 {
     if (t->plan.groups != 1) LAYERC_UNREACHABLE("gemm_emit_rows on a plan of several groups");
     emit_group_panels(t, ir_i64(t->ir, 0), row, rows);
+}
+
+void gemm_emit_row_range(Gemm *t, LLVMValueRef count)
+{
+    Ir *ir = t->ir;
+    if (t->plan.groups != 1) LAYERC_UNREACHABLE("gemm_emit_row_range on a plan of several groups");
+    Gemm by_panel = *t;
+    by_panel.plan.group_panels = 1;
+    by_panel.plan.groups = t->plan.panels;
+    int tile = t->plan.tile_rows;
+    LLVMValueRef blocks = ir_div_const(ir, count, tile);
+    IrLoop panel = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, by_panel.plan.groups), "panel");
+    IrLoop block = ir_loop_begin(ir, ir_i64(ir, 0), blocks, "block");
+    emit_group_panels(&by_panel, panel.index, ir_mul(ir, block.index, ir_i64(ir, tile)), tile);
+    ir_loop_end(ir, &block);
+    ir_loop_end(ir, &panel);
+    if (tile > 1) {
+        IrLoop row = ir_loop_begin(ir, ir_mul(ir, blocks, ir_i64(ir, tile)), count, "row");
+        emit_group_panels(t, ir_i64(ir, 0), row.index, 1);
+        ir_loop_end(ir, &row);
+    }
 }
 
 /* Items [begin, end) = (group, row) with rows = rows_per_sample * batch:

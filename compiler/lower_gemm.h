@@ -48,6 +48,12 @@ Gemm gemm_prepare(Ir *ir, int64_t in_f, int64_t out_f, int64_t rows_per_sample, 
  * the current kernel: the inner product of a recurrence's time loop. */
 void gemm_emit_rows(Gemm *t, LLVMValueRef row, int rows);
 
+/* Rows [0, count), a run-time count, against every output (a one-group
+ * plan): blocks of MR rows panel by panel, so that a panel's weights stay
+ * in L1 while the blocks sweep them, then the rest a row at a time with
+ * MR panels a tile.  A recurrence's samples at one time step. */
+void gemm_emit_row_range(Gemm *t, LLVMValueRef count);
+
 /* A kernel step (source BUF_ALL) computing the product over `rows` rows per
  * batch unit, from and to operands of the layer. */
 typedef struct MatmulStep {

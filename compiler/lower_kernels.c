@@ -487,40 +487,46 @@ static void lower_batchnorm_batch_stats(KernelBuilder *kb)
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, channels, false, 4 * inner * s->dims[0]);
 }
 
-/* LayerNorm over the last norm_rank dims: rows of `width` values. */
-static void lower_layernorm(KernelBuilder *kb)
+void emit_layernorm_rows(Ir *ir, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef begin, LLVMValueRef end, int64_t width,
+                         LLVMValueRef weight, LLVMValueRef bias, double eps)
 {
-    Ir *ir = kb->ir;
     LLVMBuilderRef b = ir->b;
-    const Node *n = kb->node;
-    const NormAttrs *na = &n->attr.norm;
-    int64_t width = na->num_features, rows = numel(&n->shape) / width;
-    LLVMValueRef weight = constant_param(kb, "weight"), bias = constant_param(kb, "bias");
-    KernelArgs a = kernel_begin(kb, "");
     LLVMValueRef sum = ir_var(ir, ir->f64, NULL, "sum");
-    IrLoop row = ir_loop_begin(ir, a.begin, a.end, "row");
+    IrLoop row = ir_loop_begin(ir, begin, end, "row");
     LLVMValueRef base = ir_mul(ir, row.index, ir_i64(ir, width));
     LLVMValueRef stats[2];
     for (int pass = 0; pass < 2; pass++) {
         LLVMBuildStore(b, LLVMConstReal(ir->f64, 0), sum);
         IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, width), "i");
-        LLVMValueRef x = LLVMBuildFPExt(b, ir_load_f32(ir, a.src, ir_add(ir, base, i.index)), ir->f64, "");
+        LLVMValueRef x = LLVMBuildFPExt(b, ir_load_f32(ir, src, ir_add(ir, base, i.index)), ir->f64, "");
         LLVMValueRef term = pass == 0 ? x : LLVMBuildFMul(b, LLVMBuildFSub(b, x, stats[0], ""), LLVMBuildFSub(b, x, stats[0], ""), "");
         LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, ir->f64, sum, ""), term, ""), sum);
         ir_loop_end(ir, &i);
         stats[pass] = LLVMBuildFDiv(b, LLVMBuildLoad2(b, ir->f64, sum, ""), LLVMConstReal(ir->f64, (double)width), "");
     }
-    LLVMValueRef var_eps = LLVMBuildFPTrunc(b, LLVMBuildFAdd(b, stats[1], LLVMConstReal(ir->f64, na->eps), ""), ir->f32, "");
+    LLVMValueRef var_eps = LLVMBuildFPTrunc(b, LLVMBuildFAdd(b, stats[1], LLVMConstReal(ir->f64, eps), ""), ir->f32, "");
     LLVMValueRef k = LLVMBuildFDiv(b, ir_f32(ir, 1.0), ir_call_f32(ir, "llvm.sqrt.f32", var_eps), "");
     LLVMValueRef mean = LLVMBuildFPTrunc(b, stats[0], ir->f32, "");
     IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, width), "i");
     LLVMValueRef at = ir_add(ir, base, i.index);
-    LLVMValueRef y = ir_fmul(ir, LLVMBuildFSub(b, ir_load_f32(ir, a.src, at), mean, ""), k);
+    LLVMValueRef y = ir_fmul(ir, LLVMBuildFSub(b, ir_load_f32(ir, src, at), mean, ""), k);
     if (weight) y = ir_fmul(ir, y, ir_load_f32(ir, weight, i.index));
     if (bias) y = ir_fadd(ir, y, ir_load_f32(ir, bias, i.index));
-    ir_store_f32(ir, a.dst, at, y);
+    ir_store_f32(ir, dst, at, y);
     ir_loop_end(ir, &i);
     ir_loop_end(ir, &row);
+}
+
+/* LayerNorm over the last norm_rank dims: rows of `width` values. */
+static void lower_layernorm(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    const Node *n = kb->node;
+    const NormAttrs *na = &n->attr.norm;
+    int64_t width = na->num_features, rows = numel(&n->shape) / width;
+    LLVMValueRef weight = constant_param(kb, "weight"), bias = constant_param(kb, "bias");
+    KernelArgs a = kernel_begin(kb, "");
+    emit_layernorm_rows(ir, a.src, a.dst, a.begin, a.end, width, weight, bias, na->eps);
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, rows, true, 6 * width);
 }
 

@@ -4,12 +4,13 @@
  *   1. the input projection of every time step at once, G = x W_ih^T + b,
  *      both directions side by side: one packed, register-tiled GEMM
  *      (lower_gemm.h) over all T * N rows;
- *   2. the recurrence: a work item is one (direction, sample); a call takes
- *      its items in blocks of MR samples of one direction, and for each
- *      block runs the time loop (a loop in the generated code): R = h W_hh^T
- *      (+ b) as one register tile of MR rows, then the gates, vector by
- *      vector, then LSTM's projection h = W_hr h_full, then h is copied into
- *      the output sequence.
+ *   2. the recurrence: a work item is one (direction, sample); a call runs
+ *      the time loop (a loop in the generated code) for its samples of each
+ *      direction together: R = h W_hh^T (+ b) for all of them, in register
+ *      tiles of MR samples panel by panel (W_hh is read once a step, a
+ *      panel staying in L1 while the tiles sweep it), then the gates, vector
+ *      by vector, then LSTM's projection h = W_hr h_full the same way, then
+ *      h is copied into the output sequence.
  * Layer k > 0 reads layer k-1's output sequence from scratch (both
  * directions concatenated, as PyTorch); the last layer writes the layer's
  * output.  Gate order and biases are PyTorch's: LSTM i, f, g, o; GRU r, z, n
@@ -22,23 +23,20 @@
  * is proj_size or H.  The slots of consecutive samples are one stride
  * apart, so the tile reads the h of MR samples as MR rows.
  *
- * Layouts: [T, N, F], batch_first [N, T, F], or unbatched [T, F]; the
- * run-time batch multiplies the first dimension, so T or N is a run-time
- * value here.
+ * Layouts: lower_sequence.h.
  */
 #include <string.h>
 
-#include "lower_gemm.h"
 #include "ir_math.h"
+#include "lower_gemm.h"
+#include "lower_sequence.h"
 #include "plan_memory.h"
 
 typedef struct RecurrentShape {
     int gates;                      /* 1 RNN, 4 LSTM, 3 GRU */
     int dirs;
     int64_t hidden, out_size;       /* H, P */
-    int64_t rows;                   /* T * N per batch unit */
-    int64_t steps_decl, samples_decl; /* T and N as declared (one of them scales with the batch) */
-    bool batch_first, batched;
+    SeqDims seq;
     int64_t slot;                   /* floats per state slot */
     int64_t r_at, hfull_at;         /* in the slot */
     int64_t g_at, y_at, state_at;   /* scratch byte offsets */
@@ -48,22 +46,17 @@ typedef struct RecurrentShape {
 static RecurrentShape recurrent_shape(const Node *n)
 {
     const RecurrentAttrs *ra = &n->attr.rnn;
-    const Shape *in = &n->inputs[0]->shape;
-    RecurrentShape s = {.gates = n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1, .dirs = ra->bidirectional ? 2 : 1};
+    RecurrentShape s = {.seq = seq_dims(&n->inputs[0]->shape, ra->batch_first), .dirs = ra->bidirectional ? 2 : 1};
+    s.gates = n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1;
     s.hidden = ra->hidden_size;
     s.out_size = ra->proj_size > 0 ? ra->proj_size : ra->hidden_size;
-    s.batched = in->rank == 3;
-    s.batch_first = s.batched && ra->batch_first;
-    s.steps_decl = s.batch_first ? in->dims[1] : in->dims[0];
-    s.samples_decl = !s.batched ? 1 : s.batch_first ? in->dims[0] : in->dims[1];
-    s.rows = s.steps_decl * s.samples_decl;
     s.r_at = s.out_size + s.hidden;
     s.hfull_at = s.r_at + s.gates * s.hidden;
     s.slot = s.hfull_at + (ra->proj_size > 0 ? s.hidden : 0);
     s.g_at = 0;
-    s.y_at = s.g_at + buffer_aligned(s.rows * s.dirs * s.gates * s.hidden * 4);
-    s.state_at = s.y_at + (ra->num_layers > 1 ? buffer_aligned(s.rows * s.dirs * s.out_size * 4) : 0);
-    s.bytes = s.state_at + buffer_aligned(s.dirs * s.samples_decl * s.slot * 4);
+    s.y_at = s.g_at + buffer_aligned(s.seq.rows * s.dirs * s.gates * s.hidden * 4);
+    s.state_at = s.y_at + (ra->num_layers > 1 ? buffer_aligned(s.seq.rows * s.dirs * s.out_size * 4) : 0);
+    s.bytes = s.state_at + buffer_aligned(s.dirs * s.seq.samples * s.slot * 4);
     return s;
 }
 
@@ -91,7 +84,7 @@ static void emit_projection(KernelBuilder *kb, const RecurrentShape *s, int64_t 
         if (!b) b = arena_alloc_array(kb->arena, (size_t)out_f, sizeof *b);
         for (int64_t i = 0; i < per_dir; i++) b[d * per_dir + i] = b_ih[i] + (bias_folds(s, i) ? b_hh[i] : 0.0f);
     }
-    MatmulStep m = {.what = arena_printf(kb->arena, ".l%lld.input", (long long)layer), .rows = s->rows, .in_f = layer_in,
+    MatmulStep m = {.what = arena_printf(kb->arena, ".l%lld.input", (long long)layer), .rows = s->seq.rows, .in_f = layer_in,
                     .out_f = out_f, .weight = w, .bias = b, .src = {layer == 0 ? BUF_INPUT : BUF_SCRATCH, s->y_at},
                     .dst = {BUF_SCRATCH, s->g_at}};
     lower_matmul_step(kb, &m);
@@ -104,23 +97,15 @@ typedef struct Recurrence {
     const RecurrentShape *s;
     int dir;
     LLVMValueRef g, out, state; /* G, the output sequence, the state slots */
-    LLVMValueRef steps, samples; /* T and N at run time */
+    SeqRuntime seq;
     int64_t out_width;           /* floats per row of the output sequence */
     Gemm hidden, projection;     /* h W_hh^T (+ b_hn), and h_full W_hr^T (proj_size) */
 } Recurrence;
 
-/* The row of time step t of sample b in a sequence. */
-static LLVMValueRef seq_row(Recurrence *rc, LLVMValueRef t, LLVMValueRef b)
-{
-    Ir *ir = rc->ir;
-    if (rc->s->batch_first) return ir_add(ir, ir_mul(ir, b, rc->steps), t);
-    return ir_add(ir, ir_mul(ir, t, rc->samples), b);
-}
-
 static LLVMValueRef slot_of(Recurrence *rc, LLVMValueRef b, int64_t offset)
 {
     Ir *ir = rc->ir;
-    LLVMValueRef slot = ir_add(ir, ir_mul(ir, ir_i64(ir, rc->dir), rc->samples), b);
+    LLVMValueRef slot = ir_add(ir, ir_mul(ir, ir_i64(ir, rc->dir), rc->seq.samples), b);
     return ir_f32_ptr(ir, rc->state, ir_add(ir, ir_mul(ir, slot, ir_i64(ir, rc->s->slot)), ir_i64(ir, offset)));
 }
 
@@ -179,31 +164,31 @@ static void emit_gates(Recurrence *rc, LLVMValueRef row, LLVMValueRef b)
     if (s->hidden % width) emit_gates_at(rc, g, r, slot, ir_i64(ir, full * width), (int)(s->hidden % width));
 }
 
-/* The time loop of samples [b0, b0 + rows) of this direction, from zero state. */
-static void emit_block(Recurrence *rc, LLVMValueRef b0, int rows)
+/* The time loop of samples [b0, b0 + count) of this direction, from zero state. */
+static void emit_samples(Recurrence *rc, LLVMValueRef b0, LLVMValueRef count)
 {
     Ir *ir = rc->ir;
     const RecurrentShape *s = rc->s;
     LLVMValueRef first_slot = slot_of(rc, b0, 0);
     LLVMBuildMemSet(ir->b, first_slot, LLVMConstInt(LLVMInt8TypeInContext(ir->ctx), 0, 0),
-                    ir_i64(ir, rows * s->slot * 4), 4);
-    IrLoop step = ir_loop_begin(ir, ir_i64(ir, 0), rc->steps, "step");
-    LLVMValueRef t = rc->dir ? ir_sub(ir, ir_sub(ir, rc->steps, ir_i64(ir, 1)), step.index) : step.index;
+                    ir_mul(ir, count, ir_i64(ir, s->slot * 4)), 4);
+    IrLoop step = ir_loop_begin(ir, ir_i64(ir, 0), rc->seq.steps, "step");
+    LLVMValueRef t = rc->dir ? ir_sub(ir, ir_sub(ir, rc->seq.steps, ir_i64(ir, 1)), step.index) : step.index;
     rc->hidden.src = first_slot;
     rc->hidden.dst = slot_of(rc, b0, s->r_at);
-    gemm_emit_rows(&rc->hidden, ir_i64(ir, 0), rows);
-    IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, rows), "row");
+    gemm_emit_row_range(&rc->hidden, count);
+    IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), count, "row");
     LLVMValueRef b = ir_add(ir, b0, r.index);
-    emit_gates(rc, seq_row(rc, t, b), b);
+    emit_gates(rc, seq_row(ir, &rc->seq, t, b), b);
     ir_loop_end(ir, &r);
     if (rc->node->attr.rnn.proj_size > 0) {
         rc->projection.src = slot_of(rc, b0, s->hfull_at);
         rc->projection.dst = first_slot;
-        gemm_emit_rows(&rc->projection, ir_i64(ir, 0), rows);
+        gemm_emit_row_range(&rc->projection, count);
     }
-    IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, rows), "copy");
+    IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), count, "copy");
     LLVMValueRef bc = ir_add(ir, b0, c.index);
-    LLVMValueRef at = ir_add(ir, ir_mul(ir, seq_row(rc, t, bc), ir_i64(ir, rc->out_width)), ir_i64(ir, rc->dir * s->out_size));
+    LLVMValueRef at = ir_add(ir, ir_mul(ir, seq_row(ir, &rc->seq, t, bc), ir_i64(ir, rc->out_width)), ir_i64(ir, rc->dir * s->out_size));
     LLVMBuildMemCpy(ir->b, ir_f32_ptr(ir, rc->out, at), 4, slot_of(rc, bc, 0), 4, ir_i64(ir, s->out_size * 4));
     ir_loop_end(ir, &c);
     ir_loop_end(ir, &step);
@@ -243,33 +228,21 @@ static void emit_recurrence(KernelBuilder *kb, const RecurrentShape *s, int64_t 
     rc.g = kernel_operand(ir, &a, (Operand){BUF_SCRATCH, s->g_at});
     rc.out = kernel_operand(ir, &a, last ? (Operand){BUF_OUTPUT, 0} : (Operand){BUF_SCRATCH, s->y_at});
     rc.state = kernel_operand(ir, &a, (Operand){BUF_SCRATCH, s->state_at});
-    bool steps_scale = !s->batch_first; /* which of T and N the run-time batch multiplies */
-    rc.steps = steps_scale ? ir_mul(ir, a.batch, ir_i64(ir, s->steps_decl)) : ir_i64(ir, s->steps_decl);
-    rc.samples = steps_scale ? ir_i64(ir, s->samples_decl) : ir_mul(ir, a.batch, ir_i64(ir, s->samples_decl));
-    int tile = hidden[0].plan.tile_rows;
+    rc.seq = seq_runtime(ir, &s->seq, a.batch);
     for (int d = 0; d < s->dirs; d++) {
         rc.dir = d;
         rc.hidden = hidden[d];
         if (ra->proj_size > 0) rc.projection = projection[d];
-        LLVMValueRef offset = ir_mul(ir, ir_i64(ir, d), rc.samples);
-        LLVMValueRef lo = ir_sub(ir, a.begin, offset), hi = ir_min(ir, ir_sub(ir, a.end, offset), rc.samples);
+        LLVMValueRef offset = ir_mul(ir, ir_i64(ir, d), rc.seq.samples);
+        LLVMValueRef lo = ir_sub(ir, a.begin, offset), hi = ir_min(ir, ir_sub(ir, a.end, offset), rc.seq.samples);
         lo = LLVMBuildSelect(ir->b, LLVMBuildICmp(ir->b, LLVMIntSLT, lo, ir_i64(ir, 0), ""), ir_i64(ir, 0), lo, "");
         LLVMValueRef count = ir_sub(ir, hi, lo);
         LLVMBasicBlockRef done = ir_if_begin(ir, LLVMBuildICmp(ir->b, LLVMIntSGT, count, ir_i64(ir, 0), ""));
-        LLVMValueRef blocks = ir_div_const(ir, count, tile);
-        IrLoop blk = ir_loop_begin(ir, ir_i64(ir, 0), blocks, "block");
-        emit_block(&rc, ir_add(ir, lo, ir_mul(ir, blk.index, ir_i64(ir, tile))), tile);
-        ir_loop_end(ir, &blk);
-        if (tile > 1) {
-            IrLoop b = ir_loop_begin(ir, ir_add(ir, lo, ir_mul(ir, blocks, ir_i64(ir, tile))), hi, "sample");
-            emit_block(&rc, b.index, 1);
-            ir_loop_end(ir, &b);
-        }
+        emit_samples(&rc, lo, count);
         ir_if_end(ir, done);
     }
     int64_t per_step = 2 * s->gates * s->hidden * s->out_size + 2 * ra->proj_size * s->hidden + 16 * s->gates * s->hidden;
-    int64_t items = s->dirs * s->samples_decl;
-    kernel_end(kb, BUF_ALL, BUF_ALL, items, s->batch_first, per_step * s->steps_decl);
+    kernel_end(kb, BUF_ALL, BUF_ALL, s->dirs * s->seq.samples, s->seq.batch_first, per_step * s->seq.steps);
 }
 
 void lower_recurrent(KernelBuilder *kb)

@@ -12,6 +12,7 @@ int64_t node_scratch_bytes(const Node *n)
     case OP_RNN:
     case OP_LSTM:
     case OP_GRU: return recurrent_scratch_bytes(n);
+    case OP_TRANSFORMERENCODERLAYER: return transformer_scratch_bytes(n);
     default: return 0;
     }
 }

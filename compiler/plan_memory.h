@@ -31,6 +31,7 @@ static inline int64_t buffer_aligned(int64_t bytes) { return (bytes + BUFFER_ALI
 int64_t node_scratch_bytes(const Node *n);
 /* The scratch layouts of the layers whose kernels define them. */
 int64_t recurrent_scratch_bytes(const Node *n);   /* lower_recurrent.c */
+int64_t transformer_scratch_bytes(const Node *n); /* lower_transformer.c */
 int64_t node_output_bytes(const Node *n);
 
 MemoryPlan *plan_memory(Arena *a, const Graph *g);

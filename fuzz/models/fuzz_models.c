@@ -213,7 +213,7 @@ static bool any_winograd_candidate(const Graph *g)
 }
 
 typedef struct Reference {
-    const float *input;
+    const void *input; /* floats, or token ids */
     const float *output;
     int64_t batch, api_batch, out_elements;
     double tolerance;   /* relative, scaled by max(1, max |r|) */
@@ -294,9 +294,17 @@ static bool make_reference(Verdict *v, Model *m, uint64_t seed, Reference *ref)
     Shape in_shape = reference_shape(g->input, ref->batch), out_shape = reference_shape(g->output, ref->batch);
     int64_t in_elements = shape_numel(&in_shape);
     ref->out_elements = shape_numel(&out_shape);
-    float *input = arena_alloc_array(a, (size_t)in_elements, sizeof *input);
     uint64_t state = seed ^ 0x5eedull;
-    for (int64_t i = 0; i < in_elements; i++) input[i] = (float)((double)(splitmix64(&state) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
+    void *input;
+    if (g->input->dtype == DT_I64) { /* token ids below the table's size */
+        int64_t *ids = arena_alloc_array(a, (size_t)in_elements, sizeof *ids);
+        for (int64_t i = 0; i < in_elements; i++) ids[i] = (int64_t)(splitmix64(&state) % (uint64_t)graph_token_limit(g));
+        input = ids;
+    } else {
+        float *x = arena_alloc_array(a, (size_t)in_elements, sizeof *x);
+        for (int64_t i = 0; i < in_elements; i++) x[i] = (float)((double)(splitmix64(&state) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
+        input = x;
+    }
     ref->input = input;
     float **outputs = arena_alloc_array(a, (size_t)g->nodes.len, sizeof *outputs);
     char err[256];

@@ -322,16 +322,87 @@ static void gen_step_4d(Gen *g)
     else gen_shape_preserving(g);
 }
 
+/* RNN, LSTM or GRU on [d0, d1, F]: batch_first says which of d0 and d1 is time (both are valid models). */
+static bool gen_recurrent(Gen *g)
+{
+    static const char *const KINDS[] = {"RNN", "LSTM", "GRU"};
+    int kind = (int)below(g, 3);
+    int64_t in = g->dims[2], hidden = percent(g, 30) ? between(g, 17, 40) : between(g, 1, 16);
+    int64_t layers = percent(g, 25) ? 2 : 1, proj = 0;
+    bool bidir = percent(g, 30);
+    if (kind == 1 && hidden > 1 && percent(g, 25)) proj = between(g, 1, hidden - 1);
+    int64_t out = (bidir ? 2 : 1) * (proj ? proj : hidden);
+    if (g->dims[1] * out > MAX_SAMPLE_ELEMENTS || in > MAX_FEATURES) return false;
+    char call[200];
+    int n = snprintf(call, sizeof call, "%s(%lld, %lld", KINDS[kind], (long long)in, (long long)hidden);
+    if (layers > 1) n += snprintf(call + n, sizeof call - (size_t)n, ", num_layers=%lld", (long long)layers);
+    if (kind == 0 && percent(g, 40)) n += snprintf(call + n, sizeof call - (size_t)n, ", nonlinearity='relu'");
+    if (percent(g, 20)) n += snprintf(call + n, sizeof call - (size_t)n, ", bias=False");
+    if (percent(g, 50)) n += snprintf(call + n, sizeof call - (size_t)n, ", batch_first=True");
+    if (bidir) n += snprintf(call + n, sizeof call - (size_t)n, ", bidirectional=True");
+    if (proj) n += snprintf(call + n, sizeof call - (size_t)n, ", proj_size=%lld", (long long)proj);
+    snprintf(call + n, sizeof call - (size_t)n, ")");
+    g->dims[2] = out;
+    emit_layer(g, call);
+    return true;
+}
+
+/* TransformerEncoderLayer on [d0, d1, d_model], nhead a divisor of d_model. */
+static bool gen_transformer(Gen *g)
+{
+    int64_t d = g->dims[2], heads[16], nheads = 0;
+    if (d > 96) return false;
+    for (int64_t h = 1; h <= d && nheads < 16; h++)
+        if (d % h == 0) heads[nheads++] = h;
+    int64_t ff = between(g, 1, 96);
+    char call[200];
+    int n = snprintf(call, sizeof call, "TransformerEncoderLayer(%lld, %lld, dim_feedforward=%lld", (long long)d,
+                     (long long)heads[below(g, (uint64_t)nheads)], (long long)ff);
+    if (percent(g, 40)) n += snprintf(call + n, sizeof call - (size_t)n, ", activation='gelu'");
+    if (percent(g, 50)) n += snprintf(call + n, sizeof call - (size_t)n, ", batch_first=True");
+    if (percent(g, 40)) n += snprintf(call + n, sizeof call - (size_t)n, ", norm_first=True");
+    if (percent(g, 15)) n += snprintf(call + n, sizeof call - (size_t)n, ", layer_norm_eps=1e-6");
+    snprintf(call + n, sizeof call - (size_t)n, ")");
+    emit_layer(g, call);
+    return true;
+}
+
 static void gen_step_dense(Gen *g)
 {
     int r = (int)below(g, 100);
-    if (r < 35) {
+    if (g->rank == 3 && r < 25) {
+        if (r < 15) gen_recurrent(g);
+        else gen_transformer(g);
+    } else if (r < 35) {
         if (!gen_linear(g)) return;
         if (percent(g, 30)) gen_batchnorm(g, "BatchNorm1d");
         if (percent(g, 40)) gen_activation(g);
     } else if (r < 50) gen_batchnorm(g, "BatchNorm1d");
     else if (r < 55 && g->rank == 3) gen_flatten(g);
     else gen_shape_preserving(g);
+}
+
+/* Token ids [N, L] into Embedding ([N, L, E]) or EmbeddingBag ([N, E]). */
+static void gen_token_input(Gen *g)
+{
+    int64_t len = between(g, 1, 12), vocab = between(g, 1, 60), dim = between(g, 1, 40);
+    emit(g, "    input x: i64[%s, %lld]\n", g->batch, (long long)len);
+    char call[160], extra[64] = "";
+    if (percent(g, 25)) snprintf(extra, sizeof extra, ", padding_idx=%lld", (long long)between(g, -vocab, vocab - 1));
+    else if (percent(g, 15)) snprintf(extra, sizeof extra, ", max_norm=%s", percent(g, 50) ? "1.0" : "0.5, norm_type=1.0");
+    if (percent(g, 35)) {
+        static const char *const MODES[] = {"sum", "mean", "max"};
+        snprintf(call, sizeof call, "EmbeddingBag(%lld, %lld, mode='%s'%s)", (long long)vocab, (long long)dim,
+                 MODES[below(g, 3)], extra);
+        g->rank = 2;
+        g->dims[1] = dim;
+    } else {
+        snprintf(call, sizeof call, "Embedding(%lld, %lld%s)", (long long)vocab, (long long)dim, extra);
+        g->rank = 3;
+        g->dims[1] = len;
+        g->dims[2] = dim;
+    }
+    emit_layer(g, call);
 }
 
 static void gen_input(Gen *g)
@@ -346,7 +417,9 @@ static void gen_input(Gen *g)
     }
     emit(g, "# run-batch: %lld\n", (long long)g->run_batch);
     emit(g, "model Random {\n");
-    if (percent(g, 80)) {
+    if (percent(g, 12)) {
+        gen_token_input(g);
+    } else if (percent(g, 70)) {
         g->rank = 4;
         g->dims[1] = percent(g, 20) ? between(g, 16, 32) : between(g, 1, 8);
         bool wide_rows = percent(g, 20); /* rows of more than one AVX-512 vector, with tails */
