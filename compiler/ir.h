@@ -85,6 +85,9 @@ void ir_store_vec(Ir *ir, LLVMValueRef base, LLVMValueRef index, LLVMValueRef v,
 /* The even (odd) lanes of the 2*width lanes a:b: a stride-2 load from two plain ones. */
 LLVMValueRef ir_even_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef ir_odd_lanes(Ir *ir, LLVMValueRef a, LLVMValueRef b);
+/* The largest lane (NaN lanes ignored, as llvm.maxnum), and the sum of the lanes in lane order. */
+LLVMValueRef ir_reduce_max(Ir *ir, LLVMValueRef v);
+LLVMValueRef ir_reduce_add(Ir *ir, LLVMValueRef v);
 /* a0 b0 a1 b1 ... as two vectors: the inverse of even/odd lanes. */
 void ir_interleave(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *lo, LLVMValueRef *hi);
 

@@ -106,3 +106,19 @@ void ir_interleave(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *lo, LLV
     *lo = LLVMBuildShuffleVector(ir->b, a, b, LLVMConstVector(idx_lo, (unsigned)w), "");
     *hi = LLVMBuildShuffleVector(ir->b, a, b, LLVMConstVector(idx_hi, (unsigned)w), "");
 }
+
+LLVMValueRef ir_reduce_max(Ir *ir, LLVMValueRef v)
+{
+    LLVMTypeRef vt = ir_vec_type(ir);
+    LLVMTypeRef type = LLVMFunctionType(ir->f32, &vt, 1, 0);
+    return LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.vector.reduce.fmax.v%df32", type), &v, 1, "");
+}
+
+LLVMValueRef ir_reduce_add(Ir *ir, LLVMValueRef v)
+{
+    LLVMTypeRef vt = ir_vec_type(ir);
+    LLVMTypeRef params[2] = {ir->f32, vt};
+    LLVMTypeRef type = LLVMFunctionType(ir->f32, params, 2, 0);
+    LLVMValueRef args[2] = {ir_f32(ir, 0.0), v};
+    return LLVMBuildCall2(ir->b, type, vector_intrinsic(ir, "llvm.vector.reduce.fadd.v%df32", type), args, 2, "");
+}

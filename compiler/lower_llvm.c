@@ -50,13 +50,15 @@ static bool check_options(Diag *d, const Node *n)
     if ((n->op == OP_RNN || n->op == OP_LSTM || n->op == OP_GRU) && n->attr.rnn.num_layers > max_layers) {
         diag_error(d, n->op_loc, "layer %s (%s) has num_layers=%lld: the back end compiles at most %d stacked layers in one %s",
                    n->name, op_name(n->op), (long long)n->attr.rnn.num_layers, max_layers, op_name(n->op));
-        diag_note(d, n->op_loc, "split it into several %s layers of fewer num_layers each (the weights are renamed)",
-                  op_name(n->op));
+        diag_note(d, n->op_loc, "split it into %s layers of at most %d each: layer %d becomes layer 0 of the second, so "
+                                "its weights are renamed (weight_ih_l%d -> weight_ih_l0)", op_name(n->op), max_layers, max_layers,
+                  max_layers);
         return false;
     }
     if (n->op == OP_EMBEDDINGBAG && n->attr.emb.include_last_offset) {
         diag_error(d, n->op_loc, "layer %s (EmbeddingBag) has include_last_offset=True, which cannot be compiled: on a 2-D "
                                  "input PyTorch then returns one bag fewer than there are rows", n->name);
+        diag_note(d, n->op_loc, "with include_last_offset=False (the default) each row of the input is one bag");
         return false;
     }
     return true;

@@ -77,6 +77,27 @@ suite_cli() {
         >"$TMP/too_large.out" 2>&1
     [ ! -e "$TMP/too_large.so" ] && expect_output "$tag cli build weights_too_large" tests/build/weights_too_large.expected \
         "$TMP/too_large.out" || fail "$tag cli build weights_too_large" "an output was written"
+    # Options the back end refuses, with the reason, and nothing written.
+    local src stem
+    for src in tests/build/refuse_*.nn; do
+        stem=$(basename "$src" .nn)
+        (cd tests/build && timeout 20 $L build "$stem.nn" -o "$TMP/$stem.so"; echo "exit status $?") >"$TMP/$stem.out" 2>&1
+        [ ! -e "$TMP/$stem.so" ] && expect_output "$tag cli build $stem" "tests/build/$stem.expected" "$TMP/$stem.out" \
+            || fail "$tag cli build $stem" "an output was written"
+    done
+    # Token ids: checked by run() before anything is computed; an id out of range is an error naming it.
+    local ids=tests/build/token_ids.nn
+    out=$($L run $ids --input tests/build/good_ids.npy -o "$TMP/ids.npy" 2>&1); rc=$?
+    [ $rc = 0 ] && [ -s "$TMP/ids.npy" ] && pass "$tag cli run token ids" || fail "$tag cli run token ids" "rc=$rc $out"
+    out=$($L run $ids --input tests/build/bad_ids.npy -o "$TMP/bad_ids.npy" 2>&1); rc=$?
+    [ $rc = 1 ] && [ ! -e "$TMP/bad_ids.npy" ] && grep -q "running the model failed: token id 25 at input\[1\]\[2\] is out of range: the embedding has 20 rows, ids 0 to 19" <<<"$out" \
+        && pass "$tag cli run token id out of range" || fail "$tag cli run token id out of range" "rc=$rc $out"
+    out=$($L run $ids --input tests/build/negative_id.npy -o "$TMP/neg_ids.npy" 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "token id -4 at input\[0\]\[3\] is out of range" <<<"$out" \
+        && pass "$tag cli run negative token id" || fail "$tag cli run negative token id" "rc=$rc $out"
+    out=$($L run $ids --input tests/build/float_ids.npy -o "$TMP/f_ids.npy" 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "holds f32 \[2, 5\] but the model's input x is i64 \[N, 5\]" <<<"$out" \
+        && pass "$tag cli run float token ids" || fail "$tag cli run float token ids" "rc=$rc $out"
     out=$($L build --time-report examples/lenet5.nn -o "$TMP/lenet_time.so" 2>&1); rc=$?
     local stage missing=""
     for stage in weights "passes and plan" lower "llvm codegen" link "write weights" "clean up"; do
