@@ -29,6 +29,14 @@
 #include "lower_sequence.h"
 #include "plan_memory.h"
 
+/* Queries are taken QUERY_BLOCK at a time, so that each vector of keys (or
+ * of values) loaded feeds QUERY_BLOCK multiply-adds; the keys of a slot row
+ * are T rounded up to whole vectors, so that scores are computed and
+ * softmaxed a vector at a time.  Register tiles: QUERY_BLOCK x
+ * key_block_vectors() score accumulators, QUERY_BLOCK x context_vectors()
+ * context ones. */
+enum { QUERY_BLOCK = 4, MAX_TILE_VECTORS = 4, MAX_VECTOR_WIDTH = 16 };
+
 typedef struct EncoderShape {
     SeqDims seq;
     int64_t d, ff, heads, head_dim;
@@ -48,8 +56,9 @@ static EncoderShape encoder_shape(const Node *n)
     s.s_at = s.o_at + buffer_aligned(row_bytes * s.d);
     s.f_at = s.s_at + buffer_aligned(row_bytes * s.d);
     s.slots_at = s.f_at + buffer_aligned(row_bytes * s.ff);
-    /* the keys of a slot are rounded up to whole vectors: at most 15 more a batch unit */
-    s.bytes = s.slots_at + buffer_aligned(s.seq.samples * s.heads * (s.seq.steps + 15) * (s.head_dim + 1) * 4);
+    /* a slot: K^T and QUERY_BLOCK score rows, the keys rounded up to whole vectors */
+    s.bytes = s.slots_at + buffer_aligned(s.seq.samples * s.heads * (s.seq.steps + MAX_VECTOR_WIDTH - 1) *
+                                          (s.head_dim + QUERY_BLOCK) * 4);
     return s;
 }
 
@@ -105,16 +114,15 @@ static void emit_norm(KernelBuilder *kb, const EncoderShape *s, const char *norm
 
 /* ---- attention ---- */
 
-/* Keys per slot row: T rounded up to whole vectors of the widest target, so
- * the scores are computed and softmaxed a vector at a time. */
-enum { KEY_BLOCK_VECTORS = 4, CONTEXT_VECTORS = 4 };
+static int key_block_vectors(const Ir *ir) { return ir->vector_registers >= 32 ? 4 : 2; }
+static int context_vectors(const Ir *ir) { return ir->vector_registers >= 32 ? 4 : 2; }
 
 typedef struct Attention {
     Ir *ir;
     const EncoderShape *s;
     SeqRuntime seq;
     LLVMValueRef keys;                  /* T rounded up to whole vectors */
-    LLVMValueRef qkv, out, kt, scores;  /* kt [head_dim][keys], scores [keys]: the item's slot */
+    LLVMValueRef qkv, out, kt, scores;  /* kt [head_dim][keys], scores [QUERY_BLOCK][keys]: the item's slot */
     LLVMValueRef sample, head_col;      /* head_col: the head's first column */
 } Attention;
 
@@ -125,6 +133,10 @@ static LLVMValueRef qkv_at(Attention *at, LLVMValueRef t, int64_t part, LLVMValu
     LLVMValueRef col = ir_add(ir, ir_add(ir, at->head_col, ir_i64(ir, part * at->s->d)), k);
     return ir_add(ir, ir_mul(ir, row, ir_i64(ir, 3 * at->s->d)), col);
 }
+
+static LLVMValueRef score_row(Attention *at, int r) { return ir_f32_ptr(at->ir, at->scores, ir_mul(at->ir, at->keys, ir_i64(at->ir, r))); }
+
+static LLVMValueRef load_var(Ir *ir, LLVMValueRef var) { return LLVMBuildLoad2(ir->b, ir_vec_type(ir), var, ""); }
 
 /* K^T of the head, kt[k][j] = K[j][k], zero past the last key. */
 static void emit_transpose_keys(Attention *at)
@@ -141,54 +153,58 @@ static void emit_transpose_keys(Attention *at)
     ir_loop_end(ir, &j);
 }
 
-/* scores[j0 ..] for `vectors` vectors of keys: q_i . k_j / sqrt(head_dim), one accumulator a vector. */
-static void emit_score_vectors(Attention *at, LLVMValueRef i, LLVMValueRef j0, int vectors)
+/* Scores of queries [i0, i0 + nq) against `vectors` vectors of keys from j0: q . k / sqrt(head_dim). */
+static void emit_score_tile(Attention *at, LLVMValueRef i0, int nq, LLVMValueRef j0, int vectors)
 {
     Ir *ir = at->ir;
     int width = ir->vector_width;
+    LLVMTypeRef vt = ir_vec_type(ir);
     float scale = (float)(1.0 / sqrt((double)at->s->head_dim));
-    LLVMValueRef acc[KEY_BLOCK_VECTORS];
-    for (int v = 0; v < vectors; v++) acc[v] = ir_var(ir, ir_vec_type(ir), LLVMConstNull(ir_vec_type(ir)), "acc");
+    LLVMValueRef acc[QUERY_BLOCK][MAX_TILE_VECTORS];
+    for (int r = 0; r < nq; r++)
+        for (int v = 0; v < vectors; v++) acc[r][v] = ir_var(ir, vt, LLVMConstNull(vt), "acc");
     IrLoop k = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, at->s->head_dim), "k");
-    LLVMValueRef q = ir_splat(ir, ir_fmul(ir, ir_load_f32(ir, at->qkv, qkv_at(at, i, 0, k.index)), ir_f32(ir, scale)));
-    LLVMValueRef kt_row = ir_add(ir, ir_mul(ir, k.index, at->keys), j0);
-    for (int v = 0; v < vectors; v++) {
-        LLVMValueRef kv = ir_load_vec(ir, at->kt, ir_add(ir, kt_row, ir_i64(ir, v * width)), width);
-        LLVMBuildStore(ir->b, ir_fma(ir, q, kv, LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[v], "")), acc[v]);
+    LLVMValueRef kt_row = ir_add(ir, ir_mul(ir, k.index, at->keys), j0), kv[MAX_TILE_VECTORS];
+    for (int v = 0; v < vectors; v++) kv[v] = ir_load_vec(ir, at->kt, ir_add(ir, kt_row, ir_i64(ir, v * width)), width);
+    for (int r = 0; r < nq; r++) {
+        LLVMValueRef q = ir_load_f32(ir, at->qkv, qkv_at(at, ir_add(ir, i0, ir_i64(ir, r)), 0, k.index));
+        q = ir_splat(ir, ir_fmul(ir, q, ir_f32(ir, scale)));
+        for (int v = 0; v < vectors; v++) LLVMBuildStore(ir->b, ir_fma(ir, q, kv[v], load_var(ir, acc[r][v])), acc[r][v]);
     }
     ir_loop_end(ir, &k);
-    for (int v = 0; v < vectors; v++)
-        ir_store_vec(ir, at->scores, ir_add(ir, j0, ir_i64(ir, v * width)), LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[v], ""),
-                     width);
+    for (int r = 0; r < nq; r++)
+        for (int v = 0; v < vectors; v++)
+            ir_store_vec(ir, score_row(at, r), ir_add(ir, j0, ir_i64(ir, v * width)), load_var(ir, acc[r][v]), width);
 }
 
-/* Every score of query i: blocks of KEY_BLOCK_VECTORS vectors of keys, then single vectors; -inf past the last key. */
-static void emit_scores(Attention *at, LLVMValueRef i)
+/* Every score of queries [i0, i0 + nq): blocks of vectors of keys, then single vectors; -inf past the last key. */
+static void emit_scores(Attention *at, LLVMValueRef i0, int nq)
 {
     Ir *ir = at->ir;
-    int64_t width = ir->vector_width, block = KEY_BLOCK_VECTORS * width;
-    LLVMValueRef blocks = ir_div_const(ir, at->keys, block);
+    int64_t width = ir->vector_width, per_block = key_block_vectors(ir);
+    LLVMValueRef vectors = ir_div_const(ir, at->keys, width), blocks = ir_div_const(ir, vectors, per_block);
     IrLoop b = ir_loop_begin(ir, ir_i64(ir, 0), blocks, "keys");
-    emit_score_vectors(at, i, ir_mul(ir, b.index, ir_i64(ir, block)), KEY_BLOCK_VECTORS);
+    emit_score_tile(at, i0, nq, ir_mul(ir, b.index, ir_i64(ir, per_block * width)), (int)per_block);
     ir_loop_end(ir, &b);
-    LLVMValueRef vectors = ir_div_const(ir, at->keys, width);
-    IrLoop v = ir_loop_begin(ir, ir_mul(ir, blocks, ir_i64(ir, KEY_BLOCK_VECTORS)), vectors, "key_vector");
-    emit_score_vectors(at, i, ir_mul(ir, v.index, ir_i64(ir, width)), 1);
+    IrLoop v = ir_loop_begin(ir, ir_mul(ir, blocks, ir_i64(ir, per_block)), vectors, "key_vector");
+    emit_score_tile(at, i0, nq, ir_mul(ir, v.index, ir_i64(ir, width)), 1);
     ir_loop_end(ir, &v);
-    IrLoop pad = ir_loop_begin(ir, at->seq.steps, at->keys, "padding");
-    ir_store_f32(ir, at->scores, pad.index, ir_f32(ir, -INFINITY));
-    ir_loop_end(ir, &pad);
+    for (int r = 0; r < nq; r++) {
+        IrLoop pad = ir_loop_begin(ir, at->seq.steps, at->keys, "padding");
+        ir_store_f32(ir, score_row(at, r), pad.index, ir_f32(ir, -INFINITY));
+        ir_loop_end(ir, &pad);
+    }
 }
 
-/* A loop over the vectors of scores; returns its index in floats. */
+/* A loop over the vectors of a score row; returns its index in floats. */
 static IrLoop score_vectors_begin(Attention *at, const char *name)
 {
     Ir *ir = at->ir;
     return ir_loop_begin(ir, ir_i64(ir, 0), ir_div_const(ir, at->keys, ir->vector_width), name);
 }
 
-/* scores = exp(scores - max), a vector at a time; returns 1 / their sum. */
-static LLVMValueRef emit_softmax(Attention *at)
+/* A score row = exp(row - max), a vector at a time; returns 1 / their sum. */
+static LLVMValueRef emit_softmax(Attention *at, LLVMValueRef row)
 {
     Ir *ir = at->ir;
     LLVMBuilderRef b = ir->b;
@@ -197,81 +213,73 @@ static LLVMValueRef emit_softmax(Attention *at)
     LLVMValueRef max = ir_var(ir, vt, ir_splat(ir, ir_f32(ir, -INFINITY)), "max");
     LLVMValueRef sum = ir_var(ir, vt, LLVMConstNull(vt), "sum");
     IrLoop j = score_vectors_begin(at, "max");
-    LLVMValueRef s = ir_load_vec(ir, at->scores, ir_mul(ir, j.index, ir_i64(ir, width)), width);
-    LLVMValueRef cur = LLVMBuildLoad2(b, vt, max, "");
+    LLVMValueRef s = ir_load_vec(ir, row, ir_mul(ir, j.index, ir_i64(ir, width)), width), cur = load_var(ir, max);
     LLVMBuildStore(b, LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, s, cur, ""), s, cur, ""), max);
     ir_loop_end(ir, &j);
-    LLVMValueRef m = ir_splat(ir, ir_reduce_max(ir, LLVMBuildLoad2(b, vt, max, "")));
+    LLVMValueRef m = ir_splat(ir, ir_reduce_max(ir, load_var(ir, max)));
     IrLoop e = score_vectors_begin(at, "exp");
     LLVMValueRef at_e = ir_mul(ir, e.index, ir_i64(ir, width));
-    LLVMValueRef p = ir_exp(ir, LLVMBuildFSub(b, ir_load_vec(ir, at->scores, at_e, width), m, ""));
-    ir_store_vec(ir, at->scores, at_e, p, width);
-    LLVMBuildStore(b, ir_fadd(ir, LLVMBuildLoad2(b, vt, sum, ""), p), sum);
+    LLVMValueRef p = ir_exp(ir, LLVMBuildFSub(b, ir_load_vec(ir, row, at_e, width), m, ""));
+    ir_store_vec(ir, row, at_e, p, width);
+    LLVMBuildStore(b, ir_fadd(ir, load_var(ir, sum), p), sum);
     ir_loop_end(ir, &e);
-    return LLVMBuildFDiv(b, ir_f32(ir, 1.0), ir_reduce_add(ir, LLVMBuildLoad2(b, vt, sum, "")), "");
+    return LLVMBuildFDiv(b, ir_f32(ir, 1.0), ir_reduce_add(ir, load_var(ir, sum)), "");
 }
 
-/* acc[set] += p_j v_j[col0, col0 + lanes) for key j. */
-static void accumulate_value(Attention *at, LLVMValueRef acc[], LLVMValueRef j, LLVMValueRef col0, int lanes)
+/* Columns [col0, col0 + lanes) of the context rows of queries [i0, i0 + nq):
+ * sum_j p_j v_j / sum, the tile in registers. */
+static void emit_context_columns(Attention *at, LLVMValueRef i0, int nq, const LLVMValueRef *inv_sum, LLVMValueRef col0,
+                                 int lanes)
 {
     Ir *ir = at->ir;
-    int width = ir->vector_width;
-    LLVMValueRef p = ir_splat(ir, ir_load_f32(ir, at->scores, j));
-    LLVMValueRef vrow = ir_f32_ptr(ir, at->qkv, qkv_at(at, j, 2, col0));
-    for (int v = 0; v * width < lanes; v++) {
-        int n = lanes - v * width < width ? lanes - v * width : width;
-        LLVMValueRef x = ir_load_vec(ir, vrow, ir_i64(ir, v * width), n);
-        LLVMBuildStore(ir->b, ir_fma(ir, p, x, LLVMBuildLoad2(ir->b, ir_vec_type(ir), acc[v], "")), acc[v]);
-    }
-}
-
-/* Columns [col0, col0 + lanes) of query i's context row, sum_j p_j v_j / sum:
- * two sets of accumulators in registers, for even and odd keys. */
-static void emit_context_columns(Attention *at, LLVMValueRef i, LLVMValueRef inv_sum, LLVMValueRef col0, int lanes)
-{
-    Ir *ir = at->ir;
-    LLVMBuilderRef b = ir->b;
     int width = ir->vector_width, nvec = (lanes + width - 1) / width;
     LLVMTypeRef vt = ir_vec_type(ir);
-    LLVMValueRef even[CONTEXT_VECTORS], odd[CONTEXT_VECTORS];
-    for (int v = 0; v < nvec; v++) {
-        even[v] = ir_var(ir, vt, LLVMConstNull(vt), "even");
-        odd[v] = ir_var(ir, vt, LLVMConstNull(vt), "odd");
-    }
-    IrLoop pair = ir_loop_begin(ir, ir_i64(ir, 0), ir_div_const(ir, at->seq.steps, 2), "keys");
-    LLVMValueRef j = ir_mul(ir, pair.index, ir_i64(ir, 2));
-    accumulate_value(at, even, j, col0, lanes);
-    accumulate_value(at, odd, ir_add(ir, j, ir_i64(ir, 1)), col0, lanes);
-    ir_loop_end(ir, &pair);
-    LLVMValueRef last = ir_sub(ir, at->seq.steps, ir_i64(ir, 1));
-    LLVMBasicBlockRef done = ir_if_begin(ir, LLVMBuildTrunc(b, at->seq.steps, ir->i1, "")); /* an odd count: the last key */
-    accumulate_value(at, even, last, col0, lanes);
-    ir_if_end(ir, done);
-    LLVMValueRef row = seq_row(ir, &at->seq, i, at->sample);
-    LLVMValueRef out = ir_f32_ptr(ir, at->out, ir_add(ir, ir_mul(ir, row, ir_i64(ir, at->s->d)), ir_add(ir, at->head_col, col0)));
-    LLVMValueRef scale = ir_splat(ir, inv_sum);
+    LLVMValueRef acc[QUERY_BLOCK][MAX_TILE_VECTORS];
+    for (int r = 0; r < nq; r++)
+        for (int v = 0; v < nvec; v++) acc[r][v] = ir_var(ir, vt, LLVMConstNull(vt), "ctx");
+    IrLoop j = ir_loop_begin(ir, ir_i64(ir, 0), at->seq.steps, "key");
+    LLVMValueRef vrow = ir_f32_ptr(ir, at->qkv, qkv_at(at, j.index, 2, col0)), x[MAX_TILE_VECTORS];
     for (int v = 0; v < nvec; v++) {
         int n = lanes - v * width < width ? lanes - v * width : width;
-        LLVMValueRef total = ir_fadd(ir, LLVMBuildLoad2(b, vt, even[v], ""), LLVMBuildLoad2(b, vt, odd[v], ""));
-        ir_store_vec(ir, out, ir_i64(ir, v * width), ir_fmul(ir, total, scale), n);
+        x[v] = ir_load_vec(ir, vrow, ir_i64(ir, v * width), n);
+    }
+    for (int r = 0; r < nq; r++) {
+        LLVMValueRef p = ir_splat(ir, ir_load_f32(ir, score_row(at, r), j.index));
+        for (int v = 0; v < nvec; v++) LLVMBuildStore(ir->b, ir_fma(ir, p, x[v], load_var(ir, acc[r][v])), acc[r][v]);
+    }
+    ir_loop_end(ir, &j);
+    for (int r = 0; r < nq; r++) {
+        LLVMValueRef row = seq_row(ir, &at->seq, ir_add(ir, i0, ir_i64(ir, r)), at->sample);
+        LLVMValueRef out = ir_f32_ptr(ir, at->out, ir_add(ir, ir_mul(ir, row, ir_i64(ir, at->s->d)), ir_add(ir, at->head_col, col0)));
+        for (int v = 0; v < nvec; v++) {
+            int n = lanes - v * width < width ? lanes - v * width : width;
+            ir_store_vec(ir, out, ir_i64(ir, v * width), ir_fmul(ir, load_var(ir, acc[r][v]), ir_splat(ir, inv_sum[r])), n);
+        }
     }
 }
 
-/* Query i's context row, in chunks of CONTEXT_VECTORS vectors of the head's columns. */
-static void emit_context(Attention *at, LLVMValueRef i, LLVMValueRef inv_sum)
+/* The context rows of queries [i0, i0 + nq), in chunks of context_vectors() vectors of the head's columns. */
+static void emit_context(Attention *at, LLVMValueRef i0, int nq, const LLVMValueRef *inv_sum)
 {
     Ir *ir = at->ir;
-    int64_t chunk = CONTEXT_VECTORS * ir->vector_width, hd = at->s->head_dim;
-    int64_t full = hd / chunk;
+    int64_t chunk = context_vectors(ir) * ir->vector_width, hd = at->s->head_dim, full = hd / chunk;
     if (full > 0) {
         IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "columns");
-        emit_context_columns(at, i, inv_sum, ir_mul(ir, c.index, ir_i64(ir, chunk)), (int)chunk);
+        emit_context_columns(at, i0, nq, inv_sum, ir_mul(ir, c.index, ir_i64(ir, chunk)), (int)chunk);
         ir_loop_end(ir, &c);
     }
-    if (hd % chunk) emit_context_columns(at, i, inv_sum, ir_i64(ir, full * chunk), (int)(hd % chunk));
+    if (hd % chunk) emit_context_columns(at, i0, nq, inv_sum, ir_i64(ir, full * chunk), (int)(hd % chunk));
 }
 
-/* Items (sample, head), sample major. */
+static void emit_queries(Attention *at, LLVMValueRef i0, int nq)
+{
+    emit_scores(at, i0, nq);
+    LLVMValueRef inv_sum[QUERY_BLOCK];
+    for (int r = 0; r < nq; r++) inv_sum[r] = emit_softmax(at, score_row(at, r));
+    emit_context(at, i0, nq, inv_sum);
+}
+
+/* Items (sample, head), sample major: the queries QUERY_BLOCK at a time, then one at a time. */
 static void emit_attention(KernelBuilder *kb, const EncoderShape *s)
 {
     Ir *ir = kb->ir;
@@ -282,17 +290,20 @@ static void emit_attention(KernelBuilder *kb, const EncoderShape *s)
     at.qkv = kernel_operand(ir, &a, scratch_at(s->qkv_at));
     at.out = kernel_operand(ir, &a, scratch_at(s->o_at));
     LLVMValueRef slots = kernel_operand(ir, &a, scratch_at(s->slots_at));
-    LLVMValueRef slot_floats = ir_mul(ir, at.keys, ir_i64(ir, s->head_dim + 1));
+    LLVMValueRef slot_floats = ir_mul(ir, at.keys, ir_i64(ir, s->head_dim + QUERY_BLOCK));
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item");
     at.sample = ir_div_const(ir, item.index, s->heads);
     at.head_col = ir_mul(ir, ir_rem_const(ir, item.index, s->heads), ir_i64(ir, s->head_dim));
     at.kt = ir_f32_ptr(ir, slots, ir_mul(ir, item.index, slot_floats));
     at.scores = ir_f32_ptr(ir, at.kt, ir_mul(ir, at.keys, ir_i64(ir, s->head_dim)));
     emit_transpose_keys(&at);
-    IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), at.seq.steps, "query");
-    emit_scores(&at, i.index);
-    emit_context(&at, i.index, emit_softmax(&at));
-    ir_loop_end(ir, &i);
+    LLVMValueRef blocks = ir_div_const(ir, at.seq.steps, QUERY_BLOCK);
+    IrLoop qb = ir_loop_begin(ir, ir_i64(ir, 0), blocks, "queries");
+    emit_queries(&at, ir_mul(ir, qb.index, ir_i64(ir, QUERY_BLOCK)), QUERY_BLOCK);
+    ir_loop_end(ir, &qb);
+    IrLoop q = ir_loop_begin(ir, ir_mul(ir, blocks, ir_i64(ir, QUERY_BLOCK)), at.seq.steps, "query");
+    emit_queries(&at, q.index, 1);
+    ir_loop_end(ir, &q);
     ir_loop_end(ir, &item);
     int64_t per_item = 4 * s->seq.steps * s->seq.steps * s->head_dim + 16 * s->seq.steps * s->seq.steps;
     kernel_end(kb, BUF_ALL, BUF_ALL, s->seq.samples * s->heads, s->seq.batch_first, per_item);
