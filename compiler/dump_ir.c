@@ -38,6 +38,8 @@ static void print_attrs(FILE *out, const Node *n)
     case OP_SOFTMAX:
     case OP_LOGSOFTMAX: fprintf(out, " {dim=%d}", n->attr.axis.dim); break;
     case OP_FLATTEN: fprintf(out, " {start=%d end=%d view}", n->attr.axis.start, n->attr.axis.end); break;
+    case OP_SELECT: fprintf(out, " {dim=%d index=%lld}", n->attr.axis.dim, (long long)n->attr.axis.index); break;
+    case OP_MEAN: fprintf(out, " {dim=%d%s}", n->attr.axis.dim, n->attr.axis.keepdim ? " keepdim" : ""); break;
     case OP_LEAKYRELU: fprintf(out, " {slope=%g}", n->attr.act.negative_slope); break;
     default: break;
     }

@@ -143,8 +143,10 @@ typedef struct ActAttrs {
 } ActAttrs;
 
 typedef struct AxisAttrs {
-    int dim;           /* Softmax / LogSoftmax, normalised to [0, rank) */
+    int dim;           /* Softmax / LogSoftmax / Select / Mean, normalised to [0, rank) */
     int start, end;    /* Flatten, normalised */
+    int64_t index;     /* Select, normalised to [0, size) */
+    bool keepdim;      /* Mean */
 } AxisAttrs;
 
 typedef enum { BAG_SUM, BAG_MEAN, BAG_MAX } BagMode;

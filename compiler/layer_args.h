@@ -93,6 +93,15 @@
     X(start_dim, ARG_INT, INT(1), NULL)                                            \
     X(end_dim, ARG_INT, INT(-1), NULL)
 
+/* layerc's own layers for sequence outputs, after torch.select and torch.mean */
+#define SelectArgs_LIST(X)                                                         \
+    X(dim, ARG_INT, REQUIRED, NULL)                                                \
+    X(index, ARG_INT, REQUIRED, NULL)
+
+#define MeanArgs_LIST(X)                                                           \
+    X(dim, ARG_INT, REQUIRED, NULL)                                                \
+    X(keepdim, ARG_BOOL, BOOL(0), NULL)
+
 #define DropoutArgs_LIST(X)                                                        \
     X(p, ARG_FLOAT, FLOAT(0.5), NULL)                                              \
     X(inplace, ARG_BOOL, BOOL(0), NULL)
@@ -162,7 +171,7 @@
     S(Conv2dArgs) S(MaxPool2dArgs) S(AvgPool2dArgs) S(AdaptiveAvgPool2dArgs)      \
     S(NoArgs) S(InplaceArgs) S(LeakyReluArgs) S(GeluArgs) S(SoftmaxArgs)           \
     S(BatchNormArgs) S(LayerNormArgs) S(LinearArgs) S(LazyLinearArgs)              \
-    S(FlattenArgs) S(DropoutArgs) S(EmbeddingArgs) S(EmbeddingBagArgs)             \
+    S(FlattenArgs) S(SelectArgs) S(MeanArgs) S(DropoutArgs) S(EmbeddingArgs) S(EmbeddingBagArgs)             \
     S(RnnArgs) S(LstmArgs) S(GruArgs) S(TransformerEncoderArgs)
 
 typedef enum {

@@ -575,6 +575,57 @@ static void lower_softmax(KernelBuilder *kb)
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, over_batch ? inner : outer * inner, !over_batch, 8 * (over_batch ? 1 : s->dims[dim]));
 }
 
+/* ---- Select and Mean over one dimension: the input as [outer, size, inner] ---- */
+
+typedef struct AroundDim {
+    int64_t outer, size, inner; /* outer per batch unit */
+} AroundDim;
+
+static AroundDim around_dim(const Node *n)
+{
+    const Shape *in = &n->inputs[0]->shape;
+    AroundDim a = {1, in->dims[n->attr.axis.dim], 1};
+    for (int i = 0; i < n->attr.axis.dim; i++) a.outer *= in->dims[i];
+    for (int i = n->attr.axis.dim + 1; i < in->rank; i++) a.inner *= in->dims[i];
+    return a;
+}
+
+/* Item o copies row `index` of the [size, inner] block o. */
+static void lower_select(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    AroundDim d = around_dim(kb->node);
+    KernelArgs a = kernel_begin(kb, "");
+    IrLoop o = ir_loop_begin(ir, a.begin, a.end, "outer");
+    LLVMValueRef from = ir_f32_ptr(ir, a.src, ir_mad(ir, o.index, d.size * d.inner, ir_i64(ir, kb->node->attr.axis.index * d.inner)));
+    LLVMBuildMemCpy(ir->b, ir_f32_ptr(ir, a.dst, ir_mul(ir, o.index, ir_i64(ir, d.inner))), 4, from, 4, ir_i64(ir, d.inner * 4));
+    ir_loop_end(ir, &o);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, d.outer, true, MEMORY_COST_PER_FLOAT * d.inner);
+}
+
+/* Item o: the mean of the `size` rows of block o, summed in order. */
+static void lower_mean(KernelBuilder *kb)
+{
+    Ir *ir = kb->ir;
+    AroundDim d = around_dim(kb->node);
+    KernelArgs a = kernel_begin(kb, "");
+    IrLoop o = ir_loop_begin(ir, a.begin, a.end, "outer");
+    LLVMValueRef out = ir_f32_ptr(ir, a.dst, ir_mul(ir, o.index, ir_i64(ir, d.inner)));
+    LLVMValueRef block = ir_f32_ptr(ir, a.src, ir_mul(ir, o.index, ir_i64(ir, d.size * d.inner)));
+    LLVMBuildMemCpy(ir->b, out, 4, block, 4, ir_i64(ir, d.inner * 4));
+    IrLoop k = ir_loop_begin(ir, ir_i64(ir, 1), ir_i64(ir, d.size), "k");
+    LLVMValueRef row = ir_f32_ptr(ir, block, ir_mul(ir, k.index, ir_i64(ir, d.inner)));
+    IrLoop i = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, d.inner), "i");
+    ir_store_f32(ir, out, i.index, ir_fadd(ir, ir_load_f32(ir, out, i.index), ir_load_f32(ir, row, i.index)));
+    ir_loop_end(ir, &i);
+    ir_loop_end(ir, &k);
+    IrLoop m = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, d.inner), "m");
+    ir_store_f32(ir, out, m.index, LLVMBuildFDiv(ir->b, ir_load_f32(ir, out, m.index), ir_f32(ir, (double)d.size), ""));
+    ir_loop_end(ir, &m);
+    ir_loop_end(ir, &o);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, d.outer, true, MEMORY_COST_PER_FLOAT * d.inner * d.size);
+}
+
 /* Eval BatchNorm: folded running statistics, or the batch's own. */
 static void lower_batchnorm(KernelBuilder *kb)
 {

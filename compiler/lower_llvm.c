@@ -43,8 +43,8 @@ static const char *lowered_layer_list(Arena *a)
     return list;
 }
 
-/* The options of lowered layers that the back end does not compile (an error naming them), or true. */
-static bool check_options(Diag *d, const Node *n)
+/* Reports the options of a lowered layer that the back end does not compile, naming them and why. */
+static void check_options(Diag *d, const Node *n)
 {
     int max_layers = MAX_KERNEL_STEPS / 2; /* two kernel steps a recurrent layer */
     if ((n->op == OP_RNN || n->op == OP_LSTM || n->op == OP_GRU) && n->attr.rnn.num_layers > max_layers) {
@@ -53,15 +53,12 @@ static bool check_options(Diag *d, const Node *n)
         diag_note(d, n->op_loc, "split it into %s layers of at most %d each: layer %d becomes layer 0 of the second, so "
                                 "its weights are renamed (weight_ih_l%d -> weight_ih_l0)", op_name(n->op), max_layers, max_layers,
                   max_layers);
-        return false;
     }
     if (n->op == OP_EMBEDDINGBAG && n->attr.emb.include_last_offset) {
         diag_error(d, n->op_loc, "layer %s (EmbeddingBag) has include_last_offset=True, which cannot be compiled: on a 2-D "
                                  "input PyTorch then returns one bag fewer than there are rows", n->name);
         diag_note(d, n->op_loc, "with include_last_offset=False (the default) each row of the input is one bag");
-        return false;
     }
-    return true;
 }
 
 bool lower_check_supported(Diag *d, const Graph *g)

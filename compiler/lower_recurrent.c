@@ -111,40 +111,58 @@ static LLVMValueRef slot_of(Recurrence *rc, LLVMValueRef b, int64_t offset)
 
 static LLVMValueRef vec_const(Ir *ir, double v) { return ir_splat(ir, ir_f32(ir, v)); }
 
+/* One unit vector of each cell: gx, gh are the gates' input and hidden parts
+ * (PyTorch's order), the state slot is updated in place. */
+static void rnn_units(Recurrence *rc, const LLVMValueRef *gx, const LLVMValueRef *gh, LLVMValueRef slot, LLVMValueRef j,
+                      int lanes)
+{
+    Ir *ir = rc->ir;
+    ActAttrs none = {0};
+    LLVMValueRef pre = ir_fadd(ir, gx[0], gh[0]);
+    LLVMValueRef h = rc->node->attr.rnn.relu ? activation(ir, OP_RELU, &none, pre) : ir_tanh(ir, pre);
+    ir_store_vec(ir, slot, j, h, lanes);
+}
+
+/* c = f c + i g; h = o tanh(c), into h_full when a projection follows. */
+static void lstm_units(Recurrence *rc, const LLVMValueRef *gx, const LLVMValueRef *gh, LLVMValueRef slot, LLVMValueRef j,
+                       int lanes)
+{
+    Ir *ir = rc->ir;
+    const RecurrentShape *s = rc->s;
+    LLVMValueRef i = ir_sigmoid(ir, ir_fadd(ir, gx[0], gh[0])), f = ir_sigmoid(ir, ir_fadd(ir, gx[1], gh[1]));
+    LLVMValueRef g = ir_tanh(ir, ir_fadd(ir, gx[2], gh[2])), o = ir_sigmoid(ir, ir_fadd(ir, gx[3], gh[3]));
+    LLVMValueRef c_at = ir_add(ir, j, ir_i64(ir, s->out_size));
+    LLVMValueRef c = ir_fma(ir, f, ir_load_vec(ir, slot, c_at, lanes), ir_fmul(ir, i, g));
+    ir_store_vec(ir, slot, c_at, c, lanes);
+    bool projected = rc->node->attr.rnn.proj_size > 0;
+    ir_store_vec(ir, slot, projected ? ir_add(ir, j, ir_i64(ir, s->hfull_at)) : j, ir_fmul(ir, o, ir_tanh(ir, c)), lanes);
+}
+
+/* n = tanh(x_n + r (W_hn h + b_hn)); h = (1 - z) n + z h. */
+static void gru_units(Recurrence *rc, const LLVMValueRef *gx, const LLVMValueRef *gh, LLVMValueRef slot, LLVMValueRef j,
+                      int lanes)
+{
+    Ir *ir = rc->ir;
+    LLVMValueRef r = ir_sigmoid(ir, ir_fadd(ir, gx[0], gh[0])), z = ir_sigmoid(ir, ir_fadd(ir, gx[1], gh[1]));
+    LLVMValueRef n = ir_tanh(ir, ir_fma(ir, r, gh[2], gx[2]));
+    LLVMValueRef keep = ir_fmul(ir, ir_fadd(ir, vec_const(ir, 1.0), LLVMBuildFNeg(ir->b, z, "")), n);
+    ir_store_vec(ir, slot, j, ir_fma(ir, z, ir_load_vec(ir, slot, j, lanes), keep), lanes);
+}
+
 /* The gates at units [j, j + lanes) of one sample: G row g, hidden products r (R), state slot. */
 static void emit_gates_at(Recurrence *rc, LLVMValueRef g, LLVMValueRef r, LLVMValueRef slot, LLVMValueRef j, int lanes)
 {
     Ir *ir = rc->ir;
     const RecurrentShape *s = rc->s;
-    int64_t H = s->hidden;
-    LLVMValueRef gx[4], gh[4]; /* each gate's input and hidden parts */
+    LLVMValueRef gx[4], gh[4];
     for (int k = 0; k < s->gates; k++) {
-        LLVMValueRef at = ir_add(ir, j, ir_i64(ir, k * H));
+        LLVMValueRef at = ir_add(ir, j, ir_i64(ir, k * s->hidden));
         gx[k] = ir_load_vec(ir, g, at, lanes);
         gh[k] = ir_load_vec(ir, r, at, lanes);
     }
-    LLVMValueRef h_at = j, c_at = ir_add(ir, j, ir_i64(ir, s->out_size));
-    if (s->gates == 1) {
-        ActAttrs none = {0};
-        LLVMValueRef pre = ir_fadd(ir, gx[0], gh[0]);
-        LLVMValueRef h = rc->node->attr.rnn.relu ? activation(ir, OP_RELU, &none, pre) : ir_tanh(ir, pre);
-        ir_store_vec(ir, slot, h_at, h, lanes);
-    } else if (s->gates == 4) {
-        LLVMValueRef i = ir_sigmoid(ir, ir_fadd(ir, gx[0], gh[0])), f = ir_sigmoid(ir, ir_fadd(ir, gx[1], gh[1]));
-        LLVMValueRef gg = ir_tanh(ir, ir_fadd(ir, gx[2], gh[2])), o = ir_sigmoid(ir, ir_fadd(ir, gx[3], gh[3]));
-        LLVMValueRef c = ir_fma(ir, f, ir_load_vec(ir, slot, c_at, lanes), ir_fmul(ir, i, gg));
-        ir_store_vec(ir, slot, c_at, c, lanes);
-        LLVMValueRef h = ir_fmul(ir, o, ir_tanh(ir, c));
-        bool projected = rc->node->attr.rnn.proj_size > 0;
-        ir_store_vec(ir, slot, projected ? ir_add(ir, j, ir_i64(ir, s->hfull_at)) : h_at, h, lanes);
-    } else {
-        LLVMValueRef rg = ir_sigmoid(ir, ir_fadd(ir, gx[0], gh[0])), z = ir_sigmoid(ir, ir_fadd(ir, gx[1], gh[1]));
-        LLVMValueRef nv = ir_tanh(ir, ir_fma(ir, rg, gh[2], gx[2]));
-        LLVMValueRef h_prev = ir_load_vec(ir, slot, h_at, lanes);
-        /* (1 - z) n + z h, as PyTorch: n + z (h - n) */
-        LLVMValueRef h = ir_fmul(ir, ir_fadd(ir, vec_const(ir, 1.0), LLVMBuildFNeg(ir->b, z, "")), nv);
-        ir_store_vec(ir, slot, h_at, ir_fma(ir, z, h_prev, h), lanes);
-    }
+    if (s->gates == 1) rnn_units(rc, gx, gh, slot, j, lanes);
+    else if (s->gates == 4) lstm_units(rc, gx, gh, slot, j, lanes);
+    else gru_units(rc, gx, gh, slot, j, lanes);
 }
 
 /* The gates of sample b at time row `row`: every unit, a vector at a time. */

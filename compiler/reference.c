@@ -298,6 +298,40 @@ static bool eval_copy(Eval *e)
     return true;
 }
 
+/* The input as [outer, size, inner] around attr.axis.dim. */
+static void around_dim(const Eval *e, int64_t *outer, int64_t *size, int64_t *inner)
+{
+    int dim = e->node->attr.axis.dim;
+    *outer = *inner = 1;
+    for (int i = 0; i < dim; i++) *outer *= e->in_shape.dims[i];
+    for (int i = dim + 1; i < e->in_shape.rank; i++) *inner *= e->in_shape.dims[i];
+    *size = e->in_shape.dims[dim];
+}
+
+/* Select: element attr.axis.index of attr.axis.dim. */
+static bool eval_select(Eval *e)
+{
+    int64_t outer, size, inner;
+    around_dim(e, &outer, &size, &inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) e->out[o * inner + i] = e->in[(o * size + e->node->attr.axis.index) * inner + i];
+    return true;
+}
+
+/* Mean over attr.axis.dim, in double. */
+static bool eval_mean(Eval *e)
+{
+    int64_t outer, size, inner;
+    around_dim(e, &outer, &size, &inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            double sum = 0.0;
+            for (int64_t k = 0; k < size; k++) sum += e->in[(o * size + k) * inner + i];
+            e->out[o * inner + i] = (float)(sum / (double)size);
+        }
+    return true;
+}
+
 /* ---- Softmax / LogSoftmax over attr.axis.dim ---- */
 
 static bool eval_softmax(Eval *e)

@@ -212,3 +212,58 @@ bool rule_flatten(InferCtx *ic, Node *n)
     }
     return true;
 }
+
+/* The dimension a Select or Mean reduces: not the run-time batch. */
+static bool reduced_dim(InferCtx *ic, Node *n, const BoundArg *dim)
+{
+    const Shape *in = input_shape(n);
+    if (!expect_dtype(ic, n, DT_F32) || !normalise_dim(ic, n, dim, in->rank, &n->attr.axis.dim)) return false;
+    if (n->attr.axis.dim == 0 && in->dynamic_batch) {
+        node_error(ic, n, dim->loc, "dim=0 is the run-time batch %s (%s)", ic->graph->batch_name, describe_tensor(ic, n->inputs[0]));
+        diag_note(ic->diag, dim->loc, "a batch_first sequence [N, T, F] has its time steps in dim 1");
+        return false;
+    }
+    return true;
+}
+
+/* The input's shape without dimension `dim` (kept as 1 with keepdim). */
+static Shape without_dim(const Shape *in, int dim, bool keepdim)
+{
+    Shape out = *in;
+    if (keepdim) {
+        out.dims[dim] = 1;
+        return out;
+    }
+    out.rank--;
+    for (int i = dim; i < out.rank; i++) out.dims[i] = in->dims[i + 1];
+    return out;
+}
+
+/* Select(dim, index): x.select(dim, index), e.g. the last time step x[:, -1] of a batch_first sequence. */
+bool rule_select(InferCtx *ic, Node *n)
+{
+    const SelectArgs *a = NODE_ARGS(n, SelectArgs);
+    if (!reduced_dim(ic, n, &a->dim)) return false;
+    const Shape *in = input_shape(n);
+    int dim = n->attr.axis.dim;
+    int64_t size = in->dims[dim], index = a->index.ints[0];
+    if (index < -size || index >= size) {
+        node_error(ic, n, a->index.loc, "index %lld is out of range for dimension %d of size %lld (expected %lld to %lld) (%s)",
+                   (long long)index, dim, (long long)size, (long long)-size, (long long)(size - 1), describe_tensor(ic, n->inputs[0]));
+        diag_note(ic->diag, a->index.loc, "negative indices count from the end: index=-1 is the last (x[:, -1] for dim=1)");
+        return false;
+    }
+    n->attr.axis.index = index < 0 ? index + size : index;
+    n->shape = without_dim(in, dim, false);
+    return true;
+}
+
+/* Mean(dim, keepdim): x.mean(dim, keepdim), e.g. pooling a sequence over its time steps. */
+bool rule_mean(InferCtx *ic, Node *n)
+{
+    const MeanArgs *a = NODE_ARGS(n, MeanArgs);
+    if (!reduced_dim(ic, n, &a->dim)) return false;
+    n->attr.axis.keepdim = a->keepdim.ints[0];
+    n->shape = without_dim(input_shape(n), n->attr.axis.dim, n->attr.axis.keepdim);
+    return true;
+}

@@ -80,6 +80,32 @@ RUN_BATCH = 2    # batch used for the recorded forward pass
 PROBE_BATCH = 3  # second run, only to detect batch-dependent dims
 RECURRENT = (nn.RNNBase,)  # RNN, LSTM, GRU return (output, hidden)
 
+
+class Select(nn.Module):
+    """layerc's Select(dim, index): x.select(dim, index) (torch.nn has no such module)."""
+
+    def __init__(self, dim, index):
+        super().__init__()
+        self.dim, self.index = dim, index
+
+    def forward(self, x):
+        return x.select(self.dim, self.index)
+
+
+class Mean(nn.Module):
+    """layerc's Mean(dim, keepdim=False): x.mean(dim, keepdim)."""
+
+    def __init__(self, dim, keepdim=False):
+        super().__init__()
+        self.dim, self.keepdim = dim, keepdim
+
+    def forward(self, x):
+        return x.mean(self.dim, keepdim=self.keepdim)
+
+
+# The layers of the language that are not torch.nn modules, built from these.
+LAYERC_LAYERS = {"Select": Select, "Mean": Mean}
+
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 RE_MODEL = re.compile(r"^model\s+(%s)\s*\{$" % IDENT)
 RE_INPUT = re.compile(r"^input\s+(%s)\s*:\s*(%s)\s*\[(.*)\]$" % (IDENT, IDENT))
@@ -173,10 +199,11 @@ def parse_nn(text, path):
 def build(layers):
     mods = []
     for name, ltype, call, where in layers:
-        if not isinstance(getattr(nn, ltype, None), type):
+        own = ltype in LAYERC_LAYERS
+        if not own and not isinstance(getattr(nn, ltype, None), type):
             raise NnError("%s: torch.nn has no layer %r" % (where, ltype))
         try:
-            mod = eval("nn." + call, {"__builtins__": {}, "nn": nn})
+            mod = eval(call if own else "nn." + call, {"__builtins__": {}, "nn": nn, **LAYERC_LAYERS})
         except Exception as e:
             raise NnError("%s: nn.%s failed: %s: %s"
                           % (where, call, type(e).__name__, e))

@@ -367,12 +367,34 @@ static bool gen_transformer(Gen *g)
     return true;
 }
 
+/* Select or Mean over dim 1 or 2 of [N, d1, d2] (a sequence's time steps or its features). */
+static void gen_reduce_dim(Gen *g)
+{
+    int dim = (int)between(g, 1, 2);
+    char call[64];
+    if (percent(g, 50)) {
+        int64_t size = g->dims[dim], index = between(g, -size, size - 1);
+        snprintf(call, sizeof call, "Select(dim=%d, index=%lld)", percent(g, 30) ? dim - 3 : dim, (long long)index);
+    } else if (percent(g, 30)) {
+        snprintf(call, sizeof call, "Mean(%d, keepdim=True)", dim);
+        g->dims[dim] = 1;
+        emit_layer(g, call);
+        return;
+    } else {
+        snprintf(call, sizeof call, "Mean(dim=%d)", dim);
+    }
+    if (dim == 1) g->dims[1] = g->dims[2];
+    g->rank = 2;
+    emit_layer(g, call);
+}
+
 static void gen_step_dense(Gen *g)
 {
     int r = (int)below(g, 100);
-    if (g->rank == 3 && r < 25) {
+    if (g->rank == 3 && r < 32) {
         if (r < 15) gen_recurrent(g);
-        else gen_transformer(g);
+        else if (r < 25) gen_transformer(g);
+        else gen_reduce_dim(g);
     } else if (r < 35) {
         if (!gen_linear(g)) return;
         if (percent(g, 30)) gen_batchnorm(g, "BatchNorm1d");
