@@ -106,7 +106,8 @@ TUTORIAL_TOY = [[1, 2, 0, 3, 1],
 # input, atol = rtol = 1e-4).  Keys: scale, fixed_input, force_ids (list of
 # (index tuple, id)), atol, rtol, comment, exact (list of lists that
 # expected.npy must equal exactly, checked after generation), infinities
-# (the output may hold infinities, which the float64 run must equal).
+# (the output may hold infinities, which the float64 run must equal), batch
+# (the run-time batch of a named batch dimension, instead of 2).
 SETTINGS = {
     "relu6": {"scale": 4.0},
     "sigmoid": {"scale": 4.0},
@@ -124,6 +125,8 @@ SETTINGS = {
     "embedding_bag_mean_padding": {"force_ids": [((0, 0), 2), ((0, 1), 2), ((0, 2), 2), ((0, 3), 2), ((1, 1), 2)]},
     "embedding_bag_max_padding": {"force_ids": [((0, 0), 2), ((0, 1), 2), ((0, 2), 2), ((0, 3), 2), ((2, 0), 2)]},
     "maxpool2d_window_in_padding": {"infinities": True},
+    "example_text_lstm_batch1": {"batch": 1},
+    "example_tiny_transformer_batch1": {"batch": 1},
 }
 
 
@@ -242,7 +245,7 @@ def perturb(model, gen):
 
 
 def make_input(case, dtype, dims, mods, gen, settings):
-    shape = [RUN_BATCH if isinstance(d, str) else d for d in dims]
+    shape = [settings.get("batch", RUN_BATCH) if isinstance(d, str) else d for d in dims]
     if "fixed_input" in settings:
         x = torch.tensor(settings["fixed_input"], dtype=DTYPES[dtype])
         if list(x.shape) != shape:
