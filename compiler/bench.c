@@ -146,7 +146,7 @@ static void fill_random(float *x, int64_t n, uint64_t seed)
 static void fill_random_ids(int64_t *ids, int64_t n, int64_t limit, uint64_t seed)
 {
     uint64_t state = seed ^ 0x62656e63686d6172ull;
-    for (int64_t i = 0; i < n; i++) ids[i] = (int64_t)(splitmix64(&state) % (uint64_t)limit);
+    splitmix64_ids(ids, n, limit, &state);
 }
 
 /* A 64-byte aligned buffer of the tensor `s` (f32, or i64 token ids below

@@ -42,7 +42,7 @@ static void random_input(float *x, int64_t n, uint64_t seed)
 static void random_ids(int64_t *ids, int64_t n, int64_t limit, uint64_t seed)
 {
     uint64_t state = seed ^ 0x746f6b656e696473ull;
-    for (int64_t i = 0; i < n; i++) ids[i] = (int64_t)(splitmix64(&state) % (uint64_t)limit);
+    splitmix64_ids(ids, n, limit, &state);
 }
 
 typedef struct RunData {

@@ -231,12 +231,6 @@ static void emit_group_panels(Gemm *t, LLVMValueRef group, LLVMValueRef row, int
     LLVMPositionBuilderAtEnd(ir->b, done);
 }
 
-void gemm_emit_rows(Gemm *t, LLVMValueRef row, int rows)
-{
-    if (t->plan.groups != 1) LAYERC_UNREACHABLE("gemm_emit_rows on a plan of several groups");
-    emit_group_panels(t, ir_i64(t->ir, 0), row, rows);
-}
-
 void gemm_emit_row_range(Gemm *t, LLVMValueRef count)
 {
     Ir *ir = t->ir;
@@ -286,16 +280,13 @@ static void emit_items(Gemm *t, const KernelArgs *a)
     ir_loop_end(ir, &group);
 }
 
-/* The kernel of a matrix-product step: items (group, row) as emit_items takes them. */
-static void emit_step(KernelBuilder *kb, Gemm *t, const char *what, int64_t rows_per_sample)
+/* Ends the kernel of product t: its items (group, row) over `rows` rows a batch unit, as emit_items takes them. */
+static void emit_product_step(KernelBuilder *kb, Gemm *t, const KernelArgs *a, BufferRole src, BufferRole dst, int64_t rows)
 {
-    KernelArgs a = kernel_begin(kb, what);
-    t->src = a.src;
-    t->dst = a.dst;
-    emit_items(t, &a);
+    emit_items(t, a);
     /* An item is one row against one group's panels, padding included. */
     const GemmPlan *p = &t->plan;
-    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, p->groups * rows_per_sample, true, 2 * p->in_f * p->group_panels * p->panel);
+    kernel_end(kb, src, dst, p->groups * rows, true, 2 * p->in_f * p->group_panels * p->panel);
 }
 
 void lower_linear_gemm(KernelBuilder *kb)
@@ -309,7 +300,10 @@ void lower_linear_gemm(KernelBuilder *kb)
     t.has_activation = n->has_epilogue;
     t.activation = n->epilogue;
     t.activation_attr = n->epilogue_attr;
-    emit_step(kb, &t, "", rows_per_sample);
+    KernelArgs a = kernel_begin(kb, "");
+    t.src = a.src;
+    t.dst = a.dst;
+    emit_product_step(kb, &t, &a, BUF_INPUT, BUF_OUTPUT, rows_per_sample);
 }
 
 void lower_matmul_step(KernelBuilder *kb, const MatmulStep *m)
@@ -322,7 +316,5 @@ void lower_matmul_step(KernelBuilder *kb, const MatmulStep *m)
     t.src = kernel_operand(kb->ir, &a, m->src);
     t.dst = kernel_operand(kb->ir, &a, m->dst);
     if (m->has_residual) t.residual = kernel_operand(kb->ir, &a, m->residual);
-    emit_items(&t, &a);
-    const GemmPlan *p = &t.plan;
-    kernel_end(kb, BUF_ALL, BUF_ALL, p->groups * m->rows, true, 2 * p->in_f * p->group_panels * p->panel);
+    emit_product_step(kb, &t, &a, BUF_ALL, BUF_ALL, m->rows);
 }

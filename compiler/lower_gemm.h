@@ -40,13 +40,9 @@ typedef struct Gemm {
 
 /* Plans the product and packs weight [out_f, in_f] and bias (or NULL) into
  * the constant pool; strides default to dense rows.  one_group: a single
- * group of panels, as gemm_emit_rows needs. */
+ * group of panels, as gemm_emit_row_range needs. */
 Gemm gemm_prepare(Ir *ir, int64_t in_f, int64_t out_f, int64_t rows_per_sample, const float *weight, const float *bias,
                   bool one_group);
-
-/* Rows [row, row + rows) (rows <= plan.tile_rows) against every output, in
- * the current kernel: the inner product of a recurrence's time loop. */
-void gemm_emit_rows(Gemm *t, LLVMValueRef row, int rows);
 
 /* Rows [0, count), a run-time count, against every output (a one-group
  * plan): blocks of MR rows panel by panel, so that a panel's weights stay

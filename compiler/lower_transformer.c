@@ -72,30 +72,40 @@ static const float *param_data(KernelBuilder *kb, const char *suffix)
 
 static Operand scratch_at(int64_t at) { return (Operand){BUF_SCRATCH, at}; }
 
-static void emit_projection(KernelBuilder *kb, const EncoderShape *s, const char *what, const char *weight,
-                            const char *bias, int64_t in_f, int64_t out_f, Operand src, Operand dst)
+/* The product step `what` over every token: src W^T + b into dst, W and b the layer's parameters `weight` and `bias`. */
+static MatmulStep projection(KernelBuilder *kb, const EncoderShape *s, const char *what, const char *weight,
+                             const char *bias, int64_t in_f, int64_t out_f, Operand src, Operand dst)
 {
-    MatmulStep m = {.what = what, .rows = s->seq.rows, .in_f = in_f, .out_f = out_f, .weight = param_data(kb, weight),
-                    .bias = param_data(kb, bias), .src = src, .dst = dst};
+    return (MatmulStep){.what = what, .rows = s->seq.rows, .in_f = in_f, .out_f = out_f, .weight = param_data(kb, weight),
+                        .bias = param_data(kb, bias), .src = src, .dst = dst};
+}
+
+/* QKV = src W_in^T + b_in. */
+static void emit_in_projection(KernelBuilder *kb, const EncoderShape *s, Operand src)
+{
+    MatmulStep m = projection(kb, s, ".in_proj", "self_attn.in_proj_weight", "self_attn.in_proj_bias", s->d, 3 * s->d, src,
+                              scratch_at(s->qkv_at));
     lower_matmul_step(kb, &m);
 }
 
-/* A projection whose result is added to `residual`. */
-static void emit_projection_add(KernelBuilder *kb, const EncoderShape *s, const char *what, const char *weight,
-                                const char *bias, int64_t in_f, Operand src, Operand residual, Operand dst)
+/* dst = src W^T + b + residual, W [d, in_f]: out_proj and linear2 (the residual add in the epilogue). */
+static void emit_projection_add(KernelBuilder *kb, const EncoderShape *s, const char *what, const char *prefix, int64_t in_f,
+                                Operand src, Operand residual, Operand dst)
 {
-    MatmulStep m = {.what = what, .rows = s->seq.rows, .in_f = in_f, .out_f = s->d, .weight = param_data(kb, weight),
-                    .bias = param_data(kb, bias), .src = src, .dst = dst, .has_residual = true, .residual = residual};
+    MatmulStep m = projection(kb, s, what, arena_printf(kb->arena, "%s.weight", prefix),
+                              arena_printf(kb->arena, "%s.bias", prefix), in_f, s->d, src, dst);
+    m.has_residual = true;
+    m.residual = residual;
     lower_matmul_step(kb, &m);
 }
 
 /* F = act(A W_1^T + b_1): relu or exact gelu in the epilogue. */
 static void emit_feed_forward_in(KernelBuilder *kb, const EncoderShape *s)
 {
-    MatmulStep m = {.what = ".linear1", .rows = s->seq.rows, .in_f = s->d, .out_f = s->ff,
-                    .weight = param_data(kb, "linear1.weight"), .bias = param_data(kb, "linear1.bias"),
-                    .src = scratch_at(s->a_at), .dst = scratch_at(s->f_at), .has_activation = true,
-                    .activation = kb->node->attr.tfm.gelu ? OP_GELU : OP_RELU};
+    MatmulStep m = projection(kb, s, ".linear1", "linear1.weight", "linear1.bias", s->d, s->ff, scratch_at(s->a_at),
+                              scratch_at(s->f_at));
+    m.has_activation = true;
+    m.activation = kb->node->attr.tfm.gelu ? OP_GELU : OP_RELU;
     lower_matmul_step(kb, &m);
 }
 
@@ -313,20 +323,18 @@ void lower_transformer_encoder(KernelBuilder *kb)
 {
     EncoderShape s = encoder_shape(kb->node);
     Operand x = {BUF_INPUT, 0}, out = {BUF_OUTPUT, 0};
-    Operand a = scratch_at(s.a_at), qkv = scratch_at(s.qkv_at), o = scratch_at(s.o_at), sum = scratch_at(s.s_at),
-            f = scratch_at(s.f_at);
+    Operand a = scratch_at(s.a_at), o = scratch_at(s.o_at), sum = scratch_at(s.s_at), f = scratch_at(s.f_at);
     bool norm_first = kb->node->attr.tfm.norm_first;
     if (norm_first) emit_norm(kb, &s, "norm1", x, a);
-    emit_projection(kb, &s, ".in_proj", "self_attn.in_proj_weight", "self_attn.in_proj_bias", s.d, 3 * s.d,
-                    norm_first ? a : x, qkv);
+    emit_in_projection(kb, &s, norm_first ? a : x);
     emit_attention(kb, &s);
-    emit_projection_add(kb, &s, ".out_proj", "self_attn.out_proj.weight", "self_attn.out_proj.bias", s.d, o, x, sum);
+    emit_projection_add(kb, &s, ".out_proj", "self_attn.out_proj", s.d, o, x, sum);
     emit_norm(kb, &s, norm_first ? "norm2" : "norm1", sum, a);
     emit_feed_forward_in(kb, &s);
     if (norm_first) {
-        emit_projection_add(kb, &s, ".linear2", "linear2.weight", "linear2.bias", s.ff, f, sum, out);
+        emit_projection_add(kb, &s, ".linear2", "linear2", s.ff, f, sum, out);
     } else {
-        emit_projection_add(kb, &s, ".linear2", "linear2.weight", "linear2.bias", s.ff, f, a, sum);
+        emit_projection_add(kb, &s, ".linear2", "linear2", s.ff, f, a, sum);
         emit_norm(kb, &s, "norm2", sum, out);
     }
 }

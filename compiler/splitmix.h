@@ -17,4 +17,10 @@ static inline uint64_t splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+/* n token ids uniform in [0, limit) (limit >= 1): random inputs of a model with an i64 input. */
+static inline void splitmix64_ids(int64_t *ids, int64_t n, int64_t limit, uint64_t *state)
+{
+    for (int64_t i = 0; i < n; i++) ids[i] = (int64_t)(splitmix64(state) % (uint64_t)limit);
+}
+
 #endif

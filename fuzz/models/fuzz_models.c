@@ -298,7 +298,7 @@ static bool make_reference(Verdict *v, Model *m, uint64_t seed, Reference *ref)
     void *input;
     if (g->input->dtype == DT_I64) { /* token ids below the table's size */
         int64_t *ids = arena_alloc_array(a, (size_t)in_elements, sizeof *ids);
-        for (int64_t i = 0; i < in_elements; i++) ids[i] = (int64_t)(splitmix64(&state) % (uint64_t)graph_token_limit(g));
+        splitmix64_ids(ids, in_elements, graph_token_limit(g), &state);
         input = ids;
     } else {
         float *x = arena_alloc_array(a, (size_t)in_elements, sizeof *x);
