@@ -1,25 +1,20 @@
-/* bind.c - AST -> graph IR: layer lookup, argument binding, node naming.
+/* bind.c - AST -> graph IR: layer lookup, argument binding, node naming,
+ * the model's inputs, and the stack form (each line reads the previous
+ * line's output).  A model with a forward section is traced by
+ * bind_forward.c, which binds its layer calls with the functions here.
  * See bind.h.  Every check here is about how a call is written; whether the
  * values make sense for the tensor flowing in is the shape rules' job. */
 #include "bind.h"
+#include "binder.h"
 
 #include <stdio.h>
 #include <string.h>
-
-typedef struct Binder {
-    Arena *arena;
-    Diag *diag;
-    Graph *graph;
-} Binder;
 
 /* torch.nn layers that layerc knows by name but does not compile, and why. */
 static const struct {
     const char *name;
     const char *why;
 } refused_layers[] = {
-    {"Bilinear", "Bilinear(in1_features, in2_features, out_features) takes two input tensors, but each line of a "
-                 "layer stack receives exactly one (the previous line's output)"},
-    {"Sequential", "a model is already a sequence; write its layers one per line instead of nesting them"},
     {"Conv1d", NULL}, {"Conv3d", NULL}, {"ConvTranspose2d", NULL}, {"MaxPool1d", NULL},
     {"MaxPool3d", NULL}, {"AvgPool1d", NULL}, {"AdaptiveMaxPool2d", NULL}, {"BatchNorm3d", NULL},
     {"GroupNorm", NULL}, {"InstanceNorm2d", NULL}, {"PReLU", NULL}, {"ELU", NULL},
@@ -51,6 +46,9 @@ static const char *value_description(Arena *a, const Value *v)
     case VAL_STRING: return arena_printf(a, "string '%.60s'", v->s);
     case VAL_NAME: return arena_printf(a, "name '%.60s'", v->s);
     case VAL_TUPLE: return arena_printf(a, "a tuple of %d item%s", v->nitems, v->nitems == 1 ? "" : "s");
+    case VAL_CALL: return arena_printf(a, "a call of %.60s", v->call->layer);
+    case VAL_BINARY:
+    case VAL_UNARY: return "an expression (only blocks and forward sections compute values)";
     }
     return "?";
 }
@@ -204,7 +202,7 @@ static void bind_default(const ArgSpec *spec, BoundArg *out)
     }
 }
 
-static const char *signature_text(Binder *b, OpKind op)
+const char *bind_signature_text(Binder *b, OpKind op)
 {
     const LayerSignature *sig = op_signature(op);
     char *text = arena_printf(b->arena, "%s(", op_name(op));
@@ -241,7 +239,7 @@ static void report_unknown_keyword(Binder *b, OpKind op, const Arg *arg)
         diag_error(b->diag, arg->keyword_loc, "%s has no argument '%s'; did you mean '%s'?", op_name(op), arg->keyword, near);
     else
         diag_error(b->diag, arg->keyword_loc, "%s has no argument '%s'", op_name(op), arg->keyword);
-    diag_note(b->diag, arg->keyword_loc, "the signature is %s", signature_text(b, op));
+    diag_note(b->diag, arg->keyword_loc, "the signature is %s", bind_signature_text(b, op));
 }
 
 /* Binds one argument to slot i; false after reporting an error. */
@@ -259,7 +257,7 @@ static bool bind_slot(Binder *b, OpKind op, const LayerStmt *st, const Arg *arg,
     return true;
 }
 
-static bool bind_args(Binder *b, Node *n, const LayerStmt *st)
+static bool bind_args(Binder *b, BoundLayer *n, const LayerStmt *st)
 {
     const LayerSignature *sig = op_signature(n->op);
     const char *layer = op_name(n->op);
@@ -290,7 +288,7 @@ static bool bind_args(Binder *b, Node *n, const LayerStmt *st)
             if (slot >= sig->nargs) {
                 diag_error(b->diag, arg->loc, "%s takes at most %d positional argument%s, found %d", layer, sig->nargs,
                            sig->nargs == 1 ? "" : "s", slot + 1);
-                diag_note(b->diag, arg->loc, "the signature is %s", signature_text(b, n->op));
+                diag_note(b->diag, arg->loc, "the signature is %s", bind_signature_text(b, n->op));
                 return false;
             }
         }
@@ -329,7 +327,7 @@ static bool bind_args(Binder *b, Node *n, const LayerStmt *st)
         if (given_at[i]) continue;
         if (sig->args[i].def_kind == DEF_REQUIRED && ok_before_defaults) { /* else likely an echo of that error */
             diag_error(b->diag, st->call_loc, "%s is missing its required argument '%s'", layer, sig->args[i].name);
-            diag_note(b->diag, st->layer_loc, "the signature is %s", signature_text(b, n->op));
+            diag_note(b->diag, st->layer_loc, "the signature is %s", bind_signature_text(b, n->op));
             ok = false;
             ok_before_defaults = false; /* one report per call */
         }
@@ -358,19 +356,9 @@ static void report_unknown_layer(Binder *b, const LayerStmt *st)
         diag_error(b->diag, st->layer_loc, "unknown layer '%s' (layerc knows the torch.nn layers listed by 'layerc --help')", st->layer);
 }
 
-/* The first tensor of the model: input x: f32[N, 3, 32, 32]. */
-static Node *bind_input(Binder *b, const Model *m)
+/* The model's inputs: input x: f32[N, 3, 32, 32]. */
+static Node *bind_input(Binder *b, const InputDecl *in)
 {
-    if (m->inputs.len == 0) {
-        diag_error(b->diag, m->name_loc, "model '%s' declares no input", m->name);
-        diag_note(b->diag, m->name_loc, "declare it first in the body, e.g. 'input x: f32[N, 3, 32, 32]'");
-        return NULL;
-    }
-    for (int i = 1; i < m->inputs.len; i++) {
-        const InputDecl *extra = m->inputs.items[i];
-        diag_error(b->diag, extra->loc, "a model has exactly one input; '%s' is a second one", extra->name);
-    }
-    const InputDecl *in = m->inputs.items[0];
     Node *n = arena_alloc(b->arena, sizeof *n);
     n->op = OP_INPUT;
     n->name = in->name;
@@ -399,10 +387,14 @@ static Node *bind_input(Binder *b, const Model *m)
             if (i != 0) {
                 diag_error(b->diag, d->loc, "only the first (batch) dimension may be named; dimension %d is '%s'", i, d->name);
                 ok = false;
+            } else if (b->graph->batch_name && strcmp(b->graph->batch_name, d->name) != 0) {
+                diag_error(b->diag, d->loc, "input '%s' names its batch '%s', but an earlier input names it '%s'; the "
+                                            "inputs share one run-time batch", in->name, d->name, b->graph->batch_name);
+                ok = false;
             }
             n->shape.dims[i] = 1;
             n->shape.dynamic_batch = true;
-            b->graph->batch_name = d->name;
+            if (!b->graph->batch_name) b->graph->batch_name = d->name;
         } else if (d->value < 1) {
             diag_error(b->diag, d->loc, "dimension %d of input '%s' is %lld; dimensions must be at least 1", i, in->name,
                        (long long)d->value);
@@ -415,20 +407,19 @@ static Node *bind_input(Binder *b, const Model *m)
     return n;
 }
 
-/* The call as written ("Linear(1024, 64)"), shortened when long, for messages. */
-static const char *call_text(Binder *b, const LayerStmt *st)
+const char *bind_span_text(Binder *b, SrcSpan from, SrcSpan to, const char *fallback)
 {
     const Source *src = b->diag->src;
-    SrcSpan from = st->layer_loc, to = st->loc;
-    if (!src || from.first_line != to.last_line || from.first_line < 1 || from.first_line > src->nlines)
-        return st->layer;
+    if (!src || from.first_line != to.last_line || from.first_line < 1 || from.first_line > src->nlines) return fallback;
     size_t line = src->line_start[from.first_line - 1];
     size_t begin = line + (size_t)from.first_column - 1, end = line + (size_t)to.last_column;
-    if (end > src->len || begin >= end) return st->layer;
+    if (end > src->len || begin >= end) return fallback;
     enum { MAX_SHOWN = 60 };
     if (end - begin > MAX_SHOWN) return arena_printf(b->arena, "%.*s...)", MAX_SHOWN - 4, src->text + begin);
     return arena_strndup(b->arena, src->text + begin, end - begin);
 }
+
+const char *bind_call_text(Binder *b, const LayerStmt *st) { return bind_span_text(b, st->layer_loc, st->loc, st->layer); }
 
 static void check_duplicate_name(Binder *b, const LayerStmt *st, const Model *m, int index)
 {
@@ -445,46 +436,173 @@ static void check_duplicate_name(Binder *b, const LayerStmt *st, const Model *m,
         diag_error(b->diag, st->name_loc, "layer name '%s' is already the model's input", st->name);
 }
 
-Graph *bind_model(Arena *a, Diag *d, const Model *m)
+BoundLayer bind_layer_call(Binder *b, const LayerStmt *st)
 {
+    BoundLayer n = {.op = st->broken ? OP_IDENTITY : op_lookup(st->layer), .loc = st->loc, .op_loc = st->layer_loc};
+    n.call_text = bind_call_text(b, st);
+    if (n.op != OP_COUNT && (op_flags(n.op) & LF_FUNCTIONAL)) n.op = OP_COUNT; /* add, cat: not torch.nn layers */
+    if (st->broken) {
+        n.args = arena_alloc(b->arena, sizeof *n.args); /* its syntax error is reported */
+        n.invalid = true;
+    } else if (n.op == OP_COUNT) {
+        report_unknown_layer(b, st);
+        n.op = OP_IDENTITY; /* keeps positions and the chain intact; never inferred */
+        n.args = arena_alloc(b->arena, sizeof *n.args);
+        n.invalid = true;
+    } else if (!bind_args(b, &n, st)) {
+        n.invalid = true;
+    }
+    return n;
+}
+
+Node *bind_new_node(Binder *b, const BoundLayer *layer, const char *name, bool named)
+{
+    Graph *g = b->graph;
+    Node *n = arena_alloc(b->arena, sizeof *n);
+    n->id = n->source_id = g->nodes.len;
+    n->op = layer->op;
+    n->name = name;
+    n->named = named;
+    n->loc = layer->loc;
+    n->op_loc = layer->op_loc;
+    n->call_text = layer->call_text;
+    n->args = layer->args;
+    n->invalid = layer->invalid;
+    ptrvec_push(b->arena, &g->nodes, n);
+    return n;
+}
+
+/* Every input declared (at least one), first in the graph. */
+static bool bind_inputs(Binder *b, const Model *m)
+{
+    if (m->inputs.len == 0) {
+        diag_error(b->diag, m->name_loc, "model '%s' declares no input", m->name);
+        diag_note(b->diag, m->name_loc, "declare it first in the body, e.g. 'input x: f32[N, 3, 32, 32]'");
+        return false;
+    }
+    if (!m->forward && m->inputs.len > 1) {
+        const InputDecl *extra = m->inputs.items[1];
+        diag_error(b->diag, extra->loc, "a stack of layers has exactly one input; '%s' is a second one", extra->name);
+        diag_note(b->diag, extra->loc, "a model with several inputs says how they flow in a 'forward(%s, %s) { ... }' "
+                                       "section", ((const InputDecl *)m->inputs.items[0])->name, extra->name);
+    }
+    for (int i = 0; i < (m->forward ? m->inputs.len : 1); i++) {
+        const InputDecl *in = m->inputs.items[i];
+        for (int j = 0; j < i; j++) {
+            const InputDecl *prev = m->inputs.items[j];
+            if (strcmp(prev->name, in->name) == 0) {
+                diag_error(b->diag, in->name_loc, "input '%s' is declared twice", in->name);
+                diag_note(b->diag, prev->name_loc, "first declared here");
+            }
+        }
+        Node *n = bind_input(b, in);
+        if (!n) return false;
+        n->id = n->source_id = b->graph->nodes.len;
+        ptrvec_push(b->arena, &b->graph->nodes, n);
+        ptrvec_push(b->arena, &b->graph->inputs, n);
+    }
+    b->graph->input = b->graph->inputs.items[0];
+    return true;
+}
+
+/* Statements a stack of layers cannot hold. */
+static void check_stack_body(Binder *b, const Model *m)
+{
+    for (int i = 0; i < m->body.len; i++) {
+        const Stmt *st = m->body.items[i];
+        if (st->kind == ST_ASSIGN || st->kind == ST_EXPR || st->kind == ST_IF || st->kind == ST_RETURN) {
+            diag_error(b->diag, st->loc, "a stack of layers holds one layer call per line; %s belongs in a model with a "
+                                         "'forward(x) { ... }' section or in a block",
+                       st->kind == ST_ASSIGN ? "a constant" : st->kind == ST_IF ? "'if'" : st->kind == ST_RETURN ? "'return'"
+                                                                                                          : "an expression");
+        }
+    }
+}
+
+/* The stack form: every line reads the previous line's output. */
+static void bind_stack(Binder *b, const Model *m)
+{
+    Graph *g = b->graph;
+    check_stack_body(b, m);
+    Node *prev = g->input;
+    for (int i = 0; i < m->layers.len && !diag_too_many(b->diag); i++) {
+        const LayerStmt *st = m->layers.items[i];
+        if (st->name) check_duplicate_name(b, st, m, i);
+        const char *name = st->name ? st->name : arena_printf(b->arena, "%d", i);
+        if (bind_is_module_call(b, st)) {
+            Node *out = bind_module_line(b, st, name, prev);
+            if (out) {
+                prev = out;
+                continue;
+            }
+            /* an invalid placeholder keeps the chain: nothing after it is checked against a wrong input */
+            BoundLayer broken = {.op = OP_IDENTITY, .args = arena_alloc(b->arena, sizeof(BoundArg)), .loc = st->loc,
+                                 .op_loc = st->layer_loc, .call_text = st->layer, .invalid = true};
+            Node *n = bind_new_node(b, &broken, name, st->name != NULL);
+            n->inputs[0] = prev;
+            n->ninputs = 1;
+            prev = n;
+            continue;
+        }
+        BoundLayer layer = bind_layer_call(b, st);
+        if (layer.op == OP_BILINEAR && !layer.invalid) {
+            diag_error(b->diag, st->layer_loc, "Bilinear takes two input tensors, but each line of a layer stack receives one "
+                                               "(the previous line's output)");
+            diag_note(b->diag, st->layer_loc, "declare it as a submodule and call it with two tensors in a 'forward' "
+                                              "section: y = %s(x1, x2)", st->name ? st->name : "bil");
+            layer.invalid = true;
+        }
+        Node *n = bind_new_node(b, &layer, name, st->name != NULL);
+        n->inputs[0] = prev;
+        n->ninputs = 1;
+        prev = n;
+    }
+    if (m->layers.len == 0 && b->diag->errors == 0) diag_warning(b->diag, m->name_loc, "model '%s' has no layers; its output is its input", m->name);
+    g->output = prev;
+    ptrvec_push(b->arena, &g->outputs, prev);
+}
+
+const BlockDef *bind_find_block(const Binder *b, const char *name)
+{
+    for (int i = 0; i < b->program->blocks.len; i++) {
+        const BlockDef *blk = b->program->blocks.items[i];
+        if (strcmp(blk->name, name) == 0) return blk;
+    }
+    return NULL;
+}
+
+/* One model a file, blocks with distinct names that are not layer names. */
+static void check_program(Binder *b, const Program *p)
+{
+    for (int i = 1; i < p->models.len; i++) {
+        const Model *extra = p->models.items[i];
+        diag_error(b->diag, extra->name_loc, "a file holds one model; '%s' is a second one", extra->name);
+        diag_note(b->diag, p->model->name_loc, "the first is '%s'", p->model->name);
+    }
+    for (int i = 0; i < p->blocks.len; i++) {
+        const BlockDef *blk = p->blocks.items[i];
+        if (op_lookup(blk->name) != OP_COUNT || strcmp(blk->name, "Sequential") == 0)
+            diag_error(b->diag, blk->name_loc, "block '%s' has the name of a torch.nn layer; give it another name", blk->name);
+        for (int j = 0; j < i; j++) {
+            const BlockDef *prev = p->blocks.items[j];
+            if (strcmp(prev->name, blk->name) != 0) continue;
+            diag_error(b->diag, blk->name_loc, "block '%s' is defined twice", blk->name);
+            diag_note(b->diag, prev->name_loc, "first defined here");
+        }
+    }
+}
+
+Graph *bind_program(Arena *a, Diag *d, const Program *p)
+{
+    const Model *m = p->model;
     Graph *g = arena_alloc(a, sizeof *g);
     g->arena = a;
     g->model_name = m->name;
-    Binder b = {.arena = a, .diag = d, .graph = g};
-
-    Node *input = bind_input(&b, m);
-    if (!input) return NULL;
-    g->input = input;
-    ptrvec_push(a, &g->nodes, input);
-    Node *prev = input;
-    for (int i = 0; i < m->layers.len && !diag_too_many(d); i++) {
-        const LayerStmt *st = m->layers.items[i];
-        if (st->name) check_duplicate_name(&b, st, m, i);
-        Node *n = arena_alloc(a, sizeof *n);
-        n->id = n->source_id = g->nodes.len;
-        n->op = st->broken ? OP_IDENTITY : op_lookup(st->layer);
-        n->name = st->name ? st->name : arena_printf(a, "%d", i);
-        n->named = st->name != NULL;
-        n->loc = st->loc;
-        n->op_loc = st->layer_loc;
-        n->call_text = call_text(&b, st);
-        n->inputs[0] = prev;
-        n->ninputs = 1;
-        if (st->broken) {
-            n->args = arena_alloc(a, sizeof *n->args); /* its syntax error is reported */
-            n->invalid = true;
-        } else if (n->op == OP_COUNT) {
-            report_unknown_layer(&b, st);
-            n->op = OP_IDENTITY; /* keeps positions and the chain intact; never inferred */
-            n->args = arena_alloc(a, sizeof *n->args);
-            n->invalid = true;
-        } else if (!bind_args(&b, n, st)) {
-            n->invalid = true;
-        }
-        ptrvec_push(a, &g->nodes, n);
-        prev = n;
-    }
-    if (m->layers.len == 0 && d->errors == 0) diag_warning(d, m->name_loc, "model '%s' has no layers; its output is its input", m->name);
-    g->output = prev;
+    Binder b = {.arena = a, .diag = d, .graph = g, .program = p};
+    check_program(&b, p);
+    if (!bind_inputs(&b, m)) return NULL;
+    if (m->forward) bind_forward_model(&b, m);
+    else bind_stack(&b, m);
+    if (!g->output) return NULL;
     return g;
 }

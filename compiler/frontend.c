@@ -34,14 +34,15 @@ bool frontend_run(Frontend *fe, const char *path, FILE *out)
     diag_init(&fe->diag, &fe->arena, &fe->src, out);
     if (!read_source(fe, path)) return false;
 
-    Model *model = parse_source(&fe->arena, &fe->diag, &fe->src);
-    if (!model) {
+    Program *program = parse_source(&fe->arena, &fe->diag, &fe->src);
+    if (!program->model) {
         if (fe->diag.errors == 0) diag_error(&fe->diag, (SrcSpan){1, 1, 1, 1}, "expected 'model NAME { ... }'");
         return false;
     }
-    fe->graph = bind_model(&fe->arena, &fe->diag, model);
+    fe->graph = bind_program(&fe->arena, &fe->diag, program);
     if (!fe->graph) return false;
     infer_shapes(&fe->diag, fe->graph);
+    graph_remove_dead_nodes(fe->graph); /* values no output depends on (already warned about) */
     return fe->diag.errors == 0;
 }
 

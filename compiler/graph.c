@@ -3,6 +3,13 @@
 
 #include <string.h>
 
+bool graph_is_output(const Graph *g, const Node *n)
+{
+    for (int i = 0; i < g->outputs.len; i++)
+        if (g->outputs.items[i] == n) return true;
+    return false;
+}
+
 int graph_count_uses(const Graph *g, const Node *n)
 {
     int uses = 0;
@@ -10,7 +17,38 @@ int graph_count_uses(const Graph *g, const Node *n)
         const Node *m = g->nodes.items[i];
         for (int k = 0; k < m->ninputs; k++) uses += m->inputs[k] == n;
     }
+    for (int i = 0; i < g->outputs.len; i++) uses += g->outputs.items[i] == n;
     return uses;
+}
+
+/* Keeps the nodes for which keep[id] is set, in order, and renumbers them. */
+static void graph_keep_nodes(Graph *g, const bool *keep)
+{
+    int k = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        Node *m = g->nodes.items[i];
+        if (!keep[m->id]) continue;
+        g->nodes.items[k++] = m;
+    }
+    g->nodes.len = k;
+    for (int i = 0; i < k; i++) ((Node *)g->nodes.items[i])->id = i;
+}
+
+int graph_remove_dead_nodes(Graph *g)
+{
+    int n = g->nodes.len;
+    bool *live = arena_alloc_array(g->arena, (size_t)(n ? n : 1), sizeof *live);
+    for (int i = 0; i < g->outputs.len; i++) live[((Node *)g->outputs.items[i])->id] = true;
+    for (int i = 0; i < g->inputs.len; i++) live[((Node *)g->inputs.items[i])->id] = true;
+    for (int i = n - 1; i >= 0; i--) {
+        const Node *m = g->nodes.items[i];
+        if (!live[i]) continue;
+        for (int k = 0; k < m->ninputs; k++) live[m->inputs[k]->id] = true;
+    }
+    int removed = 0;
+    for (int i = 0; i < n; i++) removed += !live[i];
+    if (removed) graph_keep_nodes(g, live);
+    return removed;
 }
 
 int64_t graph_token_limit(const Graph *g)
@@ -25,6 +63,7 @@ int64_t graph_token_limit(const Graph *g)
 
 Node *graph_single_user(const Graph *g, const Node *n)
 {
+    if (graph_is_output(g, n)) return NULL;
     Node *user = NULL;
     for (int i = 0; i < g->nodes.len; i++) {
         Node *m = g->nodes.items[i];
@@ -37,9 +76,10 @@ Node *graph_single_user(const Graph *g, const Node *n)
     return user;
 }
 
-void graph_bypass_node(Graph *g, Node *n)
+void graph_bypass_node(Graph *g, Node *n) { graph_replace_node(g, n, n->inputs[0]); }
+
+void graph_replace_node(Graph *g, Node *n, Node *replacement)
 {
-    Node *replacement = n->inputs[0];
     int k = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         Node *m = g->nodes.items[i];
@@ -50,7 +90,9 @@ void graph_bypass_node(Graph *g, Node *n)
         g->nodes.items[k++] = m;
     }
     g->nodes.len = k;
-    if (g->output == n) g->output = replacement;
+    for (int i = 0; i < g->outputs.len; i++)
+        if (g->outputs.items[i] == n) g->outputs.items[i] = replacement;
+    g->output = g->outputs.items[0];
 }
 
 const char *node_group_name(Arena *a, const Node *n)

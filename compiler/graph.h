@@ -1,9 +1,10 @@
 /* graph.h - the graph IR: what shape inference fills in, passes rewrite and
  * the LLVM lowering consumes.
  *
- * A Graph is a list of Nodes in topological order.  Every node names its
- * inputs explicitly (the language is a straight stack today, but nothing here
- * assumes it), keeps its source span for diagnostics, its bound arguments,
+ * A Graph is a DAG: a list of Nodes in topological order, the model's inputs
+ * first.  Every node names the nodes it reads (a residual add reads two, a
+ * concatenation several; a value may have many readers), keeps its source
+ * span for diagnostics, its bound arguments,
  * the typed attributes its shape rule derived from them, its output shape and
  * its parameter tensors under their PyTorch state_dict keys.
  * Ownership: all of it lives in the compilation arena (arena.h).
@@ -17,7 +18,7 @@
 #include "arena.h"
 #include "diag.h"
 
-enum { MAX_RANK = 8, MAX_NODE_INPUTS = 2, MAX_SHAPE_TEXT = 160 };
+enum { MAX_RANK = 8, MAX_NODE_INPUTS = 8, MAX_SHAPE_TEXT = 160 };
 
 typedef enum {
 #define LAYER(E, Name, Sig, rule, kernel, reference, flags) OP_##E,
@@ -33,6 +34,7 @@ enum {
     LF_VIEW = 1 << 1,               /* shares its input's storage: no kernel */
     LF_INFERENCE_IDENTITY = 1 << 2, /* the identity in eval mode */
     LF_ANY_ARGS = 1 << 3,           /* accepts any arguments (Identity) */
+    LF_FUNCTIONAL = 1 << 4,         /* not a torch.nn layer: written as an operator or a function (x + y, cat) */
 };
 
 typedef enum { DT_F32, DT_I64 } DType;
@@ -172,6 +174,18 @@ typedef struct TransformerAttrs {
     double layer_norm_eps, dropout;
 } TransformerAttrs;
 
+typedef struct BilinearAttrs {
+    int64_t in1_features, in2_features, out_features;
+    bool bias;
+} BilinearAttrs;
+
+/* add, mul: how each input's elements map onto the output's (PyTorch's
+ * broadcasting).  The shapes are right-aligned to the output's rank; a
+ * dimension of size 1 in an input repeats along the output's. */
+typedef struct BroadcastAttrs {
+    bool same_shapes; /* both inputs have the output's shape: a plain elementwise loop */
+} BroadcastAttrs;
+
 typedef struct Param {
     const char *key; /* full state_dict key, e.g. "conv1.weight" */
     Shape shape;
@@ -203,6 +217,8 @@ typedef struct Node {
         EmbeddingAttrs emb;
         RecurrentAttrs rnn;
         TransformerAttrs tfm;
+        BilinearAttrs bilinear;
+        BroadcastAttrs broadcast;
         int64_t adaptive_out[2];
     } attr;
 
@@ -218,6 +234,7 @@ typedef struct Node {
 
     /* Set by the optimizer (pass_*.c); see passes.h. */
     int source_id;          /* the node of the unoptimised graph whose output this node computes */
+    bool has_residual;      /* Conv2d: inputs[1] is added to its output in its kernel, before the activation */
     bool has_epilogue;      /* an activation is applied inside this node's kernel: */
     OpKind epilogue;        /* which one, */
     ActAttrs epilogue_attr; /* with its arguments */
@@ -230,9 +247,11 @@ typedef struct Graph {
     Arena *arena;
     const char *model_name;
     const char *batch_name; /* the input's named first dimension, or NULL */
-    PtrVec nodes;           /* Node*, topological order; nodes.items[0] is the input */
-    Node *input;
-    Node *output;
+    PtrVec nodes;           /* Node*, topological order; the inputs come first */
+    PtrVec inputs;          /* Node* (OP_INPUT), in declaration order */
+    PtrVec outputs;         /* Node*, in the order forward returns them */
+    Node *input;            /* inputs.items[0] */
+    Node *output;           /* outputs.items[0] */
 } Graph;
 
 /* ---- the layer table (layers.def; layer_args.c) ---- */
@@ -259,9 +278,15 @@ int64_t graph_token_limit(const Graph *g);
 
 /* Removes node n, whose single input takes its place for every consumer. */
 void graph_bypass_node(Graph *g, Node *n);
-/* The nodes that read n's output. */
+/* Removes node n; `replacement` (an earlier node) takes its place for every consumer and as an output. */
+void graph_replace_node(Graph *g, Node *n, Node *replacement);
+/* How many times n's output is read (by nodes, and as a model output). */
 int graph_count_uses(const Graph *g, const Node *n);
-/* The only consumer of n, or NULL when it has none or several. */
+/* Whether n is one of the model's outputs. */
+bool graph_is_output(const Graph *g, const Node *n);
+/* Removes the nodes no output depends on; returns how many. */
+int graph_remove_dead_nodes(Graph *g);
+/* The only consumer of n, or NULL when it has none or several, or n is a model output. */
 Node *graph_single_user(const Graph *g, const Node *n);
 /* "conv1 + bn1 + relu1" for a node with absorbed nodes, else its name. */
 const char *node_group_name(Arena *a, const Node *n);

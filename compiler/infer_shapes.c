@@ -203,17 +203,29 @@ static bool node_within_limits(InferCtx *ic, Node *n)
     return true;
 }
 
+static bool inputs_inferred(const Node *n)
+{
+    for (int k = 0; k < n->ninputs; k++)
+        if (!n->inputs[k]->inferred) return false;
+    return true;
+}
+
 bool infer_shapes(Diag *d, Graph *g)
 {
     InferCtx ic = {.diag = d, .arena = g->arena, .graph = g};
     int errors_before = d->errors;
-    if (g->input->inferred) g->input->inferred = node_within_limits(&ic, g->input);
-    for (int i = 1; i < g->nodes.len && !diag_too_many(d); i++) {
+    for (int i = 0; i < g->nodes.len && !diag_too_many(d); i++) {
         Node *n = g->nodes.items[i];
-        if (n->invalid || !n->inputs[0]->inferred) continue;
+        if (n->op == OP_INPUT) {
+            if (n->inferred) n->inferred = node_within_limits(&ic, n);
+            continue;
+        }
+        if (n->invalid || !inputs_inferred(n)) continue;
         n->dtype = DT_F32;
         bool ok = rules[n->op](&ic, n);
         n->inferred = (ok || n->recovered) && node_within_limits(&ic, n);
     }
-    return d->errors == errors_before && g->output->inferred;
+    bool outputs_inferred = g->outputs.len > 0;
+    for (int i = 0; i < g->outputs.len; i++) outputs_inferred &= ((const Node *)g->outputs.items[i])->inferred;
+    return d->errors == errors_before && outputs_inferred;
 }

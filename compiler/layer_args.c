@@ -58,7 +58,8 @@ OpKind op_lookup(const char *name)
 int op_all_names(const char **names, int max)
 {
     int n = 0;
-    for (int op = 0; op < OP_INPUT && n < max; op++) names[n++] = layer_rows[op].name;
+    for (int op = 0; op < OP_INPUT && n < max; op++)
+        if (!(layer_rows[op].flags & LF_FUNCTIONAL)) names[n++] = layer_rows[op].name;
     return n;
 }
 

@@ -102,6 +102,16 @@
     X(dim, ARG_INT, REQUIRED, NULL)                                                \
     X(keepdim, ARG_BOOL, BOOL(0), NULL)
 
+#define BilinearArgs_LIST(X)                                                       \
+    X(in1_features, ARG_INT, REQUIRED, NULL)                                       \
+    X(in2_features, ARG_INT, REQUIRED, NULL)                                       \
+    X(out_features, ARG_INT, REQUIRED, NULL)                                       \
+    X(bias, ARG_BOOL, BOOL(1), NULL)                                               \
+    DEVICE_DTYPE(X)
+
+/* torch.cat(tensors, dim=0): the tensors are the node's inputs */
+#define CatArgs_LIST(X) X(dim, ARG_INT, INT(0), NULL)
+
 #define DropoutArgs_LIST(X)                                                        \
     X(p, ARG_FLOAT, FLOAT(0.5), NULL)                                              \
     X(inplace, ARG_BOOL, BOOL(0), NULL)
@@ -171,7 +181,7 @@
     S(Conv2dArgs) S(MaxPool2dArgs) S(AvgPool2dArgs) S(AdaptiveAvgPool2dArgs)      \
     S(NoArgs) S(InplaceArgs) S(LeakyReluArgs) S(GeluArgs) S(SoftmaxArgs)           \
     S(BatchNormArgs) S(LayerNormArgs) S(LinearArgs) S(LazyLinearArgs)              \
-    S(FlattenArgs) S(SelectArgs) S(MeanArgs) S(DropoutArgs) S(EmbeddingArgs) S(EmbeddingBagArgs)             \
+    S(FlattenArgs) S(SelectArgs) S(MeanArgs) S(BilinearArgs) S(CatArgs) S(DropoutArgs) S(EmbeddingArgs) S(EmbeddingBagArgs)             \
     S(RnnArgs) S(LstmArgs) S(GruArgs) S(TransformerEncoderArgs)
 
 typedef enum {

@@ -34,10 +34,11 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
 /* ---- between lower_llvm.c and lower_kernels.c ---- */
 
 /* A kernel step's source and destination.  BUF_ALL (a source only): the
- * kernel gets a block of three pointers, the layer's input, its output and
- * its scratch memory, and finds its operands in them (kernel_operand); a
- * layer of several steps over several intermediate tensors (RNN, LSTM, GRU,
- * TransformerEncoderLayer) uses it. */
+ * kernel gets a block of pointers, the layer's input, its output, its
+ * scratch memory and then its other inputs, and finds its operands in them
+ * (kernel_operand, kernel_input); a layer of several steps over several
+ * intermediate tensors (RNN, LSTM, GRU, TransformerEncoderLayer) or of
+ * several inputs (add, cat, Bilinear) uses it. */
 typedef enum { BUF_INPUT, BUF_OUTPUT, BUF_SCRATCH, BUF_ALL } BufferRole;
 
 /* A tensor a BUF_ALL kernel reads or writes: the layer's input, its output,
@@ -120,6 +121,9 @@ void lower_embedding(KernelBuilder *kb); /* lower_embedding.c */
 void lower_embeddingbag(KernelBuilder *kb); /* lower_embedding.c */
 void lower_recurrent(KernelBuilder *kb); /* lower_recurrent.c: RNN, LSTM, GRU */
 void lower_transformer_encoder(KernelBuilder *kb); /* lower_transformer.c */
+void lower_broadcast_binary(KernelBuilder *kb); /* lower_combine.c: add, mul */
+void lower_cat(KernelBuilder *kb); /* lower_combine.c */
+void lower_bilinear(KernelBuilder *kb); /* lower_combine.c */
 
 /* Kernel-building helpers shared by lower_kernels.c, lower_conv.c, lower_gemm.c and lower_winograd.c. */
 /* The type of every kernel: void (src, dst, batch, begin, end), runtime.h's layerc_kernel. */
@@ -138,6 +142,8 @@ void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, in
                            int64_t cost);
 /* In a kernel whose source is BUF_ALL: the address of operand o. */
 LLVMValueRef kernel_operand(Ir *ir, const KernelArgs *a, Operand o);
+/* In a kernel whose source is BUF_ALL: the address of the layer's input k. */
+LLVMValueRef kernel_input(Ir *ir, const KernelArgs *a, int k);
 /* Step `index` of this layer once more, over items [first_item, first_item + its items). */
 void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item);
 /* kb->per_sample from the steps so far (all per sample, none writing the

@@ -109,7 +109,9 @@ static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRo
     LLVMValueRef out_base = ir_mul(ir, item.index, ir_i64(ir, g->oh * g->ow));
     LLVMValueRef init = bias ? ir_load_f32(ir, bias, oc) : ir_f32(ir, 0);
     IrLoop p = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, g->oh * g->ow), "p");
-    ir_store_f32(ir, a.dst, ir_add(ir, out_base, p.index), init);
+    LLVMValueRef out_at = ir_add(ir, out_base, p.index);
+    /* A fused residual add: the output already holds the skip tensor (lower_llvm.c), the sum starts from it. */
+    ir_store_f32(ir, a.dst, out_at, kb->node->has_residual ? ir_fadd(ir, init, ir_load_f32(ir, a.dst, out_at)) : init);
     ir_loop_end(ir, &p);
 
     IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, icg), "c");
@@ -229,8 +231,10 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
     for (int o = 0; o < ocn; o++) {
         for (int v = 0; v < nvec; v++) {
             int64_t off = o * g->oh * g->ow + ts->dy[v] * g->ow + ts->dx[v];
-            LLVMValueRef r = epilogue_vector(t->ir, t->node, LLVMBuildLoad2(ir->b, t->vt, acc[o][v], ""));
-            ir_store_vec(ir, t->dst, ir_add(ir, out_at, ir_i64(ir, off)), r, ts->lanes[v]);
+            LLVMValueRef r = LLVMBuildLoad2(ir->b, t->vt, acc[o][v], "");
+            LLVMValueRef where = ir_add(ir, out_at, ir_i64(ir, off));
+            if (t->node->has_residual) r = ir_fadd(ir, r, ir_load_vec(ir, t->dst, where, ts->lanes[v])); /* the skip tensor */
+            ir_store_vec(ir, t->dst, where, epilogue_vector(t->ir, t->node, r), ts->lanes[v]);
         }
     }
 }

@@ -132,6 +132,13 @@ LLVMValueRef kernel_operand(Ir *ir, const KernelArgs *a, Operand o)
     return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), base, &bytes, 1, "");
 }
 
+LLVMValueRef kernel_input(Ir *ir, const KernelArgs *a, int k)
+{
+    if (k == 0) return kernel_operand(ir, a, (Operand){BUF_INPUT, 0});
+    LLVMValueRef slot = ir_i64(ir, 2 + k); /* after input, output, scratch */
+    return LLVMBuildLoad2(ir->b, ir->ptr, LLVMBuildInBoundsGEP2(ir->b, ir->ptr, a->src, &slot, 1, ""), "");
+}
+
 void kernel_end_in_scratch(KernelBuilder *kb, int64_t src_at, int64_t dst_at, int64_t items, bool per_sample,
                            int64_t cost)
 {

@@ -246,15 +246,19 @@ static LLVMValueRef scratch(Lowering *lw, int i, int64_t at, LLVMValueRef ws, LL
     return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
 }
 
-/* A block of three pointers in forward()'s frame: the layer's input, its
- * output and its scratch memory (BUF_ALL steps and per-sample kernels). */
-static LLVMValueRef buffer_block(Lowering *lw, int i, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws, LLVMValueRef batch)
+/* A block of pointers in forward()'s frame: the layer's input, its output,
+ * its scratch memory and its other inputs (BUF_ALL steps and per-sample kernels). */
+static LLVMValueRef buffer_block(Lowering *lw, int i, LLVMValueRef *srcs, LLVMValueRef dst, LLVMValueRef ws, LLVMValueRef batch)
 {
     Ir *ir = &lw->ir;
-    LLVMTypeRef block_t = LLVMArrayType2(ir->ptr, 3);
+    const Node *n = lw->g->nodes.items[i];
+    int count = 2 + n->ninputs;
+    LLVMTypeRef block_t = LLVMArrayType2(ir->ptr, (uint64_t)count);
     LLVMValueRef block = ir_var(ir, block_t, LLVMGetUndef(block_t), "buffers");
-    LLVMValueRef buffers[3] = {src, dst, lw->plan->scratch_offset[i] >= 0 ? scratch(lw, i, 0, ws, batch) : LLVMConstNull(ir->ptr)};
-    for (int k = 0; k < 3; k++) {
+    LLVMValueRef buffers[2 + MAX_NODE_INPUTS] = {
+        srcs[0], dst, lw->plan->scratch_offset[i] >= 0 ? scratch(lw, i, 0, ws, batch) : LLVMConstNull(ir->ptr)};
+    for (int k = 1; k < n->ninputs; k++) buffers[2 + k] = srcs[k];
+    for (int k = 0; k < count; k++) {
         LLVMValueRef at[2] = {ir_i64(ir, 0), ir_i64(ir, k)};
         LLVMBuildStore(ir->b, buffers[k], LLVMBuildInBoundsGEP2(ir->b, block_t, block, at, 2, ""));
     }
@@ -270,14 +274,14 @@ static LLVMValueRef step_buffer(Lowering *lw, int i, BufferRole role, int64_t sc
 }
 
 /* Node i's kernel steps, one parallel loop each. */
-static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws,
+static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef *srcs, LLVMValueRef dst, LLVMValueRef ws,
                        LLVMValueRef batch)
 {
     Ir *ir = &lw->ir;
     LLVMValueRef parallel = declare(ir, "__layerc_rt_parallel", lw->parallel_t);
-    LLVMValueRef block = NULL;
+    LLVMValueRef block = NULL, src = srcs[0];
     for (int s = 0; s < lw->nsteps[i]; s++)
-        if (lw->steps[i][s].src == BUF_ALL && !block) block = buffer_block(lw, i, src, dst, ws, batch);
+        if (lw->steps[i][s].src == BUF_ALL && !block) block = buffer_block(lw, i, srcs, dst, ws, batch);
     for (int s = 0; s < lw->nsteps[i]; s++) {
         const KernelStep *st = &lw->steps[i][s];
         LLVMValueRef items = ir_i64(ir, st->items), first = ir_i64(ir, st->first_item);
@@ -294,19 +298,19 @@ static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, 
 }
 
 /* Node i's per-sample kernel, one parallel loop over the samples. */
-static void call_per_sample(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws,
+static void call_per_sample(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef *srcs, LLVMValueRef dst, LLVMValueRef ws,
                             LLVMValueRef batch, LLVMValueRef samples)
 {
     Ir *ir = &lw->ir;
     const PerSampleKernel *ps = &lw->per_sample[i];
-    LLVMValueRef args[8] = {ctx, ps->fn, buffer_block(lw, i, src, dst, ws, batch), LLVMConstNull(ir->ptr), ir_i64(ir, 1),
+    LLVMValueRef args[8] = {ctx, ps->fn, buffer_block(lw, i, srcs, dst, ws, batch), LLVMConstNull(ir->ptr), ir_i64(ir, 1),
                             ir_i64(ir, 0), samples, ir_i64(ir, ps->cost)};
     LLVMBuildCall2(ir->b, lw->parallel_t, declare(ir, "__layerc_rt_parallel", lw->parallel_t), args, 8, "");
 }
 
 /* Node i's kernels: the per-sample kernel when it has one and there is more
  * than one sample (known at compile time for a fixed batch), else the steps. */
-static void call_kernels(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef ws,
+static void call_kernels(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef *src, LLVMValueRef dst, LLVMValueRef ws,
                          LLVMValueRef batch)
 {
     Ir *ir = &lw->ir;
@@ -352,9 +356,12 @@ static LLVMValueRef lower_forward(Lowering *lw)
     }
     for (int i = 1; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        LLVMValueRef src = storage(lw, plan->root[n->inputs[0]->id], in, out, ws, batch);
+        LLVMValueRef src[MAX_NODE_INPUTS];
+        for (int k = 0; k < n->ninputs; k++) src[k] = storage(lw, plan->root[n->inputs[k]->id], in, out, ws, batch);
         LLVMValueRef dst = storage(lw, plan->root[i], in, out, ws, batch);
         if (plan->copy_input_to_output) dst = out;
+        if (n->has_residual && plan->in_place[i] < 0) /* the kernel adds the skip tensor it finds in its output */
+            LLVMBuildMemCpy(ir->b, dst, 4, src[1], 4, ir_mul(ir, ir_i64(ir, node_output_bytes(n)), batch));
         call_kernels(lw, i, ctx, src, dst, ws, batch);
         if (i == lw->fault_layer) /* a deliberate error, to show that layerc test finds it */
             ir_store_f32(ir, dst, ir_i64(ir, 0), ir_fadd(ir, ir_load_f32(ir, dst, ir_i64(ir, 0)), ir_f32(ir, 1.0)));

@@ -522,15 +522,17 @@ static void output_vector(Winograd *wg, const OutputArgs *oa, LLVMValueRef row, 
     for (int i = 0; i < rows; i++) {
         LLVMValueRef y[MAX_M], chunk[MAX_M];
         apply_matrix(ir, wg->mx->at, m, n, r[i], y);
-        for (int j = 0; j < m; j++) {
+        for (int j = 0; j < m; j++)
             if (oa->bias) y[j] = LLVMBuildFAdd(b, y[j], oa->bias, "");
-            y[j] = epilogue_vector(ir, wg->kb->node, y[j]);
-        }
         interleave_outputs(ir, m, y, chunk);
         LLVMValueRef oy = ir_add(ir, ir_mul(ir, ty, ir_i64(ir, m)), ir_i64(ir, i));
         LLVMValueRef first = ir_add(ir, oa->out_at, ir_add(ir, ir_mul(ir, oy, ir_i64(ir, l->ow)), ir_mul(ir, tx0, ir_i64(ir, m))));
-        for (int q = 0; q < m; q++) /* a vector with no lanes stores nothing */
-            ir_store_vec(ir, oa->out, ir_add(ir, first, ir_i64(ir, q * w)), chunk[q], lanes[q]);
+        for (int q = 0; q < m; q++) { /* a vector with no lanes stores nothing */
+            LLVMValueRef where = ir_add(ir, first, ir_i64(ir, q * w));
+            if (wg->kb->node->has_residual && lanes[q] > 0) /* the output holds the skip tensor: add it */
+                chunk[q] = LLVMBuildFAdd(b, chunk[q], ir_load_vec(ir, oa->out, where, lanes[q]), "");
+            ir_store_vec(ir, oa->out, where, epilogue_vector(ir, wg->kb->node, chunk[q]), lanes[q]);
+        }
     }
 }
 

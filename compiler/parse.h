@@ -10,12 +10,15 @@
 typedef struct ParseCtx {
     Arena *arena;
     Diag *diag;
-    Model *model;
-    int quiet_line; /* a line with a lexical error: no syntax errors reported on it */
+    Program *program; /* what the file holds so far */
+    Model *model;     /* the model being parsed (the first, once one is complete) */
+    int quiet_line;   /* a line with a lexical error: no syntax errors reported on it */
+    int bracket_depth; /* of ( and [ on the current line */
+    bool continues;    /* the last token was '(', '[' or ',' inside brackets: a newline continues the line */
 } ParseCtx;
 
-/* Parses src; returns the model (possibly partial) or NULL when nothing
- * usable was found.  Syntax errors are reported through diag. */
-Model *parse_source(Arena *a, Diag *d, const Source *src);
+/* Parses src; returns what the file holds (its model may be NULL or
+ * partial).  Syntax errors are reported through diag. */
+Program *parse_source(Arena *a, Diag *d, const Source *src);
 
 #endif

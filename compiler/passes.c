@@ -7,6 +7,7 @@
 static const Pass PASSES[] = {
     {"simplify-inference", "remove Identity, Dropout and Dropout2d (the identity at inference)", pass_simplify_inference},
     {"fold-batchnorm", "fold eval-mode BatchNorm into the Conv2d or Linear before it", pass_fold_batchnorm},
+    {"fuse-residual", "add a residual block's skip tensor inside the Conv2d before the add", pass_fuse_residual},
     {"fuse-epilogue", "apply the activation after a Conv2d or Linear inside its kernel", pass_fuse_epilogue},
     {"fold-constants", "compute the remaining BatchNorms' scale and shift at compile time", pass_fold_constants},
     {"choose-conv-algorithm",

@@ -38,6 +38,7 @@ typedef struct Pass {
 
 int pass_simplify_inference(Graph *g, const PassOptions *opt);
 int pass_fold_batchnorm(Graph *g, const PassOptions *opt);
+int pass_fuse_residual(Graph *g, const PassOptions *opt);
 int pass_fuse_epilogue(Graph *g, const PassOptions *opt);
 int pass_fold_constants(Graph *g, const PassOptions *opt);
 int pass_choose_conv_algorithm(Graph *g, const PassOptions *opt);

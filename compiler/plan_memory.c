@@ -1,4 +1,5 @@
-/* plan_memory.c - liveness-based reuse of activation buffers (see plan_memory.h). */
+/* plan_memory.c - liveness-based reuse of activation buffers, and outputs
+ * written in place of an input that is dead after them (see plan_memory.h). */
 #include "plan_memory.h"
 
 #include "conv_plan.h"
@@ -49,6 +50,50 @@ static int64_t place(Block *blocks, int *nblocks, int i, int last_use, int64_t b
     return offset;
 }
 
+/* For each node, the last node that reads it (itself when none; past the end for a model output). */
+static int *last_readers(Arena *a, const Graph *g)
+{
+    int n = g->nodes.len;
+    int *last = arena_alloc_array(a, (size_t)n, sizeof *last);
+    for (int i = 0; i < n; i++) {
+        const Node *node = g->nodes.items[i];
+        last[i] = i;
+        for (int k = 0; k < node->ninputs; k++)
+            if (last[node->inputs[k]->id] < i) last[node->inputs[k]->id] = i;
+    }
+    for (int i = 0; i < g->outputs.len; i++) last[((const Node *)g->outputs.items[i])->id] = n;
+    return last;
+}
+
+/* Whether the buffer of root r is read after node i (by any node it holds). */
+static bool read_after(const MemoryPlan *p, const int *last_reader, int r, int i)
+{
+    for (int v = r; v < i; v++)
+        if (p->root[v] == r && last_reader[v] > i) return true;
+    return false;
+}
+
+/* The input of node i whose buffer i may overwrite with its output, or -1:
+ * a fused residual's skip tensor, or an operand of an add or mul of the
+ * output's shape, whose value is not needed after i and is not the model's input. */
+static int in_place_input(const Graph *g, const MemoryPlan *p, const int *last_reader, int i)
+{
+    const Node *n = g->nodes.items[i];
+    int first = n->op == OP_CONV2D && n->has_residual ? 1 : n->op == OP_ADD || n->op == OP_MUL ? 0 : -1;
+    if (first < 0) return -1;
+    for (int k = first; k < 2 && k < n->ninputs; k++) {
+        const Node *in = n->inputs[k];
+        int r = p->root[in->id];
+        if (((const Node *)g->nodes.items[r])->op == OP_INPUT || in->shape.dynamic_batch != n->shape.dynamic_batch ||
+            node_output_bytes(in) != node_output_bytes(n) || read_after(p, last_reader, r, i))
+            continue;
+        /* A convolution reads its input while it writes: the two buffers must differ. */
+        if (n->op == OP_CONV2D && p->root[n->inputs[0]->id] == r) continue;
+        return k;
+    }
+    return -1;
+}
+
 MemoryPlan *plan_memory(Arena *a, const Graph *g)
 {
     int n = g->nodes.len;
@@ -56,28 +101,40 @@ MemoryPlan *plan_memory(Arena *a, const Graph *g)
     p->root = arena_alloc_array(a, (size_t)n, sizeof *p->root);
     p->offset = arena_alloc_array(a, (size_t)n, sizeof *p->offset);
     p->scratch_offset = arena_alloc_array(a, (size_t)n, sizeof *p->scratch_offset);
+    p->in_place = arena_alloc_array(a, (size_t)n, sizeof *p->in_place);
+    int *last_reader = last_readers(a, g);
     int *last_use = arena_alloc_array(a, (size_t)n, sizeof *last_use);
     for (int i = 0; i < n; i++) {
         const Node *node = g->nodes.items[i];
-        p->root[i] = i > 0 && op_is_view(node->op) ? p->root[node->inputs[0]->id] : i;
+        p->root[i] = node->op != OP_INPUT && op_is_view(node->op) ? p->root[node->inputs[0]->id] : i;
+        p->in_place[i] = -1;
+        int k = node->op == OP_INPUT ? -1 : in_place_input(g, p, last_reader, i);
+        if (k >= 0) {
+            p->root[i] = p->root[node->inputs[k]->id];
+            p->in_place[i] = k;
+        }
         last_use[i] = i;
         p->scratch_offset[i] = -1;
     }
-    for (int i = 1; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         const Node *node = g->nodes.items[i];
         for (int k = 0; k < node->ninputs; k++) {
             int r = p->root[node->inputs[k]->id];
             if (last_use[r] < i) last_use[r] = i;
         }
+        if (last_use[p->root[i]] < i) last_use[p->root[i]] = i;
     }
     int out_root = p->root[g->output->id];
-    p->copy_input_to_output = out_root == 0;
-    p->offset[0] = STORAGE_INPUT;
+    p->copy_input_to_output = ((const Node *)g->nodes.items[out_root])->op == OP_INPUT;
 
     Block *blocks = arena_alloc_array(a, (size_t)(2 * n), sizeof *blocks);
     int nblocks = 0;
-    for (int i = 1; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         const Node *node = g->nodes.items[i];
+        if (node->op == OP_INPUT) {
+            p->offset[i] = STORAGE_INPUT;
+            continue;
+        }
         int64_t scratch = node_scratch_bytes(node);
         if (scratch > 0) {
             p->scratch_offset[i] = place(blocks, &nblocks, i, i, scratch, &p->workspace_bytes);

@@ -2,9 +2,12 @@
  *
  * Every layer output that is not a view (Flatten, Identity, Dropout share
  * their input's storage) gets a byte offset in one workspace; buffers whose
- * lifetimes do not overlap share bytes (first fit, in layer order).  The
- * model's input is read in place and the last layer writes straight into the
- * caller's output buffer.  Sizes are per sample when the batch is named
+ * lifetimes do not overlap share bytes (first fit, in layer order).  A value
+ * may have several readers (a residual kept alive across its block): its
+ * buffer lives until the last.  An add, a mul and a Conv2d with a fused
+ * residual write their output into an input's buffer when that input is
+ * read by nothing after them (in place).  The model's input is read in
+ * place and the output layer writes straight into the caller's buffer.  Sizes are per sample when the batch is named
  * (the runtime multiplies offsets by the batch), else for the whole batch.
  */
 #ifndef LAYERC_PLAN_MEMORY_H
@@ -16,6 +19,7 @@ enum { STORAGE_INPUT = -1, STORAGE_OUTPUT = -2 };
 
 typedef struct MemoryPlan {
     int *root;               /* per node: the node whose buffer holds its output */
+    int *in_place;           /* per node: which of its inputs' buffers it writes its output into, or -1 */
     int64_t *offset;         /* per root node: workspace byte offset, or STORAGE_INPUT / STORAGE_OUTPUT */
     int64_t *scratch_offset; /* per node: its scratch buffer's offset (-1: none) */
     int64_t workspace_bytes; /* peak */

@@ -25,10 +25,12 @@
 typedef struct Eval {
     Arena *arena;
     const Node *node;
-    const float *in;     /* input values */
+    const float *in;     /* input values (the first input's, for a layer that reads several) */
     const int64_t *ids;  /* the input's original token ids when it is i64, else NULL */
     Shape in_shape;      /* actual shapes for this run's batch */
     Shape out_shape;
+    const float *ins[MAX_NODE_INPUTS]; /* every input, for add, cat, Bilinear */
+    Shape in_shapes[MAX_NODE_INPUTS];
     float *out;
     char *err;
     size_t errsize;
@@ -433,6 +435,68 @@ static bool eval_linear(Eval *e)
         affine(param(e, "weight"), param(e, "bias"), x, la->in_features, la->out_features, y);
         for (int64_t o = 0; o < la->out_features; o++) e->out[r * la->out_features + o] = (float)y[o];
     }
+    return true;
+}
+
+/* ---- layers of several inputs ---- */
+
+/* Bilinear: y[o] = sum_ij x1[i] W[o, i, j] x2[j] + b[o], for every row. */
+static bool eval_bilinear(Eval *e)
+{
+    const BilinearAttrs *bl = &e->node->attr.bilinear;
+    const float *w = param(e, "weight"), *bias = param(e, "bias");
+    int64_t rows = numel(&e->out_shape) / bl->out_features, n1 = bl->in1_features, n2 = bl->in2_features;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x1 = e->ins[0] + r * n1, *x2 = e->ins[1] + r * n2;
+        for (int64_t o = 0; o < bl->out_features; o++) {
+            double sum = bias ? bias[o] : 0.0;
+            for (int64_t i = 0; i < n1; i++)
+                for (int64_t j = 0; j < n2; j++) sum += (double)x1[i] * w[(o * n1 + i) * n2 + j] * x2[j];
+            e->out[r * bl->out_features + o] = (float)sum;
+        }
+    }
+    return true;
+}
+
+/* The index into input s (right-aligned, broadcast) of output element `flat` of shape out. */
+static int64_t broadcast_index(const Shape *out, const Shape *s, int64_t flat)
+{
+    int64_t index = 0, stride = 1;
+    for (int i = out->rank - 1; i >= 0; i--) {
+        int64_t coord = flat % out->dims[i];
+        flat /= out->dims[i];
+        int j = i - (out->rank - s->rank);
+        if (j < 0) continue;
+        if (s->dims[j] != 1) index += coord * stride;
+        stride *= s->dims[j];
+    }
+    return index;
+}
+
+/* a + b, a * b with broadcasting. */
+static bool eval_broadcast_binary(Eval *e)
+{
+    int64_t count = numel(&e->out_shape);
+    for (int64_t i = 0; i < count; i++) {
+        double a = e->ins[0][broadcast_index(&e->out_shape, &e->in_shapes[0], i)];
+        double b = e->ins[1][broadcast_index(&e->out_shape, &e->in_shapes[1], i)];
+        e->out[i] = (float)(e->node->op == OP_ADD ? a + b : a * b);
+    }
+    return true;
+}
+
+/* cat: for every index before dim, each input's block in turn. */
+static bool eval_cat(Eval *e)
+{
+    int d = e->node->attr.axis.dim;
+    int64_t outer = dims_product(&e->out_shape, 0, d), inner = dims_product(&e->out_shape, d + 1, e->out_shape.rank);
+    float *out = e->out;
+    for (int64_t o = 0; o < outer; o++)
+        for (int k = 0; k < e->node->ninputs; k++) {
+            int64_t block = e->in_shapes[k].dims[d] * inner;
+            memcpy(out, e->ins[k] + o * block, (size_t)block * sizeof(float));
+            out += block;
+        }
     return true;
 }
 
@@ -841,26 +905,36 @@ static void perturb(float *v, int64_t count, double noise, uint64_t *state)
 
 bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, float **outputs, char *err, size_t errsize)
 {
-    return reference_run_perturbed(a, g, input, batch, 0.0, 0, outputs, err, errsize);
+    return reference_run_perturbed(a, g, &input, batch, 0.0, 0, outputs, err, errsize);
 }
 
-bool reference_run_perturbed(Arena *a, const Graph *g, const void *input, int64_t batch, double noise, uint64_t seed,
+/* Input node n's values (the caller's k-th input) as floats, and as token ids when i64. */
+static void load_input(Arena *a, const Node *n, const void *data, int64_t batch, float **out, const int64_t **ids)
+{
+    Shape shape = reference_shape(n, batch);
+    int64_t count = numel(&shape);
+    *out = arena_alloc_array(a, (size_t)(count ? count : 1), sizeof(float));
+    if (n->dtype == DT_I64) {
+        *ids = data;
+        for (int64_t i = 0; i < count; i++) (*out)[i] = (float)(*ids)[i];
+    } else {
+        memcpy(*out, data, (size_t)count * sizeof(float));
+    }
+}
+
+bool reference_run_perturbed(Arena *a, const Graph *g, const void *const *inputs, int64_t batch, double noise, uint64_t seed,
                              float **outputs, char *err, size_t errsize)
 {
     if (!check_run(g, batch, err, errsize)) return false;
     /* ids[i]: node i's output as the original token ids, for i64 tensors (the input, and Identity/Flatten of it). */
     const int64_t **ids = arena_alloc_array(a, (size_t)g->nodes.len, sizeof *ids);
-    Shape in_shape = reference_shape(g->input, batch);
-    int64_t in_count = numel(&in_shape);
-    outputs[0] = arena_alloc_array(a, (size_t)in_count, sizeof(float));
-    if (g->input->dtype == DT_I64) {
-        ids[0] = input;
-        for (int64_t i = 0; i < in_count; i++) outputs[0][i] = (float)ids[0][i];
-    } else {
-        memcpy(outputs[0], input, (size_t)in_count * sizeof(float));
-    }
-    for (int i = 1; i < g->nodes.len; i++) {
+    int next_input = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
+        if (n->op == OP_INPUT) {
+            load_input(a, n, inputs[next_input++], batch, &outputs[i], &ids[i]);
+            continue;
+        }
         int src = n->inputs[0]->id;
         Eval e = {
             .arena = a,
@@ -872,6 +946,10 @@ bool reference_run_perturbed(Arena *a, const Graph *g, const void *input, int64_
             .err = err,
             .errsize = errsize,
         };
+        for (int k = 0; k < n->ninputs; k++) {
+            e.ins[k] = outputs[n->inputs[k]->id];
+            e.in_shapes[k] = reference_shape(n->inputs[k], batch);
+        }
         e.out = outputs[i] = arena_alloc_array(a, (size_t)numel(&e.out_shape), sizeof(float));
         if (!check_params(&e)) return false;
         if ((n->op == OP_EMBEDDING || n->op == OP_EMBEDDINGBAG) && !e.ids)

@@ -8,18 +8,18 @@
 
 #include "graph.h"
 
-/* Runs g on `input` (f32, or i64 when the input is i64) for `batch` samples
- * (the run-time batch when the input's first dimension is named; otherwise
- * it must equal the declared one).  outputs[i] receives a freshly
- * arena-allocated f32 buffer holding node i's output (outputs[0] is the input
- * converted to float); outputs must have g->nodes.len slots.  Weights must be
- * bound (Param.data).  Returns false with a message in err for a layer it
- * cannot evaluate. */
+/* Runs g on `input` (`inputs` for reference_run_perturbed: one per model input, in declaration order: f32, or
+ * i64 for a token-id input) for `batch` samples (the run-time batch when the
+ * inputs' first dimension is named; otherwise it must equal the declared
+ * one).  outputs[i] receives a freshly arena-allocated f32 buffer holding
+ * node i's output (an input node's is its input converted to float); outputs
+ * must have g->nodes.len slots.  Weights must be bound (Param.data).
+ * Returns false with a message in err for a layer it cannot evaluate. */
 bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, float **outputs, char *err, size_t errsize);
 /* reference_run with every layer's output multiplied by 1 + noise * U(-1, 1)
  * (drawn from seed): how much rounding errors of that size change the
  * output tells how well conditioned the model is on this input. */
-bool reference_run_perturbed(Arena *a, const Graph *g, const void *input, int64_t batch, double noise, uint64_t seed,
+bool reference_run_perturbed(Arena *a, const Graph *g, const void *const *inputs, int64_t batch, double noise, uint64_t seed,
                              float **outputs, char *err, size_t errsize);
 
 /* The shape of node n's output for a given run-time batch. */

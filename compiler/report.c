@@ -18,9 +18,9 @@ static int64_t tensor_bytes(const Shape *s, DType t)
 ReportTotals report_totals(const Graph *g)
 {
     ReportTotals t = {0};
-    for (int i = 1; i < g->nodes.len; i++) {
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (!n->inferred) continue;
+        if (!n->inferred || n->op == OP_INPUT) continue;
         t.params += n->param_count;
         t.macs += n->macs;
         t.activation_bytes += tensor_bytes(&n->shape, n->dtype);
@@ -71,21 +71,61 @@ static const char *before_text(Arena *a, int64_t before, int64_t after)
     return before == after ? "" : arena_printf(a, "  (before passes: %s)", grouped(before, buf, sizeof buf));
 }
 
+/* Whether every layer reads only the one before it and the last is the output: a stack, shown without a Reads column. */
+static bool graph_is_chain(const Graph *g)
+{
+    if (g->inputs.len != 1 || g->outputs.len != 1 || g->output != g->nodes.items[g->nodes.len - 1]) return false;
+    for (int i = 1; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (n->ninputs != 1 || n->inputs[0] != g->nodes.items[i - 1]) return false;
+    }
+    return true;
+}
+
+/* "conv1, layer1.0.relu": the names of what n reads. */
+static const char *reads_text(Arena *a, const Node *n)
+{
+    const char *text = "";
+    for (int k = 0; k < n->ninputs; k++) text = arena_printf(a, "%s%s%s", text, k ? ", " : "", n->inputs[k]->name);
+    return text;
+}
+
+static void report_inputs_line(FILE *out, const Graph *g)
+{
+    char shape[MAX_SHAPE_TEXT];
+    fprintf(out, "Model: %s    input%s", g->model_name, g->inputs.len > 1 ? "s" : "");
+    for (int i = 0; i < g->inputs.len; i++) {
+        const Node *in = g->inputs.items[i];
+        fprintf(out, "%s %s: %s%s", i ? "," : "", in->name, in->dtype == DT_I64 ? "i64" : "f32",
+                shape_format(&in->shape, g->batch_name, shape, sizeof shape));
+    }
+    fputc('\n', out);
+}
+
 void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *before)
 {
     char shape[MAX_SHAPE_TEXT], a[32], b[32], c[32];
-    const Node *in = g->input;
-    fprintf(out, "Model: %s    input %s: %s%s\n", g->model_name, in->name, in->dtype == DT_I64 ? "i64" : "f32",
-            shape_format(&in->shape, g->batch_name, shape, sizeof shape));
+    bool dag = !graph_is_chain(g);
+    report_inputs_line(out, g);
     rule_line(out, '=');
-    fprintf(out, "%-26s %-30s %-20s %12s %14s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs");
+    if (dag)
+        fprintf(out, "%-30s %-30s %-20s %12s %14s  %s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs", "Reads");
+    else
+        fprintf(out, "%-26s %-30s %-20s %12s %14s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs");
     rule_line(out, '=');
-    for (int i = 1; i < g->nodes.len; i++) {
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        const char *name = n->absorbed.len ? arena_printf(g->arena, "%s [fused]", node_group_name(g->arena, n)) : n->name;
-        fprintf(out, "%-26s %-30s %-20s %12s %14s\n", name, node_group_types(g->arena, n),
-                n->inferred ? shape_format(&n->shape, g->batch_name, shape, sizeof shape) : "?",
-                grouped(n->param_count, a, sizeof a), grouped(n->macs, b, sizeof b));
+        if (n->op == OP_INPUT) continue;
+        const char *shown = n->inferred ? shape_format(&n->shape, g->batch_name, shape, sizeof shape) : "?";
+        if (dag) {
+            const char *name = n->absorbed.len ? arena_printf(g->arena, "%s [fused]", n->name) : n->name;
+            fprintf(out, "%-30s %-30s %-20s %12s %14s  %s\n", name, node_group_types(g->arena, n), shown,
+                    grouped(n->param_count, a, sizeof a), grouped(n->macs, b, sizeof b), reads_text(g->arena, n));
+        } else {
+            const char *name = n->absorbed.len ? arena_printf(g->arena, "%s [fused]", node_group_name(g->arena, n)) : n->name;
+            fprintf(out, "%-26s %-30s %-20s %12s %14s\n", name, node_group_types(g->arena, n), shown,
+                    grouped(n->param_count, a, sizeof a), grouped(n->macs, b, sizeof b));
+        }
         if (!explain) continue;
         for (int e = 0; e < n->explain.len; e++) fprintf(out, "    %s\n", (const char *)n->explain.items[e]);
         for (int p = 0; p < n->nparams; p++)
@@ -93,6 +133,11 @@ void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *be
                     shape_format(&n->params[p].shape, NULL, shape, sizeof shape));
     }
     rule_line(out, '=');
+    if (dag) {
+        fprintf(out, "Output%s:", g->outputs.len > 1 ? "s" : "");
+        for (int i = 0; i < g->outputs.len; i++) fprintf(out, "%s %s", i ? "," : "", ((const Node *)g->outputs.items[i])->name);
+        fputc('\n', out);
+    }
     ReportTotals t = report_totals(g);
     fprintf(out, "Total params: %s%s\n", grouped(t.params, a, sizeof a), before_text(g->arena, before->params, t.params));
     fprintf(out, "Param bytes: %s (%s, buffers included)%s\n", grouped(t.param_bytes, b, sizeof b),
@@ -135,6 +180,8 @@ static cJSON *node_json(const Node *n, const Graph *g, bool explain)
             cJSON_AddItemToArray(fused, f);
         }
     }
+    cJSON *reads = cJSON_AddArrayToObject(obj, "inputs");
+    for (int k = 0; k < n->ninputs; k++) cJSON_AddItemToArray(reads, cJSON_CreateString(n->inputs[k]->name));
     cJSON_AddItemToObject(obj, "output_shape", n->inferred ? shape_json(&n->shape, g->batch_name) : cJSON_CreateNull());
     cJSON_AddNumberToObject(obj, "params", (double)n->param_count);
     cJSON_AddNumberToObject(obj, "macs", (double)n->macs);
@@ -172,10 +219,24 @@ bool report_json(FILE *out, const Graph *g, bool explain, const ReportTotals *be
     cJSON_AddStringToObject(input, "name", g->input->name);
     cJSON_AddStringToObject(input, "dtype", g->input->dtype == DT_I64 ? "i64" : "f32");
     cJSON_AddItemToObject(input, "shape", shape_json(&g->input->shape, g->batch_name));
+    cJSON *inputs = cJSON_AddArrayToObject(root, "inputs");
+    for (int i = 0; i < g->inputs.len; i++) {
+        const Node *in = g->inputs.items[i];
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "name", in->name);
+        cJSON_AddStringToObject(item, "dtype", in->dtype == DT_I64 ? "i64" : "f32");
+        cJSON_AddItemToObject(item, "shape", shape_json(&in->shape, g->batch_name));
+        cJSON_AddItemToArray(inputs, item);
+    }
     if (g->batch_name) cJSON_AddStringToObject(root, "batch", g->batch_name);
     else cJSON_AddNullToObject(root, "batch");
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
-    for (int i = 1; i < g->nodes.len; i++) cJSON_AddItemToArray(layers, node_json(g->nodes.items[i], g, explain));
+    for (int i = 0; i < g->nodes.len; i++) {
+        const Node *n = g->nodes.items[i];
+        if (n->op != OP_INPUT) cJSON_AddItemToArray(layers, node_json(n, g, explain));
+    }
+    cJSON *outputs = cJSON_AddArrayToObject(root, "outputs");
+    for (int i = 0; i < g->outputs.len; i++) cJSON_AddItemToArray(outputs, cJSON_CreateString(((const Node *)g->outputs.items[i])->name));
     ReportTotals t = report_totals(g);
     cJSON_AddItemToObject(root, "totals", totals_json(&t));
     cJSON_AddItemToObject(root, "totals_before_passes", totals_json(before));

@@ -1,17 +1,32 @@
 /* parser.y - grammar of the layer language (pure bison parser, reentrant flex).
  *
+ * A stack of layers, as nn.Sequential:
+ *
  *   model NAME {
  *       input x: f32[N, 3, 32, 32]
  *       [name =] Layer(positional, ..., keyword=value, ...)
  *   }
  *
- * The parser only builds the AST (ast.h); binding arguments to layers and
- * every semantic check happen later (bind.c, infer_shapes.c).  Syntax errors
- * are reported with what was expected and what was found, and parsing
- * resumes at the next line, so one run reports several of them.
+ * or, as an nn.Module with __init__ and forward, submodules and a forward
+ * section, with blocks (modules declared once with parameters) around it:
+ *
+ *   block Name(param, param=default) {
+ *       name = Layer(...)              a submodule (Sequential(...) nests them)
+ *       name = expression              a constant (param * 4)
+ *       if condition { ... } else { ... }
+ *       forward(x) { y = name(x)  y = y + x  return relu(y) }
+ *   }
+ *
+ * One statement per line; a line that ends inside brackets after '(' , '['
+ * or ',' continues on the next (the lexer drops that newline).  The parser
+ * only builds the AST (ast.h); binding and every semantic check happen later
+ * (bind.c, bind_forward.c, infer_shapes.c).  Syntax errors are reported with
+ * what was expected and what was found, and parsing resumes at the next line,
+ * so one run reports several of them.
  */
 %define api.pure full
 %define parse.error custom
+%define parse.lac full
 %locations
 %define api.location.type {SrcSpan}
 %param {yyscan_t scanner}
@@ -47,6 +62,30 @@ static Value *new_tuple(ParseCtx *ctx, PtrVec *items, SrcSpan loc)
     return v;
 }
 
+static Value *new_operator(ParseCtx *ctx, ExprOp op, Value *a, Value *b, SrcSpan loc)
+{
+    Value *v = new_value(ctx, b ? VAL_BINARY : VAL_UNARY, loc);
+    v->op = op;
+    v->nitems = b ? 2 : 1;
+    v->items = arena_alloc_array(ctx->arena, 2, sizeof *v->items);
+    v->items[0] = a;
+    v->items[1] = b;
+    v->poisoned = a->poisoned || (b && b->poisoned);
+    return v;
+}
+
+/* -3 and -1.5 are literals (as before expressions existed); -x is an operator. */
+static Value *negate(ParseCtx *ctx, Value *a, SrcSpan loc)
+{
+    if (a->kind == VAL_INT || a->kind == VAL_FLOAT) {
+        a->i = -a->i;
+        a->f = -a->f;
+        a->loc = loc;
+        return a;
+    }
+    return new_operator(ctx, EX_NEG, a, NULL, loc);
+}
+
 static Arg *new_arg(ParseCtx *ctx, const char *keyword, SrcSpan kwloc, Value *value, SrcSpan loc)
 {
     Arg *arg = arena_alloc(ctx->arena, sizeof *arg);
@@ -66,25 +105,64 @@ static Dim *new_dim(ParseCtx *ctx, int64_t value, const char *name, SrcSpan loc)
     return d;
 }
 
-static void add_input(ParseCtx *ctx, InputDecl *in)
+static Stmt *new_stmt(ParseCtx *ctx, StmtKind kind, SrcSpan loc)
 {
-    if (ctx->model) ptrvec_push(ctx->arena, &ctx->model->inputs, in);
-}
-
-static void add_layer(ParseCtx *ctx, LayerStmt *st)
-{
-    if (ctx->model) ptrvec_push(ctx->arena, &ctx->model->layers, st);
+    Stmt *st = arena_alloc(ctx->arena, sizeof *st);
+    st->kind = kind;
+    st->loc = loc;
+    return st;
 }
 
 /* A line that failed to parse still occupies a layer position, and what
  * follows it must not be checked against the wrong input. */
-static void add_broken_layer(ParseCtx *ctx, SrcSpan loc)
+static Stmt *broken_stmt(ParseCtx *ctx, SrcSpan loc)
 {
-    LayerStmt *st = arena_alloc(ctx->arena, sizeof *st);
-    st->layer = "?";
-    st->layer_loc = st->loc = st->call_loc = loc;
+    LayerStmt *layer = arena_alloc(ctx->arena, sizeof *layer);
+    layer->layer = "?";
+    layer->layer_loc = layer->loc = layer->call_loc = loc;
+    layer->broken = true;
+    Stmt *st = new_stmt(ctx, ST_LAYER, loc);
+    st->layer = layer;
     st->broken = true;
-    add_layer(ctx, st);
+    return st;
+}
+
+/* name = value: a layer (or submodule) when the value is a call, else an assignment. */
+static Stmt *assign_stmt(ParseCtx *ctx, const char *name, SrcSpan name_loc, Value *value, SrcSpan loc)
+{
+    Stmt *st;
+    if (value->kind == VAL_CALL) {
+        st = new_stmt(ctx, ST_LAYER, loc);
+        st->layer = value->call;
+        st->layer->name = name;
+        st->layer->name_loc = name_loc;
+        st->layer->loc = loc;
+    } else {
+        st = new_stmt(ctx, ST_ASSIGN, loc);
+        st->value = value;
+    }
+    st->name = name;
+    st->name_loc = name_loc;
+    return st;
+}
+
+static Stmt *expr_stmt(ParseCtx *ctx, Value *value, SrcSpan loc)
+{
+    if (value->kind != VAL_CALL) {
+        Stmt *st = new_stmt(ctx, ST_EXPR, loc);
+        st->value = value;
+        return st;
+    }
+    Stmt *st = new_stmt(ctx, ST_LAYER, loc);
+    st->layer = value->call;
+    return st;
+}
+
+static PtrVec list_of(ParseCtx *ctx, void *first)
+{
+    PtrVec v = {0};
+    ptrvec_push(ctx->arena, &v, first);
+    return v;
 }
 }
 
@@ -95,12 +173,17 @@ static void add_broken_layer(ParseCtx *ctx, SrcSpan loc)
     Value *value;
     Arg *arg;
     LayerStmt *stmt;
+    Stmt *statement;
     InputDecl *input;
     Dim *dim;
+    BlockParam *param;
     PtrVec list;
 }
 
 %token KW_MODEL "'model'" KW_INPUT "'input'" KW_TRUE "'True'" KW_FALSE "'False'" KW_NONE "'None'"
+%token KW_BLOCK "'block'" KW_FORWARD "'forward'" KW_IF "'if'" KW_ELSE "'else'" KW_RETURN "'return'"
+%token KW_AND "'and'" KW_OR "'or'" KW_NOT "'not'"
+%token EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
 %token <s> IDENT "name"
 %token <i> INT "integer"
 %token <f> FLOAT "number"
@@ -109,17 +192,38 @@ static void add_broken_layer(ParseCtx *ctx, SrcSpan loc)
 %token NEWLINE "end of line"
 %token INVALID "invalid character"
 
+%left KW_OR
+%left KW_AND
+%precedence KW_NOT
+%nonassoc EQ NE '<' '>' LE GE
+%left '+' '-'
+%left '*'
+%precedence UMINUS
+
 %type <value> value number
-%type <list> values args dims
+%type <list> values args dims statements forward_params block_params
 %type <arg> arg
-%type <stmt> layer call
+%type <stmt> call
+%type <statement> statement if_stmt else_part
 %type <input> input_decl
 %type <dim> dim
+%type <param> block_param
 
 %%
 
 file:
-    blank_lines model blank_lines
+    blank_lines
+  | blank_lines units
+  ;
+
+units:
+    unit
+  | units unit
+  ;
+
+unit:
+    model blank_lines
+  | block_def blank_lines
   ;
 
 blank_lines:
@@ -128,7 +232,21 @@ blank_lines:
   ;
 
 model:
-    model_header '{' statements '}'
+    model_header '{' model_items '}'
+        {
+            Model *m = ctx->model;
+            m->loc.last_line = @4.last_line;
+            m->loc.last_column = @4.last_column;
+            ctx->model = NULL;
+        }
+  ;
+
+/* The model's statements go straight into it, so that a model whose '}' is missing is still checked. */
+model_items:
+    %empty
+  | model_items NEWLINE
+  | model_items statement NEWLINE { if (ctx->model) ptrvec_push(ctx->arena, &ctx->model->body, $2); }
+  | model_items error NEWLINE     { if (ctx->model) ptrvec_push(ctx->arena, &ctx->model->body, broken_stmt(ctx, @2)); yyerrok; }
   ;
 
 model_header:
@@ -139,19 +257,90 @@ model_header:
             m->name_loc = @2;
             m->loc = @$;
             ctx->model = m;
+            ptrvec_push(ctx->arena, &ctx->program->models, m);
+            if (!ctx->program->model) ctx->program->model = m;
         }
   ;
 
+/* block Name(a, b=1) { ... } */
+block_def:
+    KW_BLOCK IDENT '(' block_params ')' '{' statements '}'
+        {
+            BlockDef *b = arena_alloc(ctx->arena, sizeof *b);
+            b->name = $2;
+            b->name_loc = @2;
+            b->params = arena_alloc_array(ctx->arena, (size_t)($4.len ? $4.len : 1), sizeof *b->params);
+            for (int i = 0; i < $4.len; i++) b->params[i] = *(BlockParam *)$4.items[i];
+            b->nparams = $4.len;
+            b->body = $7;
+            b->loc = @$;
+            ptrvec_push(ctx->arena, &ctx->program->blocks, b);
+        }
+  ;
+
+block_params:
+    %empty                        { $$ = (PtrVec){0}; }
+  | block_param                   { $$ = list_of(ctx, $1); }
+  | block_params ',' block_param  { $$ = $1; ptrvec_push(ctx->arena, &$$, $3); }
+  ;
+
+block_param:
+    IDENT            { $$ = arena_alloc(ctx->arena, sizeof *$$); $$->name = $1; $$->loc = @1; }
+  | IDENT '=' value  { $$ = arena_alloc(ctx->arena, sizeof *$$); $$->name = $1; $$->loc = @1; $$->def = $3; }
+  ;
+
 statements:
-    %empty
-  | statements statement
+    %empty                 { $$ = (PtrVec){0}; }
+  | statements NEWLINE     { $$ = $1; }
+  | statements statement NEWLINE { $$ = $1; ptrvec_push(ctx->arena, &$$, $2); }
+  | statements error NEWLINE     { $$ = $1; ptrvec_push(ctx->arena, &$$, broken_stmt(ctx, @2)); yyerrok; }
   ;
 
 statement:
-    NEWLINE
-  | input_decl NEWLINE { add_input(ctx, $1); }
-  | layer NEWLINE      { add_layer(ctx, $1); }
-  | error NEWLINE      { add_broken_layer(ctx, @1); yyerrok; }
+    input_decl               { $$ = new_stmt(ctx, ST_INPUT, @$); $$->input = $1; }
+  | call                     { Value v = {.kind = VAL_CALL, .loc = @1, .call = $1}; $$ = expr_stmt(ctx, &v, @$); }
+  | IDENT '=' value          { $$ = assign_stmt(ctx, $1, @1, $3, @$); }
+  | if_stmt                  { $$ = $1; }
+  | KW_RETURN values         { $$ = new_stmt(ctx, ST_RETURN, @$); $$->value = $2.len == 1 ? $2.items[0] : new_tuple(ctx, &$2, @2); }
+  | KW_FORWARD '(' forward_params ')' '{' statements '}'
+        {
+            Forward *f = arena_alloc(ctx->arena, sizeof *f);
+            f->nparams = $3.len;
+            f->params = arena_alloc_array(ctx->arena, (size_t)($3.len ? $3.len : 1), sizeof *f->params);
+            f->param_locs = arena_alloc_array(ctx->arena, (size_t)($3.len ? $3.len : 1), sizeof *f->param_locs);
+            for (int i = 0; i < $3.len; i++) {
+                const Value *p = $3.items[i];
+                f->params[i] = p->s;
+                f->param_locs[i] = p->loc;
+            }
+            f->body = $6;
+            f->loc = @$;
+            $$ = new_stmt(ctx, ST_FORWARD, @$);
+            $$->forward = f;
+        }
+  ;
+
+forward_params:
+    %empty                   { $$ = (PtrVec){0}; }
+  | IDENT                    { Value *v = new_value(ctx, VAL_NAME, @1); v->s = $1; $$ = list_of(ctx, v); }
+  | forward_params ',' IDENT { $$ = $1; Value *v = new_value(ctx, VAL_NAME, @3); v->s = $3; ptrvec_push(ctx->arena, &$$, v); }
+  ;
+
+/* if c { ... } [else { ... } | else if ...]: the braces' lines hold the statements. */
+if_stmt:
+    KW_IF value '{' statements '}' else_part
+        {
+            $$ = new_stmt(ctx, ST_IF, @$);
+            $$->value = $2;
+            $$->then_body = $4;
+            if ($6) $$->else_body = $6->kind == ST_IF && $6->value ? list_of(ctx, $6) : $6->then_body;
+        }
+  ;
+
+else_part:
+    %empty                          { $$ = NULL; }
+  | KW_ELSE '{' statements '}'      { $$ = new_stmt(ctx, ST_IF, @$); $$->then_body = $3; }
+  | KW_ELSE if_stmt                 { $$ = $2; }
   ;
 
 /* input x: f32[N, 3, 32, 32] */
@@ -182,19 +371,14 @@ dim:
   | IDENT    { $$ = new_dim(ctx, 0, $1, @$); }
   ;
 
-/* [name =] Layer(args) */
-layer:
-    call              { $$ = $1; $$->call_loc = @1; }
-  | IDENT '=' call    { $$ = $3; $$->name = $1; $$->name_loc = @1; $$->loc = @$; $$->call_loc = @3; }
-  ;
-
+/* Layer(args) */
 call:
     IDENT '(' ')'
         {
             $$ = arena_alloc(ctx->arena, sizeof *$$);
             $$->layer = $1;
             $$->layer_loc = @1;
-            $$->loc = @$;
+            $$->loc = $$->call_loc = @$;
         }
   | IDENT '(' args opt_comma ')'
         {
@@ -203,7 +387,7 @@ call:
             $$->layer_loc = @1;
             $$->args = (Arg **)$3.items;
             $$->nargs = $3.len;
-            $$->loc = @$;
+            $$->loc = $$->call_loc = @$;
         }
   ;
 
@@ -229,20 +413,31 @@ value:
   | KW_FALSE                 { $$ = new_value(ctx, VAL_BOOL, @$); $$->i = 0; }
   | KW_NONE                  { $$ = new_value(ctx, VAL_NONE, @$); }
   | IDENT                    { $$ = new_value(ctx, VAL_NAME, @$); $$->s = $1; }
+  | call                     { $$ = new_value(ctx, VAL_CALL, @$); $$->call = $1; }
   | '(' ')'                  { PtrVec none = {0}; $$ = new_tuple(ctx, &none, @$); }
   | '(' values ')'           { $$ = $2.len == 1 ? $2.items[0] : new_tuple(ctx, &$2, @$); }
   | '(' values ',' ')'       { $$ = new_tuple(ctx, &$2, @$); }
   | '[' ']'                  { PtrVec none = {0}; $$ = new_tuple(ctx, &none, @$); }
   | '[' values opt_comma ']' { $$ = new_tuple(ctx, &$2, @$); }
+  | value '+' value          { $$ = new_operator(ctx, EX_ADD, $1, $3, @$); }
+  | value '-' value          { $$ = new_operator(ctx, EX_SUB, $1, $3, @$); }
+  | value '*' value          { $$ = new_operator(ctx, EX_MUL, $1, $3, @$); }
+  | value EQ value           { $$ = new_operator(ctx, EX_EQ, $1, $3, @$); }
+  | value NE value           { $$ = new_operator(ctx, EX_NE, $1, $3, @$); }
+  | value '<' value          { $$ = new_operator(ctx, EX_LT, $1, $3, @$); }
+  | value LE value           { $$ = new_operator(ctx, EX_LE, $1, $3, @$); }
+  | value '>' value          { $$ = new_operator(ctx, EX_GT, $1, $3, @$); }
+  | value GE value           { $$ = new_operator(ctx, EX_GE, $1, $3, @$); }
+  | value KW_AND value       { $$ = new_operator(ctx, EX_AND, $1, $3, @$); }
+  | value KW_OR value        { $$ = new_operator(ctx, EX_OR, $1, $3, @$); }
+  | KW_NOT value             { $$ = new_operator(ctx, EX_NOT, $2, NULL, @$); }
+  | '-' value %prec UMINUS   { $$ = negate(ctx, $2, @$); }
   ;
 
 number:
     INT        { $$ = new_value(ctx, VAL_INT, @$); $$->i = $1; }
   | BAD_INT    { $$ = new_value(ctx, VAL_INT, @$); $$->poisoned = true; }
-  | '-' BAD_INT { $$ = new_value(ctx, VAL_INT, @$); $$->poisoned = true; }
-  | '-' INT    { $$ = new_value(ctx, VAL_INT, @$); $$->i = -$2; }
   | FLOAT      { $$ = new_value(ctx, VAL_FLOAT, @$); $$->f = $1; }
-  | '-' FLOAT  { $$ = new_value(ctx, VAL_FLOAT, @$); $$->f = -$2; }
   ;
 
 values:
@@ -272,7 +467,7 @@ static bool starts_value(yysymbol_kind_t t)
 {
     switch (t) {
     case YYSYMBOL_INT: case YYSYMBOL_BAD_INT: case YYSYMBOL_FLOAT: case YYSYMBOL_STRING:
-    case YYSYMBOL_KW_TRUE: case YYSYMBOL_KW_FALSE: case YYSYMBOL_KW_NONE: case YYSYMBOL_IDENT:
+    case YYSYMBOL_KW_TRUE: case YYSYMBOL_KW_FALSE: case YYSYMBOL_KW_NONE: case YYSYMBOL_IDENT: case YYSYMBOL_KW_NOT:
         return true;
     default: {
         const char *name = yysymbol_name(t);
@@ -323,11 +518,11 @@ static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, Par
 
     const char *hint = "";
     if (found == YYSYMBOL_NEWLINE && wants_rparen)
-        hint = " (a layer call must close its ')' on the same line)";
+        hint = " (a '(' is never closed)";
     else if (found == YYSYMBOL_YYEOF && ctx->model)
         hint = " (the model's '{' is never closed by a '}')";
     else if (wants_model && found == YYSYMBOL_IDENT)
-        hint = " (a file holds one 'model NAME { ... }')";
+        hint = " (a file holds one 'model NAME { ... }' and the blocks it uses)";
     else if (wants_newline && found != YYSYMBOL_INVALID && found != YYSYMBOL_YYEOF)
         hint = " (one statement per line)";
     else if (found == YYSYMBOL_INVALID)
