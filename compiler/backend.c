@@ -106,8 +106,23 @@ static bool write_header(Frontend *fe, const MemoryPlan *plan, const char *path,
            (long long)plan->workspace_bytes, g->input->shape.dynamic_batch ? " per sample" : "", prefix,
            g->input->shape.dynamic_batch ? "the run-time batch size (>= 1)" : "0 (the batch is fixed)", prefix,
            g->input->dtype == DT_I64 ? "int64_t" : "float", prefix, prefix, prefix);
+    append(&buf, &len, &cap,
+           "/* Every model: one buffer per input (in declaration order) and per output\n"
+           " * (in the order forward returns them).  %s_run is this for one of each. */\n"
+           "int %s_run_multi(layerc_ctx *ctx, const void *const *inputs, void *const *outputs, int64_t batch);\n\n",
+           prefix, prefix);
     append_shape_macros(&buf, &len, &cap, upper, "INPUT", &g->input->shape);
     append_shape_macros(&buf, &len, &cap, upper, "OUTPUT", &g->output->shape);
+    if (g->inputs.len > 1 || g->outputs.len > 1) {
+        append(&buf, &len, &cap, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n", upper, g->inputs.len, upper,
+               g->outputs.len);
+        for (int k = 0; k < g->inputs.len; k++)
+            append_shape_macros(&buf, &len, &cap, upper, arena_printf(&fe->arena, "INPUT%d", k),
+                                &((const Node *)g->inputs.items[k])->shape);
+        for (int k = 0; k < g->outputs.len; k++)
+            append_shape_macros(&buf, &len, &cap, upper, arena_printf(&fe->arena, "OUTPUT%d", k),
+                                &((const Node *)g->outputs.items[k])->shape);
+    }
     append(&buf, &len, &cap, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
     bool ok = write_file_atomically(&fe->diag, path, buf, len);
     free(buf);

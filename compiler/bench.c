@@ -8,10 +8,10 @@
  *   1. warm-up: `run` for a tenth of the measuring time, at least 2 runs;
  *   2. the model: each `run` timed with CLOCK_MONOTONIC until min_seconds
  *      have passed and at least MIN_RUNS runs were made;
- *   3. --per-layer: the same with run_observed, whose observer reads the
+ *   3. --per-layer: the same with an observer (run_multi), which reads the
  *      clock after every compiled layer (a fused group counts once): a
  *      layer's time is the time since the previous reading (the first
- *      layer's includes run_observed's own argument checks).
+ *      layer's includes the run's own argument checks).
  *
  * Reported: median, minimum and 90th percentile of the run times (the
  * p-quantile interpolates linearly between order statistics), and GFLOP/s
@@ -105,8 +105,9 @@ typedef struct Bench {
     LoadedModel lm;              /* the compiled library, loaded */
     const layerc_model_desc *m;  /* lm.m and lm.ctx, for short */
     layerc_ctx *ctx;
-    void *in;   /* floats, or token ids */
-    float *out;
+    void *in[MAX_MODEL_IO];  /* one per model input: floats, or token ids */
+    void *out[MAX_MODEL_IO]; /* one per model output */
+    int nin, nout;
     double *layer_clock; /* num_layers: this run's time of each layer (ms) */
     double last_tick;
     Samples total;       /* ms per run of `run` */
@@ -151,7 +152,7 @@ static void fill_random_ids(int64_t *ids, int64_t n, int64_t limit, uint64_t see
 
 /* A 64-byte aligned buffer of the tensor `s` (f32, or i64 token ids below
  * token_limit) at the run's batch, random or zero; NULL after reporting. */
-static void *tensor_buffer(Bench *b, const Shape *s, DType dtype, const char *what, bool randomize)
+static void *tensor_buffer(Bench *b, const Shape *s, DType dtype, int64_t token_limit, const char *what, bool randomize)
 {
     int64_t per = shape_numel(s), scale = s->dynamic_batch ? b->batch : 1, elem = dtype == DT_I64 ? 8 : 4;
     void *p = NULL;
@@ -161,7 +162,7 @@ static void *tensor_buffer(Bench *b, const Shape *s, DType dtype, const char *wh
         return NULL;
     }
     if (!randomize) memset(p, 0, (size_t)(per * scale * elem));
-    else if (dtype == DT_I64) fill_random_ids(p, per * scale, graph_token_limit(b->fe->graph), b->opt->build.seed);
+    else if (dtype == DT_I64) fill_random_ids(p, per * scale, token_limit, b->opt->build.seed);
     else fill_random(p, per * scale, b->opt->build.seed);
     return p;
 }
@@ -174,8 +175,8 @@ static void bench_free(Bench *b)
     free(b->layers);
     free(b->layer_clock);
     free(b->total.ms);
-    free(b->in);
-    free(b->out);
+    for (int k = 0; k < b->nin; k++) free(b->in[k]);
+    for (int k = 0; k < b->nout; k++) free(b->out[k]);
     unload_model(&b->lm);
 }
 
@@ -195,8 +196,7 @@ static int run_once(Bench *b, bool per_layer, bool record)
 {
     double t0 = monotonic_seconds();
     b->last_tick = t0;
-    int rc = per_layer ? b->m->run_observed(b->ctx, b->in, b->out, b->api_batch, observe_layer, b)
-                       : b->m->run(b->ctx, b->in, b->out, b->api_batch);
+    int rc = b->m->run_multi(b->ctx, (const void *const *)b->in, b->out, b->api_batch, per_layer ? observe_layer : NULL, b);
     double t1 = monotonic_seconds();
     if (rc != 0 || !record) return rc;
     bool ok = true;
@@ -399,9 +399,16 @@ static bool prepare(Bench *b)
     if (!load_model(b->fe, &build, b->opt->threads, &b->lm)) return false;
     b->m = b->lm.m;
     b->ctx = b->lm.ctx;
-    b->in = tensor_buffer(b, &fe->graph->input->shape, fe->graph->input->dtype, "input", true);
-    b->out = b->in ? tensor_buffer(b, &fe->graph->output->shape, DT_F32, "output", false) : NULL;
-    return b->out != NULL;
+    const Graph *g = fe->graph;
+    for (; b->nin < g->inputs.len; b->nin++) {
+        const Node *in = g->inputs.items[b->nin];
+        if (!(b->in[b->nin] = tensor_buffer(b, &in->shape, in->dtype, graph_input_token_limit(g, in), "input", true)))
+            return false;
+    }
+    for (; b->nout < g->outputs.len; b->nout++)
+        if (!(b->out[b->nout] = tensor_buffer(b, &((const Node *)g->outputs.items[b->nout])->shape, DT_F32, 0, "output", false)))
+            return false;
+    return true;
 }
 
 int bench_model(Frontend *fe, const BenchOptions *opt)

@@ -486,6 +486,12 @@ static bool bind_inputs(Binder *b, const Model *m)
         diag_note(b->diag, extra->loc, "a model with several inputs says how they flow in a 'forward(%s, %s) { ... }' "
                                        "section", ((const InputDecl *)m->inputs.items[0])->name, extra->name);
     }
+    if (m->inputs.len > MAX_MODEL_IO) {
+        const InputDecl *extra = m->inputs.items[MAX_MODEL_IO];
+        diag_error(b->diag, extra->loc, "a model has at most %d inputs; '%s' is input %d", MAX_MODEL_IO, extra->name,
+                   MAX_MODEL_IO + 1);
+        return false;
+    }
     for (int i = 0; i < (m->forward ? m->inputs.len : 1); i++) {
         const InputDecl *in = m->inputs.items[i];
         for (int j = 0; j < i; j++) {

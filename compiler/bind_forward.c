@@ -994,6 +994,14 @@ static void bind_outputs(Binder *b, Scope *frame, const Returned *ret, const Mod
     }
     const Value *v = ret->value;
     int count = v->kind == VAL_TUPLE ? v->nitems : 1;
+    if (count > MAX_MODEL_IO) {
+        diag_error(b->diag, v->loc, "forward returns %d values; a model has at most %d outputs", count, MAX_MODEL_IO);
+        return;
+    }
+    if (count == 0) {
+        diag_error(b->diag, v->loc, "forward returns an empty tuple: a model has at least one output");
+        return;
+    }
     for (int k = 0; k < count; k++) {
         const Value *item = v->kind == VAL_TUPLE ? v->items[k] : v;
         Node *out = eval_tensor(b, frame, item);

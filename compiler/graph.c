@@ -51,15 +51,27 @@ int graph_remove_dead_nodes(Graph *g)
     return removed;
 }
 
-int64_t graph_token_limit(const Graph *g)
+/* Whether n reads `input` itself or through views (Identity, Flatten of it). */
+static bool reads_input(const Node *n, const Node *input)
 {
-    if (g->input->dtype != DT_I64) return 0;
-    for (int i = 1; i < g->nodes.len; i++) {
+    for (const Node *m = n->inputs[0]; m; m = op_is_view(m->op) && m->ninputs ? m->inputs[0] : NULL)
+        if (m == input) return true;
+    return false;
+}
+
+int64_t graph_input_token_limit(const Graph *g, const Node *input)
+{
+    if (input->dtype != DT_I64) return 0;
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (n->op == OP_EMBEDDING || n->op == OP_EMBEDDINGBAG) return n->attr.emb.num_embeddings;
+        if ((n->op == OP_EMBEDDING || n->op == OP_EMBEDDINGBAG) && reads_input(n, input)) return n->attr.emb.num_embeddings;
     }
     return 0;
 }
+
+int64_t graph_token_limit(const Graph *g) { return graph_input_token_limit(g, g->input); }
+
+int graph_layer_count(const Graph *g) { return g->nodes.len - g->inputs.len; }
 
 Node *graph_single_user(const Graph *g, const Node *n)
 {

@@ -18,7 +18,7 @@
 #include "arena.h"
 #include "diag.h"
 
-enum { MAX_RANK = 8, MAX_NODE_INPUTS = 8, MAX_SHAPE_TEXT = 160 };
+enum { MAX_RANK = 8, MAX_NODE_INPUTS = 8, MAX_MODEL_IO = 16, MAX_SHAPE_TEXT = 160 };
 
 typedef enum {
 #define LAYER(E, Name, Sig, rule, kernel, reference, flags) OP_##E,
@@ -273,6 +273,10 @@ int64_t shape_numel(const Shape *s); /* -1 on overflow */
 /* The model's token ids (an i64 input) index a table of this many rows (the
  * first Embedding's or EmbeddingBag's num_embeddings); 0 for an f32 input. */
 int64_t graph_token_limit(const Graph *g);
+/* The same for one i64 input node (0 when none of its readers is an Embedding). */
+int64_t graph_input_token_limit(const Graph *g, const Node *input);
+/* The layers: every node but the inputs, in order (what a compiled model runs and observes). */
+int graph_layer_count(const Graph *g);
 
 /* ---- rewriting (graph.c) ---- */
 

@@ -8,8 +8,10 @@
 
 typedef struct TestOptions {
     BuildOptions build;
-    const char *input_npy;  /* NULL: deterministic random input */
-    const char *expect_npy; /* NULL: compare with the reference only */
+    const char *input_npy[MAX_MODEL_IO];  /* one per model input (--input, repeated); none: deterministic random inputs */
+    int ninput_npy;
+    const char *expect_npy[MAX_MODEL_IO]; /* one per model output (--expect, repeated); none: the reference only */
+    int nexpect_npy;
     double atol, rtol;
     int64_t batch;          /* 0: the default (2 for a named batch) */
     const char *keep_dir;   /* NULL: a temporary directory, removed afterwards */
@@ -22,8 +24,10 @@ int harness_test(Frontend *fe, const TestOptions *opt);
 
 typedef struct RunOptions {
     BuildOptions build;
-    const char *input_npy;
-    const char *output_npy;
+    const char *input_npy[MAX_MODEL_IO];  /* one per model input, in order */
+    int ninput_npy;
+    const char *output_npy[MAX_MODEL_IO]; /* one per model output, in order */
+    int noutput_npy;
     int threads;
 } RunOptions;
 

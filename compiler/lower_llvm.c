@@ -22,7 +22,7 @@ static void check_weights_fit(Diag *d, const Graph *g)
     size_t bytes = 0;
     const Node *largest = NULL;
     size_t largest_bytes = 0;
-    for (int i = 1; i < g->nodes.len; i++) {
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         size_t node_bytes = param_bytes(n);
         bytes += node_bytes;
@@ -61,16 +61,43 @@ static void check_options(Diag *d, const Node *n)
     }
 }
 
+/* The inputs share one run-time batch: all name it, or none does and they agree on the first dimension. */
+static void check_input_batches(Diag *d, const Graph *g)
+{
+    const Node *first = g->input;
+    for (int k = 1; k < g->inputs.len; k++) {
+        const Node *in = g->inputs.items[k];
+        bool agree = in->shape.dynamic_batch == first->shape.dynamic_batch &&
+                     (in->shape.dynamic_batch || (in->shape.rank > 0 && first->shape.rank > 0 && in->shape.dims[0] == first->shape.dims[0]));
+        if (agree) continue;
+        diag_error(d, in->loc, "input '%s' and input '%s' disagree on the batch: a compiled model's inputs share one", in->name,
+                   first->name);
+        diag_note(d, in->loc, "name the first dimension of every input (e.g. N), or give them the same fixed size");
+    }
+}
+
+/* Outputs are floats: an i64 output would be a token-id input passed through unchanged. */
+static void check_outputs(Diag *d, const Graph *g)
+{
+    for (int k = 0; k < g->outputs.len; k++) {
+        const Node *out = g->outputs.items[k];
+        if (out->dtype == DT_F32) continue;
+        const Node *in = out;
+        while (in->op != OP_INPUT && in->ninputs) in = in->inputs[0];
+        diag_error(d, out->op == OP_INPUT ? out->loc : out->op_loc,
+                   "the model's output is its i64 input, unchanged: a compiled model computes floats");
+        diag_note(d, in->loc, "token ids are read by an Embedding or EmbeddingBag layer");
+    }
+}
+
 bool lower_check_supported(Diag *d, const Graph *g)
 {
     int errors = d->errors;
-    if (g->output->dtype != DT_F32) {
-        diag_error(d, g->output == g->input ? g->input->loc : g->output->op_loc,
-                   "the model's output is its i64 input, unchanged: a compiled model computes floats");
-        diag_note(d, g->input->loc, "token ids are read by an Embedding or EmbeddingBag layer");
-    }
-    for (int i = 1; i < g->nodes.len; i++) {
+    check_outputs(d, g);
+    check_input_batches(d, g);
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
+        if (n->op == OP_INPUT) continue;
         if (op_is_lowered(n->op)) {
             check_options(d, n);
             continue;
@@ -146,6 +173,8 @@ static void finish_constants(Ir *ir)
     ir->constants_global = pool;
 }
 
+enum { DESC_FIELDS = 24 };
+
 typedef struct Lowering {
     Ir ir;
     Arena arena; /* scratch for names and re-laid-out weights; freed at the end */
@@ -187,9 +216,9 @@ static void define_types(Lowering *lw)
     lw->tensor_info_t = LLVMStructTypeInContext(ir->ctx, info, 5, 0);
     LLVMTypeRef p = ir->ptr;
     /* Field for field, runtime/layerc.h's layerc_model_desc. */
-    LLVMTypeRef desc[16] = {ir->i32, ir->i32, p, lw->tensor_info_t, lw->tensor_info_t, ir->i64, p, p, p, p, p, p, p, p, p,
-                            ir->i64};
-    lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, 16, 0);
+    LLVMTypeRef desc[DESC_FIELDS] = {ir->i32, ir->i32, p, lw->tensor_info_t, lw->tensor_info_t, ir->i64, p, p, p, p, p, p, p,
+                                     p, p, ir->i64, ir->i32, ir->i32, p, p, p, p, p, p};
+    lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, DESC_FIELDS, 0);
     LLVMTypeRef par[8] = {p, p, p, p, ir->i64, ir->i64, ir->i64, ir->i64};
     lw->parallel_t = LLVMFunctionType(ir->void_t, par, 8, 0);
     LLVMTypeRef obs[4] = {p, ir->i32, p, ir->i64};
@@ -214,9 +243,9 @@ static LLVMValueRef tensor_info(Lowering *lw, const Shape *s, DType dtype)
 static void lower_kernels(Lowering *lw)
 {
     const Graph *g = lw->g;
-    for (int i = 1; i < g->nodes.len; i++) {
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
-        if (op_is_view(n->op)) continue;
+        if (n->op == OP_INPUT || op_is_view(n->op)) continue;
         KernelBuilder kb = {.ir = &lw->ir, .arena = &lw->arena, .share = &lw->share, .node = n};
         kb.fn_prefix = arena_printf(&lw->arena, "k%d.%s", i, n->name);
         lower_node_kernels(&kb);
@@ -227,12 +256,24 @@ static void lower_kernels(Lowering *lw)
     }
 }
 
-/* Where node r's buffer lives in forward(): the input, the output, or the workspace. */
-static LLVMValueRef storage(Lowering *lw, int root, LLVMValueRef in, LLVMValueRef out, LLVMValueRef ws, LLVMValueRef batch)
+/* forward()'s view of the caller's buffers: one pointer per input and per output. */
+typedef struct CallerBuffers {
+    LLVMValueRef inputs[MAX_MODEL_IO], outputs[MAX_MODEL_IO];
+} CallerBuffers;
+
+/* Element k of a pointer array. */
+static LLVMValueRef load_pointer(Ir *ir, LLVMValueRef array, int k)
+{
+    LLVMValueRef at = ir_i64(ir, k);
+    return LLVMBuildLoad2(ir->b, ir->ptr, LLVMBuildInBoundsGEP2(ir->b, ir->ptr, array, &at, 1, ""), "");
+}
+
+/* Where node r's buffer lives in forward(): an input, an output, or the workspace. */
+static LLVMValueRef storage(Lowering *lw, int root, const CallerBuffers *io, LLVMValueRef ws, LLVMValueRef batch)
 {
     int64_t off = lw->plan->offset[root];
-    if (off == STORAGE_INPUT) return in;
-    if (off == STORAGE_OUTPUT) return out;
+    if (off == STORAGE_INPUT) return io->inputs[lw->plan->io_slot[root]];
+    if (off == STORAGE_OUTPUT) return io->outputs[lw->plan->io_slot[root]];
     Ir *ir = &lw->ir;
     LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, off), batch);
     return LLVMBuildInBoundsGEP2(ir->b, LLVMInt8TypeInContext(ir->ctx), ws, &bytes, 1, "");
@@ -346,27 +387,33 @@ static LLVMValueRef lower_forward(Lowering *lw)
     LLVMValueRef fn = LLVMAddFunction(ir->mod, "__layerc_forward", LLVMFunctionType(ir->void_t, params, 5, 0));
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     ir_begin_function(ir, fn);
-    LLVMValueRef ctx = LLVMGetParam(fn, 0), in = LLVMGetParam(fn, 1), out = LLVMGetParam(fn, 2);
-    LLVMValueRef ws = LLVMGetParam(fn, 3), batch = LLVMGetParam(fn, 4);
+    LLVMValueRef ctx = LLVMGetParam(fn, 0), ws = LLVMGetParam(fn, 3), batch = LLVMGetParam(fn, 4);
+    CallerBuffers io;
+    for (int k = 0; k < g->inputs.len; k++) io.inputs[k] = load_pointer(ir, LLVMGetParam(fn, 1), k);
+    for (int k = 0; k < g->outputs.len; k++) io.outputs[k] = load_pointer(ir, LLVMGetParam(fn, 2), k);
     LLVMValueRef observe = declare(ir, "__layerc_rt_observe", lw->observe_t);
 
-    if (plan->copy_input_to_output) {
-        LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, node_output_bytes(g->input)), batch);
-        LLVMBuildMemCpy(ir->b, out, 4, in, 4, bytes);
-    }
-    for (int i = 1; i < g->nodes.len; i++) {
+    int layer = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
+        if (n->op == OP_INPUT) continue;
         LLVMValueRef src[MAX_NODE_INPUTS];
-        for (int k = 0; k < n->ninputs; k++) src[k] = storage(lw, plan->root[n->inputs[k]->id], in, out, ws, batch);
-        LLVMValueRef dst = storage(lw, plan->root[i], in, out, ws, batch);
-        if (plan->copy_input_to_output) dst = out;
+        for (int k = 0; k < n->ninputs; k++) src[k] = storage(lw, plan->root[n->inputs[k]->id], &io, ws, batch);
+        LLVMValueRef dst = storage(lw, plan->root[i], &io, ws, batch);
         if (n->has_residual && plan->in_place[i] < 0) /* the kernel adds the skip tensor it finds in its output */
             LLVMBuildMemCpy(ir->b, dst, 4, src[1], 4, ir_mul(ir, ir_i64(ir, node_output_bytes(n)), batch));
         call_kernels(lw, i, ctx, src, dst, ws, batch);
         if (i == lw->fault_layer) /* a deliberate error, to show that layerc test finds it */
             ir_store_f32(ir, dst, ir_i64(ir, 0), ir_fadd(ir, ir_load_f32(ir, dst, ir_i64(ir, 0)), ir_f32(ir, 1.0)));
-        LLVMValueRef oargs[4] = {ctx, LLVMConstInt(ir->i32, (unsigned long long)(i - 1), 0), dst, batch};
+        LLVMValueRef oargs[4] = {ctx, LLVMConstInt(ir->i32, (unsigned long long)layer++, 0), dst, batch};
         LLVMBuildCall2(ir->b, lw->observe_t, observe, oargs, 4, "");
+    }
+    /* Outputs that are an input, or that share another output's buffer, are copied at the end. */
+    for (int k = 0; k < g->outputs.len; k++) {
+        int from = plan->output_copy[k];
+        if (from < 0) continue;
+        LLVMValueRef bytes = ir_mul(ir, ir_i64(ir, node_output_bytes(g->outputs.items[k])), batch);
+        LLVMBuildMemCpy(ir->b, io.outputs[k], 4, storage(lw, from, &io, ws, batch), 4, bytes);
     }
     LLVMBuildRetVoid(ir->b);
     return fn;
@@ -382,22 +429,50 @@ static LLVMValueRef constant_array_global(Ir *ir, LLVMTypeRef elem, LLVMValueRef
     return g;
 }
 
+/* A private constant array of the tensor infos (or names, or id limits) of the model's inputs or outputs. */
+static LLVMValueRef io_infos(Lowering *lw, const PtrVec *nodes, const char *name)
+{
+    LLVMValueRef items[MAX_MODEL_IO];
+    for (int k = 0; k < nodes->len; k++) {
+        const Node *n = nodes->items[k];
+        items[k] = tensor_info(lw, &n->shape, n->dtype);
+    }
+    return constant_array_global(&lw->ir, lw->tensor_info_t, items, nodes->len, name);
+}
+
+static LLVMValueRef io_names(Lowering *lw, const PtrVec *nodes, const char *name)
+{
+    LLVMValueRef items[MAX_MODEL_IO];
+    for (int k = 0; k < nodes->len; k++) items[k] = constant_string(&lw->ir, ((const Node *)nodes->items[k])->name, "io.name");
+    return constant_array_global(&lw->ir, lw->ir.ptr, items, nodes->len, name);
+}
+
+static LLVMValueRef input_id_limits(Lowering *lw)
+{
+    LLVMValueRef items[MAX_MODEL_IO];
+    const Graph *g = lw->g;
+    for (int k = 0; k < g->inputs.len; k++) items[k] = ir_i64(&lw->ir, graph_input_token_limit(g, g->inputs.items[k]));
+    return constant_array_global(&lw->ir, lw->ir.i64, items, g->inputs.len, "input.id_limits");
+}
+
 static void lower_descriptor(Lowering *lw, LLVMValueRef forward)
 {
     Ir *ir = &lw->ir;
     const Graph *g = lw->g;
-    int layers = g->nodes.len - 1;
+    int layers = graph_layer_count(g);
     LLVMValueRef *names = arena_alloc_array(&lw->arena, (size_t)(layers + 1), sizeof *names);
     LLVMValueRef *shapes = arena_alloc_array(&lw->arena, (size_t)(layers + 1), sizeof *shapes);
-    for (int i = 1; i < g->nodes.len; i++) {
+    int layer = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
+        if (n->op == OP_INPUT) continue;
         const char *label = arena_printf(&lw->arena, "%s (%s)%s", node_group_name(&lw->arena, n),
                                          node_group_types(&lw->arena, n), n->absorbed.len ? " [fused]" : "");
-        names[i - 1] = constant_string(ir, label, "layer.name");
-        shapes[i - 1] = tensor_info(lw, &n->shape, n->dtype);
+        names[layer] = constant_string(ir, label, "layer.name");
+        shapes[layer++] = tensor_info(lw, &n->shape, n->dtype);
     }
     LLVMTypeRef empty = LLVMFunctionType(ir->void_t, NULL, 0, 0); /* the runtime's functions, by address only */
-    LLVMValueRef fields[16] = {
+    LLVMValueRef fields[DESC_FIELDS] = {
         LLVMConstInt(ir->i32, LAYERC_ABI_VERSION, 0),
         LLVMConstInt(ir->i32, (unsigned long long)layers, 0),
         constant_string(ir, g->model_name, "model.name"),
@@ -414,9 +489,17 @@ static void lower_descriptor(Lowering *lw, LLVMValueRef forward)
         constant_array_global(ir, lw->tensor_info_t, shapes, layers, "layer.outputs"),
         forward,
         ir_i64(ir, graph_token_limit(g)),
+        LLVMConstInt(ir->i32, (unsigned long long)g->inputs.len, 0),
+        LLVMConstInt(ir->i32, (unsigned long long)g->outputs.len, 0),
+        io_infos(lw, &g->inputs, "model.inputs"),
+        io_infos(lw, &g->outputs, "model.outputs"),
+        io_names(lw, &g->inputs, "model.input_names"),
+        io_names(lw, &g->outputs, "model.output_names"),
+        input_id_limits(lw),
+        declare(ir, "__layerc_rt_run_multi", empty),
     };
     LLVMValueRef desc = LLVMAddGlobal(ir->mod, lw->desc_t, "__layerc_desc");
-    LLVMSetInitializer(desc, LLVMConstNamedStruct(lw->desc_t, fields, 16));
+    LLVMSetInitializer(desc, LLVMConstNamedStruct(lw->desc_t, fields, DESC_FIELDS));
     LLVMSetGlobalConstant(desc, 1);
     LLVMSetVisibility(desc, LLVMHiddenVisibility);
 }
@@ -437,6 +520,22 @@ static void lower_entry_point(Lowering *lw, const char *prefix, const char *suff
     else LLVMBuildRet(ir->b, r);
 }
 
+/* <prefix>_run_multi(ctx, inputs, outputs, batch): the runtime's run_multi without an observer. */
+static void lower_run_multi_entry(Lowering *lw, const char *prefix)
+{
+    Ir *ir = &lw->ir;
+    LLVMTypeRef p = ir->ptr;
+    LLVMTypeRef params[4] = {p, p, p, ir->i64}, target_params[6] = {p, p, p, ir->i64, p, p};
+    LLVMTypeRef type = LLVMFunctionType(ir->i32, params, 4, 0);
+    LLVMTypeRef target_type = LLVMFunctionType(ir->i32, target_params, 6, 0);
+    LLVMValueRef target = LLVMGetNamedFunction(ir->mod, "__layerc_rt_run_multi");
+    LLVMValueRef fn = LLVMAddFunction(ir->mod, arena_printf(&lw->arena, "%s_run_multi", prefix), type);
+    ir_begin_function(ir, fn);
+    LLVMValueRef args[6] = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 3),
+                            LLVMConstNull(p), LLVMConstNull(p)};
+    LLVMBuildRet(ir->b, LLVMBuildCall2(ir->b, target_type, target, args, 6, ""));
+}
+
 static void lower_entry_points(Lowering *lw, const char *prefix)
 {
     Ir *ir = &lw->ir;
@@ -447,6 +546,7 @@ static void lower_entry_points(Lowering *lw, const char *prefix)
     lower_entry_point(lw, prefix, "destroy", ir->void_t, one, 1);
     lower_entry_point(lw, prefix, "error", p, one, 1);
     lower_entry_point(lw, prefix, "set_threads", i32, threads, 2);
+    lower_run_multi_entry(lw, prefix);
 }
 
 LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,

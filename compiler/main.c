@@ -380,6 +380,17 @@ static bool parse_number(const char *text, double *out)
     return true;
 }
 
+/* One more --input / --expect / -o file (one per model input or output, in order). */
+static bool add_npy(const char **list, int *count, const char *path, const char *option, const char *command)
+{
+    if (*count == MAX_MODEL_IO) {
+        usage_error(command, "%s is given more than 16 times", option, NULL);
+        return false;
+    }
+    list[(*count)++] = path;
+    return true;
+}
+
 static int run_test(int argc, char **argv)
 {
     const char *path = NULL;
@@ -393,7 +404,10 @@ static int run_test(int argc, char **argv)
         if (is_option(a, "--input") || is_option(a, "--expect") || is_option(a, "--keep")) {
             const char *name = is_option(a, "--input") ? "--input" : is_option(a, "--expect") ? "--expect" : "--keep";
             if (!(v = option_value(argc, argv, &i, name, "test"))) return EXIT_USAGE;
-            *(name[2] == 'i' ? &opt.input_npy : name[2] == 'e' ? &opt.expect_npy : &opt.keep_dir) = v;
+            if (name[2] == 'k') opt.keep_dir = v;
+            else if (!add_npy(name[2] == 'i' ? opt.input_npy : opt.expect_npy,
+                              name[2] == 'i' ? &opt.ninput_npy : &opt.nexpect_npy, v, name, "test"))
+                return EXIT_USAGE;
         } else if (is_option(a, "--atol") || is_option(a, "--rtol")) {
             const char *name = is_option(a, "--atol") ? "--atol" : "--rtol";
             if (!(v = option_value(argc, argv, &i, name, "test"))) return EXIT_USAGE;
@@ -429,10 +443,12 @@ static int run_run(int argc, char **argv)
         int used = parse_build_option(argc, argv, &i, &opt.build, "run");
         if (used < 0) return EXIT_USAGE;
         if (used) continue;
-        if (is_option(a, "--input")) {
-            if (!(opt.input_npy = option_value(argc, argv, &i, "--input", "run"))) return EXIT_USAGE;
-        } else if (strcmp(a, "-o") == 0) {
-            if (!(opt.output_npy = option_value(argc, argv, &i, "-o", "run"))) return EXIT_USAGE;
+        if (is_option(a, "--input") || strcmp(a, "-o") == 0) {
+            bool input = a[1] == '-';
+            const char *v = option_value(argc, argv, &i, input ? "--input" : "-o", "run");
+            if (!v || !add_npy(input ? opt.input_npy : opt.output_npy, input ? &opt.ninput_npy : &opt.noutput_npy, v,
+                               input ? "--input" : "-o", "run"))
+                return EXIT_USAGE;
         } else if (is_option(a, "--threads")) {
             if (!parse_batch_or_threads(argc, argv, &i, "run", NULL, &opt.threads)) return EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
@@ -442,8 +458,8 @@ static int run_run(int argc, char **argv)
         }
     }
     if (!path) return usage_error("run", "no model file given%s", "", NULL);
-    if (!opt.input_npy) return usage_error("run", "--input X.npy is required%s", "", NULL);
-    if (!opt.output_npy) return usage_error("run", "-o Y.npy is required%s", "", NULL);
+    if (!opt.ninput_npy) return usage_error("run", "--input X.npy is required%s", "", NULL);
+    if (!opt.noutput_npy) return usage_error("run", "-o Y.npy is required%s", "", NULL);
     Frontend fe;
     int status = frontend_run(&fe, path, stderr) ? harness_run(&fe, &opt) : EXIT_MODEL_ERROR;
     frontend_free(&fe);

@@ -94,6 +94,29 @@ static int in_place_input(const Graph *g, const MemoryPlan *p, const int *last_r
     return -1;
 }
 
+/* Inputs are read where the caller has them.  Output k is computed straight
+ * into the caller's buffer k when its buffer is its own; otherwise (it is an
+ * input, or another output's buffer) forward() copies it there at the end. */
+static void assign_outputs(Arena *a, const Graph *g, MemoryPlan *p)
+{
+    p->output_copy = arena_alloc_array(a, (size_t)(g->outputs.len ? g->outputs.len : 1), sizeof *p->output_copy);
+    for (int k = 0; k < g->inputs.len; k++) {
+        int id = ((const Node *)g->inputs.items[k])->id;
+        p->offset[id] = STORAGE_INPUT;
+        p->io_slot[id] = k;
+    }
+    for (int k = 0; k < g->outputs.len; k++) {
+        int r = p->root[((const Node *)g->outputs.items[k])->id];
+        p->output_copy[k] = -1;
+        if (p->offset[r] == STORAGE_INPUT || p->offset[r] == STORAGE_OUTPUT) {
+            p->output_copy[k] = r;
+            continue;
+        }
+        p->offset[r] = STORAGE_OUTPUT;
+        p->io_slot[r] = k;
+    }
+}
+
 MemoryPlan *plan_memory(Arena *a, const Graph *g)
 {
     int n = g->nodes.len;
@@ -102,6 +125,7 @@ MemoryPlan *plan_memory(Arena *a, const Graph *g)
     p->offset = arena_alloc_array(a, (size_t)n, sizeof *p->offset);
     p->scratch_offset = arena_alloc_array(a, (size_t)n, sizeof *p->scratch_offset);
     p->in_place = arena_alloc_array(a, (size_t)n, sizeof *p->in_place);
+    p->io_slot = arena_alloc_array(a, (size_t)n, sizeof *p->io_slot);
     int *last_reader = last_readers(a, g);
     int *last_use = arena_alloc_array(a, (size_t)n, sizeof *last_use);
     for (int i = 0; i < n; i++) {
@@ -124,27 +148,19 @@ MemoryPlan *plan_memory(Arena *a, const Graph *g)
         }
         if (last_use[p->root[i]] < i) last_use[p->root[i]] = i;
     }
-    int out_root = p->root[g->output->id];
-    p->copy_input_to_output = ((const Node *)g->nodes.items[out_root])->op == OP_INPUT;
+    assign_outputs(a, g, p);
 
     Block *blocks = arena_alloc_array(a, (size_t)(2 * n), sizeof *blocks);
     int nblocks = 0;
     for (int i = 0; i < n; i++) {
         const Node *node = g->nodes.items[i];
-        if (node->op == OP_INPUT) {
-            p->offset[i] = STORAGE_INPUT;
-            continue;
-        }
+        if (node->op == OP_INPUT) continue;
         int64_t scratch = node_scratch_bytes(node);
         if (scratch > 0) {
             p->scratch_offset[i] = place(blocks, &nblocks, i, i, scratch, &p->workspace_bytes);
             p->naive_bytes += buffer_aligned(scratch);
         }
-        if (p->root[i] != i) continue;
-        if (i == out_root) {
-            p->offset[i] = STORAGE_OUTPUT;
-            continue;
-        }
+        if (p->root[i] != i || p->offset[i] == STORAGE_OUTPUT) continue;
         p->offset[i] = place(blocks, &nblocks, i, last_use[i], node_output_bytes(node), &p->workspace_bytes);
         p->naive_bytes += buffer_aligned(node_output_bytes(node));
     }

@@ -6,8 +6,9 @@
  * may have several readers (a residual kept alive across its block): its
  * buffer lives until the last.  An add, a mul and a Conv2d with a fused
  * residual write their output into an input's buffer when that input is
- * read by nothing after them (in place).  The model's input is read in
- * place and the output layer writes straight into the caller's buffer.  Sizes are per sample when the batch is named
+ * read by nothing after them (in place).  The model's inputs are read in
+ * place and each output is written straight into the caller's buffer (or
+ * copied there at the end, when it is an input or another output).  Sizes are per sample when the batch is named
  * (the runtime multiplies offsets by the batch), else for the whole batch.
  */
 #ifndef LAYERC_PLAN_MEMORY_H
@@ -21,10 +22,11 @@ typedef struct MemoryPlan {
     int *root;               /* per node: the node whose buffer holds its output */
     int *in_place;           /* per node: which of its inputs' buffers it writes its output into, or -1 */
     int64_t *offset;         /* per root node: workspace byte offset, or STORAGE_INPUT / STORAGE_OUTPUT */
+    int *io_slot;            /* per STORAGE_INPUT / STORAGE_OUTPUT root: which input or output buffer */
+    int *output_copy;        /* per model output: -1 when computed in its buffer, else the root node copied into it at the end */
     int64_t *scratch_offset; /* per node: its scratch buffer's offset (-1: none) */
     int64_t workspace_bytes; /* peak */
     int64_t naive_bytes;     /* without reuse: every output and scratch buffer */
-    bool copy_input_to_output; /* the model's output is a view of its input */
 } MemoryPlan;
 
 /* Every buffer starts on a cache line. */

@@ -41,6 +41,7 @@ typedef enum layerc_status {
     LAYERC_ERR_NOMEM = 3,   /* the activation memory could not be allocated */
     LAYERC_ERR_THREADS = 4, /* a thread count below 1 or threads could not start */
     LAYERC_ERR_INPUT = 5,   /* an input value out of range (e.g. a token id) */
+    LAYERC_ERR_ARITY = 6,   /* run() or run_observed() on a model of several inputs or outputs: use run_multi() */
 } layerc_status;
 
 typedef struct layerc_tensor_info {
@@ -81,14 +82,33 @@ typedef struct layerc_model_desc {
     const char *const *layer_names;          /* num_layers entries, e.g. "conv1 (Conv2d)" */
     const layerc_tensor_info *layer_outputs; /* num_layers entries */
 
-    /* Private to the runtime. */
-    void (*forward)(layerc_ctx *ctx, const void *input, void *output, void *workspace, int64_t batch);
+    /* Private to the runtime: one pointer per input and per output. */
+    void (*forward)(layerc_ctx *ctx, const void *const *inputs, void *const *outputs, void *workspace, int64_t batch);
 
     /* An i64 (token id) input: every id must be in [0, input_id_limit), the
      * num_embeddings of the Embedding that reads it; run() checks them all
      * before computing anything and returns LAYERC_ERR_INPUT naming the
      * first id out of range and its position.  0 for an f32 input. */
     int64_t input_id_limit;
+
+    /* Every input and output.  A model with a forward section may take
+     * several inputs (in the order they are declared) and return several
+     * outputs (in the order forward returns them); `input`, `output` and
+     * `input_id_limit` above describe the first of each.  The inputs share
+     * one run-time batch. */
+    int32_t num_inputs, num_outputs;
+    const layerc_tensor_info *inputs;  /* num_inputs entries */
+    const layerc_tensor_info *outputs; /* num_outputs entries */
+    const char *const *input_names;    /* as declared ("x") */
+    const char *const *output_names;   /* the layer computing each, e.g. "fc" */
+    const int64_t *input_id_limits;    /* num_inputs entries, as input_id_limit */
+    /* Runs the model on one buffer per input and per output (arrays of
+     * num_inputs and num_outputs pointers), calling observe after every
+     * layer when it is not NULL.  run() and run_observed() are this for a
+     * model of one input and one output; for others they return
+     * LAYERC_ERR_ARITY. */
+    int (*run_multi)(layerc_ctx *ctx, const void *const *inputs, void *const *outputs, int64_t batch,
+                     layerc_observer observe, void *user);
 } layerc_model_desc;
 
 const layerc_model_desc *layerc_model(void);

@@ -279,6 +279,13 @@ static int64_t tensor_bytes_per_item(const layerc_tensor_info *t)
     return n;
 }
 
+static int64_t largest_item(const layerc_tensor_info *t, int count, int64_t largest)
+{
+    for (int i = 0; i < count; i++)
+        if (tensor_bytes_per_item(&t[i]) > largest) largest = tensor_bytes_per_item(&t[i]);
+    return largest;
+}
+
 static int check_batch(layerc_ctx *ctx, int64_t *batch)
 {
     const layerc_model_desc *d = ctx->desc;
@@ -289,8 +296,7 @@ static int check_batch(layerc_ctx *ctx, int64_t *batch)
         *batch = 1; /* the generated code's multiplier: shapes are fully constant */
         return LAYERC_OK;
     }
-    int64_t per = tensor_bytes_per_item(&d->input) > tensor_bytes_per_item(&d->output) ? tensor_bytes_per_item(&d->input)
-                                                                                       : tensor_bytes_per_item(&d->output);
+    int64_t per = largest_item(d->outputs, d->num_outputs, largest_item(d->inputs, d->num_inputs, 0));
     if (*batch < 1 || (per > 0 && *batch > (INT64_MAX / 4) / per))
         return fail(ctx, LAYERC_ERR_BATCH, "batch must be at least 1 (and the tensors must fit in memory), got %lld",
                     (long long)*batch);
@@ -312,48 +318,81 @@ static void format_position(char *buf, size_t size, const layerc_tensor_info *t,
         used += (size_t)snprintf(buf + used, size - used, "[%lld]", (long long)index[i]);
 }
 
-/* Every token id of an i64 input in [0, input_id_limit): the kernels index their tables with them unchecked. */
-static int check_token_ids(layerc_ctx *ctx, const void *input, int64_t batch)
+/* Every token id of i64 input k in [0, its limit): the kernels index their tables with them unchecked. */
+static int check_token_ids(layerc_ctx *ctx, int k, const void *input, int64_t batch)
 {
     const layerc_model_desc *d = ctx->desc;
-    if (d->input.dtype != LAYERC_I64) return LAYERC_OK;
+    const layerc_tensor_info *t = &d->inputs[k];
+    if (t->dtype != LAYERC_I64) return LAYERC_OK;
     const int64_t *ids = input;
-    int64_t count = tensor_bytes_per_item(&d->input) / 8 * batch, limit = d->input_id_limit;
+    int64_t count = tensor_bytes_per_item(t) / 8 * batch, limit = d->input_id_limits[k];
     for (int64_t i = 0; i < count; i++) {
         if (ids[i] >= 0 && ids[i] < limit) continue;
         char at[LAYERC_MAX_RANK * 24];
-        format_position(at, sizeof at, &d->input, i);
-        return fail(ctx, LAYERC_ERR_INPUT, "token id %lld at input%s is out of range: the embedding has %lld rows, ids 0 to %lld",
-                    (long long)ids[i], at, (long long)limit, (long long)(limit - 1));
+        format_position(at, sizeof at, t, i);
+        const char *name = d->num_inputs > 1 ? d->input_names[k] : "input";
+        return fail(ctx, LAYERC_ERR_INPUT, "token id %lld at %s%s is out of range: the embedding has %lld rows, ids 0 to %lld",
+                    (long long)ids[i], name, at, (long long)limit, (long long)(limit - 1));
     }
     return LAYERC_OK;
 }
 
-static int run_model(layerc_ctx *ctx, const void *input, void *output, int64_t batch, layerc_observer observe, void *user)
+static int check_buffers(layerc_ctx *ctx, const void *const *inputs, void *const *outputs)
+{
+    const layerc_model_desc *d = ctx->desc;
+    if (!inputs || !outputs) return fail(ctx, LAYERC_ERR_NULL, "the %s array is NULL", inputs ? "outputs" : "inputs");
+    for (int k = 0; k < d->num_inputs; k++)
+        if (!inputs[k]) return fail(ctx, LAYERC_ERR_NULL, d->num_inputs > 1 ? "input %d (%s) buffer is NULL" : "input buffer is NULL", k, d->input_names[k]);
+    for (int k = 0; k < d->num_outputs; k++)
+        if (!outputs[k]) return fail(ctx, LAYERC_ERR_NULL, d->num_outputs > 1 ? "output %d (%s) buffer is NULL" : "output buffer is NULL", k, d->output_names[k]);
+    return LAYERC_OK;
+}
+
+static int run_model(layerc_ctx *ctx, const void *const *inputs, void *const *outputs, int64_t batch, layerc_observer observe,
+                     void *user)
 {
     if (!ctx) return LAYERC_ERR_NULL;
     ctx->error[0] = '\0';
-    if (!input || !output) return fail(ctx, LAYERC_ERR_NULL, "%s buffer is NULL", input ? "output" : "input");
-    int status = check_batch(ctx, &batch);
-    if (status == LAYERC_OK) status = check_token_ids(ctx, input, batch);
+    int status = check_buffers(ctx, inputs, outputs);
+    if (status == LAYERC_OK) status = check_batch(ctx, &batch);
+    for (int k = 0; status == LAYERC_OK && k < ctx->desc->num_inputs; k++) status = check_token_ids(ctx, k, inputs[k], batch);
     if (status == LAYERC_OK) status = reserve_workspace(ctx, batch);
     if (status != LAYERC_OK) return status;
     ctx->observe = observe;
     ctx->observe_user = user;
-    ctx->desc->forward(ctx, input, output, ctx->workspace, batch);
+    ctx->desc->forward(ctx, inputs, outputs, ctx->workspace, batch);
     ctx->observe = NULL;
     return LAYERC_OK;
 }
 
+/* run() and run_observed(): one input, one output. */
+static int run_single(layerc_ctx *ctx, const void *input, void *output, int64_t batch, layerc_observer observe, void *user)
+{
+    if (!ctx) return LAYERC_ERR_NULL;
+    const layerc_model_desc *d = ctx->desc;
+    if (d->num_inputs != 1 || d->num_outputs != 1)
+        return fail(ctx, LAYERC_ERR_ARITY, "model %s has %d input%s and %d output%s: call run_multi with one buffer each",
+                    d->name, d->num_inputs, d->num_inputs == 1 ? "" : "s", d->num_outputs, d->num_outputs == 1 ? "" : "s");
+    ctx->error[0] = '\0';
+    if (!input || !output) return fail(ctx, LAYERC_ERR_NULL, "%s buffer is NULL", input ? "output" : "input");
+    return run_model(ctx, &input, &output, batch, observe, user);
+}
+
 HIDDEN int __layerc_rt_run(layerc_ctx *ctx, const void *input, void *output, int64_t batch)
 {
-    return run_model(ctx, input, output, batch, NULL, NULL);
+    return run_single(ctx, input, output, batch, NULL, NULL);
 }
 
 HIDDEN int __layerc_rt_run_observed(layerc_ctx *ctx, const void *input, void *output, int64_t batch,
                                     layerc_observer observe, void *user)
 {
-    return run_model(ctx, input, output, batch, observe, user);
+    return run_single(ctx, input, output, batch, observe, user);
+}
+
+HIDDEN int __layerc_rt_run_multi(layerc_ctx *ctx, const void *const *inputs, void *const *outputs, int64_t batch,
+                                 layerc_observer observe, void *user)
+{
+    return run_model(ctx, inputs, outputs, batch, observe, user);
 }
 
 __attribute__((visibility("default"))) const layerc_model_desc *layerc_model(void) { return &__layerc_desc; }
