@@ -438,9 +438,15 @@ static void check_duplicate_name(Binder *b, const LayerStmt *st, const Model *m,
 
 BoundLayer bind_layer_call(Binder *b, const LayerStmt *st)
 {
-    BoundLayer n = {.op = st->broken ? OP_IDENTITY : op_lookup(st->layer), .loc = st->loc, .op_loc = st->layer_loc};
+    OpKind op = st->broken ? OP_IDENTITY : op_lookup(st->layer);
+    if (op != OP_COUNT && (op_flags(op) & LF_FUNCTIONAL)) op = OP_COUNT; /* add, cat: not torch.nn layers */
+    return bind_call_as(b, op, st);
+}
+
+BoundLayer bind_call_as(Binder *b, OpKind op, const LayerStmt *st)
+{
+    BoundLayer n = {.op = op, .loc = st->loc, .op_loc = st->layer_loc};
     n.call_text = bind_call_text(b, st);
-    if (n.op != OP_COUNT && (op_flags(n.op) & LF_FUNCTIONAL)) n.op = OP_COUNT; /* add, cat: not torch.nn layers */
     if (st->broken) {
         n.args = arena_alloc(b->arena, sizeof *n.args); /* its syntax error is reported */
         n.invalid = true;

@@ -112,7 +112,7 @@ bool bind_first_warning_at(Binder *b, SrcSpan at)
 /* A tensor binding replaced or going out of scope unread. */
 static void warn_if_unused(Binder *b, const Binding *bd)
 {
-    if (bd->kind != NAME_TENSOR || bd->used || !bd->tensor || bd->alias) return;
+    if (bd->kind != NAME_TENSOR || bd->used || !bd->tensor || bd->alias || b->diag->errors) return; /* errors: likely an echo */
     if (!bind_first_warning_at(b, bd->loc)) return;
     diag_warning(b->diag, bd->loc, "%s '%s' is never used", bd->role, bd->name);
 }
@@ -746,7 +746,7 @@ static Node *call_functional(Binder *b, Scope *frame, const struct Functional *f
     }
     LayerStmt *evaluated = evaluate_args(b, frame, &rest, &ok);
     if (!ok) return NULL;
-    BoundLayer layer = bind_layer_call(b, evaluated);
+    BoundLayer layer = bind_call_as(b, f->op, evaluated);
     if (layer.invalid) return NULL;
     if (f->op == OP_FLATTEN && !layer.args[0].given) layer.args[0].ints[0] = 0; /* torch.flatten's start_dim is 0 */
     return new_computed_node(b, frame, f->op, f->name, call->loc, call->layer_loc, bind_call_text(b, call), layer.args, ins,
@@ -961,6 +961,7 @@ static Node *call_module(Binder *b, Module *m, Node **ins, int nins, SrcSpan at)
 
 static void warn_uncalled(Binder *b, const Scope *s)
 {
+    if (b->diag->errors) return; /* a call that failed leaves its module uncalled: not worth a warning */
     for (int i = 0; i < s->modules.len; i++) {
         const Module *m = s->modules.items[i];
         if (!m->called) {

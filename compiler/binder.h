@@ -31,6 +31,8 @@ typedef struct BoundLayer {
 } BoundLayer;
 
 BoundLayer bind_layer_call(Binder *b, const LayerStmt *st);
+/* The same for a known op (a function of forward: its arguments after the tensors). */
+BoundLayer bind_call_as(Binder *b, OpKind op, const LayerStmt *st);
 /* A new node computing `layer`, named `name` (its state_dict prefix), appended to the graph. */
 Node *bind_new_node(Binder *b, const BoundLayer *layer, const char *name, bool named);
 /* The call text ("Linear(1024, 64)") of st as written, shortened when long. */

@@ -85,6 +85,18 @@ suite_cli() {
         [ ! -e "$TMP/$stem.so" ] && expect_output "$tag cli build $stem" "tests/build/$stem.expected" "$TMP/$stem.out" \
             || fail "$tag cli build $stem" "an output was written"
     done
+    # Several inputs and outputs: one --input and one -o each, in order; a wrong count is an error, nothing written.
+    local two=tests/build/two_towers.nn
+    out=$($L run $two --input tests/build/two_towers_a.npy --input tests/build/two_towers_b.npy -o "$TMP/two0.npy" \
+          -o "$TMP/two1.npy" 2>&1); rc=$?
+    [ $rc = 0 ] && [ -s "$TMP/two0.npy" ] && [ -s "$TMP/two1.npy" ] && pass "$tag cli run two inputs, two outputs" \
+        || fail "$tag cli run two inputs, two outputs" "rc=$rc $out"
+    out=$($L run $two --input tests/build/two_towers_a.npy -o "$TMP/two2.npy" -o "$TMP/two3.npy" 2>&1); rc=$?
+    [ $rc = 1 ] && [ ! -e "$TMP/two2.npy" ] && grep -q "model TwoTowers has 2 inputs (a, b): give --input once for each, in that order, found 1" <<<"$out" \
+        && pass "$tag cli run one input of two" || fail "$tag cli run one input of two" "rc=$rc $out"
+    out=$($L test $two --threads 2 --batch 3 2>&1); rc=$?
+    [ $rc = 0 ] && grep -q "^output 1 (add): reference " <<<"$out" && grep -q "^PASS$" <<<"$out" \
+        && pass "$tag cli test two inputs, two outputs" || fail "$tag cli test two inputs, two outputs" "rc=$rc $out"
     # Token ids: checked by run() before anything is computed; an id out of range is an error naming it.
     local ids=tests/build/token_ids.nn
     out=$($L run $ids --input tests/build/good_ids.npy -o "$TMP/ids.npy" 2>&1); rc=$?
