@@ -102,6 +102,20 @@ static void report_inputs_line(FILE *out, const Graph *g)
     fputc('\n', out);
 }
 
+/* The memory plan's in-place writes: "layer1.0.conv2 writes into the buffer of maxpool". */
+static void report_in_place(FILE *out, const Graph *g)
+{
+    const MemoryPlan *p = plan_memory(g->arena, g);
+    int shown = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        if (p->in_place[i] < 0) continue;
+        const Node *n = g->nodes.items[i];
+        fprintf(out, "%s %s", shown++ ? "," : "In place (the input's last use):", n->name);
+        fprintf(out, " into %s", n->inputs[p->in_place[i]]->name);
+    }
+    if (shown) fputc('\n', out);
+}
+
 void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *before)
 {
     char shape[MAX_SHAPE_TEXT], a[32], b[32], c[32];
@@ -109,7 +123,7 @@ void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *be
     report_inputs_line(out, g);
     rule_line(out, '=');
     if (dag)
-        fprintf(out, "%-30s %-30s %-20s %12s %14s  %s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs", "Reads");
+        fprintf(out, "%-30s %-34s %-20s %12s %14s  %s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs", "Reads");
     else
         fprintf(out, "%-26s %-30s %-20s %12s %14s\n", "Layer (name)", "Type", "Output Shape", "Param #", "MACs");
     rule_line(out, '=');
@@ -119,7 +133,7 @@ void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *be
         const char *shown = n->inferred ? shape_format(&n->shape, g->batch_name, shape, sizeof shape) : "?";
         if (dag) {
             const char *name = n->absorbed.len ? arena_printf(g->arena, "%s [fused]", n->name) : n->name;
-            fprintf(out, "%-30s %-30s %-20s %12s %14s  %s\n", name, node_group_types(g->arena, n), shown,
+            fprintf(out, "%-30s %-34s %-20s %12s %14s  %s\n", name, node_group_types(g->arena, n), shown,
                     grouped(n->param_count, a, sizeof a), grouped(n->macs, b, sizeof b), reads_text(g->arena, n));
         } else {
             const char *name = n->absorbed.len ? arena_printf(g->arena, "%s [fused]", node_group_name(g->arena, n)) : n->name;
@@ -137,6 +151,7 @@ void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *be
         fprintf(out, "Output%s:", g->outputs.len > 1 ? "s" : "");
         for (int i = 0; i < g->outputs.len; i++) fprintf(out, "%s %s", i ? "," : "", ((const Node *)g->outputs.items[i])->name);
         fputc('\n', out);
+        report_in_place(out, g);
     }
     ReportTotals t = report_totals(g);
     fprintf(out, "Total params: %s%s\n", grouped(t.params, a, sizeof a), before_text(g->arena, before->params, t.params));

@@ -476,6 +476,20 @@ static bool starts_value(yysymbol_kind_t t)
     }
 }
 
+/* The binary operators of expressions. */
+static bool is_operator(yysymbol_kind_t t)
+{
+    switch (t) {
+    case YYSYMBOL_EQ: case YYSYMBOL_NE: case YYSYMBOL_LE: case YYSYMBOL_GE: case YYSYMBOL_KW_AND: case YYSYMBOL_KW_OR:
+        return true;
+    default: {
+        const char *name = yysymbol_name(t);
+        return strcmp(name, "'+'") == 0 || strcmp(name, "'-'") == 0 || strcmp(name, "'*'") == 0 || strcmp(name, "'<'") == 0 ||
+               strcmp(name, "'>'") == 0;
+    }
+    }
+}
+
 /* "expected A, B or C, found X", with a hint for the common slips. */
 static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, ParseCtx *ctx)
 {
@@ -493,6 +507,7 @@ static int yyreport_syntax_error(const yypcontext_t *pctx, yyscan_t scanner, Par
     int count = 0;
     bool wants_rparen = false, wants_newline = false, wants_model = false;
     for (int i = 0; i < n; i++) {
+        if (is_operator(expected[i])) continue; /* possible after any value, but rarely what was meant: not listed */
         if (expected[i] == YYSYMBOL_NEWLINE) wants_newline = true;
         if (expected[i] == YYSYMBOL_KW_MODEL) wants_model = true;
         if (strcmp(yysymbol_name(expected[i]), "')'") == 0) wants_rparen = true;
