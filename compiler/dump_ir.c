@@ -61,12 +61,13 @@ void dump_ir(FILE *out, const Graph *g, const char *title)
         for (int k = 0; k < n->ninputs; k++) fprintf(out, "%s%%%d", k ? ", " : "", n->inputs[k]->id);
         fprintf(out, ") %s", node_group_name(g->arena, n));
         print_attrs(out, n);
+        if (n->has_residual) fprintf(out, " residual=%%%d", n->inputs[1]->id);
         if (n->has_epilogue) fprintf(out, " epilogue=%s", op_name(n->epilogue));
         if (n->conv_plan && n->conv_plan->algorithm == CONV_WINOGRAD) {
             const WinogradLayout *l = &n->conv_plan->winograd;
             fprintf(out, " algorithm=winograd F(%dx%d,%dx%d)", l->m, l->m, l->r, l->r);
         }
-        fprintf(out, " -> %s%s%s\n", dtype, shape, n == g->output ? " (output)" : "");
+        fprintf(out, " -> %s%s%s\n", dtype, shape, graph_is_output(g, n) ? " (output)" : "");
         for (int p = 0; p < n->nparams; p++) {
             shape_format(&n->params[p].shape, NULL, shape, sizeof shape);
             fprintf(out, "      %s %s%s\n", n->params[p].key, shape, n->params[p].is_buffer ? " (buffer)" : "");

@@ -14,6 +14,7 @@ typedef struct ParseCtx {
     Model *model;     /* the model being parsed (the first, once one is complete) */
     int quiet_line;   /* a line with a lexical error: no syntax errors reported on it */
     int bracket_depth; /* of ( and [ on the current line */
+    int brace_depth;   /* of { }: 'block' is a keyword only outside every body */
     bool continues;    /* the last token was '(', '[' or ',' inside brackets: a newline continues the line */
 } ParseCtx;
 
