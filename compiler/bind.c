@@ -604,6 +604,17 @@ static void check_program(Binder *b, const Program *p)
     }
 }
 
+static void warn_unused_blocks(Binder *b, const Program *p)
+{
+    if (b->diag->errors) return;
+    for (int i = 0; i < p->blocks.len; i++) {
+        const BlockDef *blk = p->blocks.items[i];
+        bool used = false;
+        for (int k = 0; k < b->used_blocks.len && !used; k++) used = b->used_blocks.items[k] == blk;
+        if (!used) diag_warning(b->diag, blk->name_loc, "block %s is never used", blk->name);
+    }
+}
+
 Graph *bind_program(Arena *a, Diag *d, const Program *p)
 {
     const Model *m = p->model;
@@ -615,6 +626,7 @@ Graph *bind_program(Arena *a, Diag *d, const Program *p)
     if (!bind_inputs(&b, m)) return NULL;
     if (m->forward) bind_forward_model(&b, m);
     else bind_stack(&b, m);
+    warn_unused_blocks(&b, p);
     if (!g->output) return NULL;
     return g;
 }

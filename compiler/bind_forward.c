@@ -456,6 +456,9 @@ static Module *instantiate_block(Binder *b, Scope *caller, const BlockDef *blk, 
                    MAX_BLOCK_DEPTH, blk->name);
         return NULL;
     }
+    bool seen = false;
+    for (int i = 0; i < b->used_blocks.len && !seen; i++) seen = b->used_blocks.items[i] == blk;
+    if (!seen) ptrvec_push(b->arena, &b->used_blocks, (void *)blk);
     Module *m = new_module(b, MOD_BLOCK, call, path);
     m->block = blk;
     m->scope = arena_alloc(b->arena, sizeof *m->scope);

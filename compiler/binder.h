@@ -17,6 +17,7 @@ typedef struct Binder {
     int block_depth;  /* blocks being instantiated inside each other */
     PtrVec warned;    /* SrcSpan* already warned about (a block's lines, once for all its instances) */
     PtrVec name_counts; /* FunctionalName*: how many nodes each function name has given (add, add_1, ...) */
+    PtrVec used_blocks; /* BlockDef* instantiated at least once */
 } Binder;
 
 /* A layer call bound to its signature: op, arguments and the call's text,
