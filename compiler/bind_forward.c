@@ -473,6 +473,7 @@ static Module *instantiate_block(Binder *b, Scope *caller, const BlockDef *blk, 
         if (m->kind == MOD_LAYER) return NULL; /* a line failed */
         m->kind = MOD_SEQUENTIAL;
     }
+    if (!stack && !m->forward) return NULL; /* elaboration stopped early (too many errors) */
     return m;
 }
 
@@ -1021,7 +1022,7 @@ void bind_forward_model(Binder *b, const Model *m)
     scope->path = "";
     const Forward *forward = NULL;
     elaborate_body(b, scope, &m->body, &forward, arena_printf(b->arena, "model %s", m->name));
-    if (!check_forward_params(b, m)) return;
+    if (!forward || !check_forward_params(b, m)) return; /* no forward: elaboration stopped (too many errors) */
     Scope *frame = new_frame(b, scope, forward);
     for (int i = 0; i < g->inputs.len; i++) {
         Node *in = g->inputs.items[i];
