@@ -371,8 +371,10 @@ suite_api() {
                -ldl -lpthread -lm 2>&1); then
         fail "$tag api build" "$out"; return
     fi
-    for name in cifar10 tutorial_conv; do
-        if ! out=$("$L" test "examples/$name.nn" $extra --keep "$dir/$name" 2>&1); then
+    for name in cifar10 tutorial_conv two_towers; do
+        local src="examples/$name.nn"
+        [ "$name" = two_towers ] && src=tests/build/two_towers.nn # two inputs, two outputs
+        if ! out=$("$L" test "$src" $extra --keep "$dir/$name" 2>&1); then
             fail "$tag api $name (layerc test)" "$out"; continue
         fi
         out=$("$dir/test_api" "$dir/$name/libmodel.so" 2>&1)

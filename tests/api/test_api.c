@@ -8,7 +8,9 @@
  * finite outputs; results bitwise identical for 1, 2 and 3 threads, for a
  * grown or shrunk workspace, and for two contexts run concurrently from two
  * threads; run_observed calling the observer once per layer, in order, with
- * the shapes of layer_outputs.  Works for named-batch and fixed-batch models.
+ * the shapes of layer_outputs; run_multi agreeing with run, and on a model of
+ * several inputs and outputs run refused with LAYERC_ERR_ARITY and run_multi's
+ * checks.  Works for named-batch and fixed-batch models.
  * Prints one line per failed check, then "api: N passed, M failed"; exits 1
  * if any failed, 2 if the library cannot be loaded.
  *
@@ -32,7 +34,7 @@
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 
-enum { CONCURRENT_RUNS = 20, CONCURRENT_CONTEXTS = 2 };
+enum { CONCURRENT_RUNS = 20, CONCURRENT_CONTEXTS = 2, MAX_IO = 16 /* inputs or outputs, as the compiler allows */ };
 
 static int passed, failed;
 
@@ -424,6 +426,98 @@ static void check_observed(const layerc_model_desc *m)
     free(last);
 }
 
+/* ---- several inputs and outputs: run_multi ---- */
+
+/* The inputs and outputs arrays describe every tensor; their first entries are `input` and `output`. */
+static bool check_io_arrays(const layerc_model_desc *m)
+{
+    bool ok = check(m->num_inputs >= 1 && m->num_outputs >= 1 && m->inputs && m->outputs && m->input_names &&
+                        m->output_names && m->input_id_limits && m->run_multi,
+                    "descriptor: %d inputs, %d outputs, or a NULL array", m->num_inputs, m->num_outputs);
+    if (!ok) return false;
+    check(same_shape(&m->inputs[0], &m->input) && same_shape(&m->outputs[0], &m->output),
+          "descriptor: inputs[0] / outputs[0] differ from input / output");
+    check(m->input_id_limits[0] == m->input_id_limit, "descriptor: input_id_limits[0] differs from input_id_limit");
+    for (int k = 0; k < m->num_inputs; k++) check(m->input_names[k] && m->input_names[k][0], "input %d has no name", k);
+    for (int k = 0; k < m->num_outputs; k++) check(m->output_names[k] && m->output_names[k][0], "output %d has no name", k);
+    return true;
+}
+
+/* One model of one input and one output: run_multi is run. */
+static void check_run_multi_single(const layerc_model_desc *m)
+{
+    int64_t samples = samples_of(m, 2), n = elements(&m->output, samples);
+    void *in = make_input(m, samples);
+    float *want = run_fresh(m, in, samples, 1), *out = make_output(m, samples);
+    layerc_ctx *ctx = m->create();
+    if (check(ctx && want && out, "setting up the run_multi check failed")) {
+        const void *ins[1] = {in};
+        void *outs[1] = {out};
+        int rc = m->run_multi(ctx, ins, outs, api_batch(m, samples), NULL, NULL);
+        check(rc == LAYERC_OK && same_bits(out, want, n), "run_multi: status %d or output differs from run's", rc);
+        expect_error(m, ctx, m->run_multi(ctx, NULL, outs, api_batch(m, samples), NULL, NULL), LAYERC_ERR_NULL, "run_multi(NULL inputs)");
+        ins[0] = NULL;
+        expect_error(m, ctx, m->run_multi(ctx, ins, outs, api_batch(m, samples), NULL, NULL), LAYERC_ERR_NULL, "run_multi(inputs {NULL})");
+    }
+    m->destroy(ctx);
+    free(in);
+    free(want);
+    free(out);
+}
+
+/* run_multi on fresh buffers: outputs[k] gets count[k] floats. */
+static int run_multi_fresh(const layerc_model_desc *m, void **ins, float **outs, int64_t samples, int threads)
+{
+    layerc_ctx *ctx = m->create();
+    int rc = !ctx ? -1 : m->set_threads(ctx, threads);
+    if (rc == LAYERC_OK) rc = m->run_multi(ctx, (const void *const *)ins, (void *const *)outs, api_batch(m, samples), NULL, NULL);
+    m->destroy(ctx);
+    return rc;
+}
+
+/* A model of several inputs or outputs: run and run_observed refuse it; run_multi computes finite outputs,
+ * the same for any thread count, and names a NULL input buffer. */
+static void check_run_multi_several(const layerc_model_desc *m)
+{
+    int64_t samples = samples_of(m, 3);
+    void *ins[MAX_IO] = {0};
+    float *outs1[MAX_IO] = {0}, *outs2[MAX_IO] = {0};
+    if (!check(m->num_inputs <= MAX_IO && m->num_outputs <= MAX_IO, "more than %d inputs or outputs", MAX_IO)) return;
+    for (int k = 0; k < m->num_inputs; k++) {
+        layerc_model_desc one = *m;
+        one.input = m->inputs[k];
+        ins[k] = make_input(&one, samples);
+    }
+    for (int k = 0; k < m->num_outputs; k++) {
+        outs1[k] = calloc((size_t)elements(&m->outputs[k], samples), sizeof(float));
+        outs2[k] = calloc((size_t)elements(&m->outputs[k], samples), sizeof(float));
+    }
+    layerc_ctx *ctx = m->create();
+    if (check(ctx != NULL, "create returned NULL")) {
+        expect_error(m, ctx, m->run(ctx, ins[0], outs1[0], api_batch(m, samples)), LAYERC_ERR_ARITY, "run of a model of several inputs or outputs");
+        expect_error(m, ctx, m->run_observed(ctx, ins[0], outs1[0], api_batch(m, samples), NULL, NULL), LAYERC_ERR_ARITY,
+                     "run_observed of a model of several inputs or outputs");
+        void *saved = ins[m->num_inputs - 1];
+        ins[m->num_inputs - 1] = NULL;
+        int rc = m->run_multi(ctx, (const void *const *)ins, (void *const *)outs1, api_batch(m, samples), NULL, NULL);
+        check(rc == LAYERC_ERR_NULL && strstr(m->error(ctx), "NULL"), "run_multi with a NULL input: status %d (%s)", rc, m->error(ctx));
+        ins[m->num_inputs - 1] = saved;
+    }
+    m->destroy(ctx);
+    int rc1 = run_multi_fresh(m, ins, outs1, samples, 1), rc2 = run_multi_fresh(m, ins, outs2, samples, 2);
+    check(rc1 == LAYERC_OK && rc2 == LAYERC_OK, "run_multi: status %d / %d", rc1, rc2);
+    for (int k = 0; k < m->num_outputs; k++) {
+        int64_t n = elements(&m->outputs[k], samples);
+        check(all_finite(outs1[k], n), "run_multi: output %d (%s) is not finite", k, m->output_names[k]);
+        check(same_bits(outs1[k], outs2[k], n), "run_multi: output %d differs between 1 and 2 threads", k);
+    }
+    for (int k = 0; k < m->num_inputs; k++) free(ins[k]);
+    for (int k = 0; k < m->num_outputs; k++) {
+        free(outs1[k]);
+        free(outs2[k]);
+    }
+}
+
 /* ---- main ---- */
 
 /* dlopen's path; a bare file name means the file here, not a search of the library path. */
@@ -450,7 +544,12 @@ int main(int argc, char **argv)
     void *lib;
     const layerc_model_desc *m = load(argv[1], &lib);
     if (!m) return 2;
-    if (check_descriptor(m)) {
+    if (!check_io_arrays(m)) {
+        /* nothing more can be checked */
+    } else if (m->num_inputs > 1 || m->num_outputs > 1) {
+        check_run_multi_several(m);
+    } else if (check_descriptor(m)) {
+        check_run_multi_single(m);
         check_misuse(m);
         if (named_batch(m)) {
             check_threads_agree(m, 1);
