@@ -377,15 +377,31 @@ static Module *declare_sequential(Binder *b, Scope *s, const LayerStmt *call, co
     return m;
 }
 
+/* A default value as written: 1, 0.5, True, None, 'a', (1, 2). */
+static const char *literal_text(Binder *b, const Value *v)
+{
+    switch (v->kind) {
+    case VAL_INT: return arena_printf(b->arena, "%lld", (long long)v->i);
+    case VAL_FLOAT: return arena_printf(b->arena, "%g", v->f);
+    case VAL_BOOL: return v->i ? "True" : "False";
+    case VAL_NONE: return "None";
+    case VAL_STRING: return arena_printf(b->arena, "'%s'", v->s);
+    case VAL_TUPLE: {
+        const char *text = "(";
+        for (int i = 0; i < v->nitems; i++) text = arena_printf(b->arena, "%s%s%s", text, i ? ", " : "", literal_text(b, v->items[i]));
+        return arena_printf(b->arena, "%s)", text);
+    }
+    default: return "...";
+    }
+}
+
+/* "BasicBlock(inplanes, planes, stride=1, downsample=False)" */
 static const char *block_signature(Binder *b, const BlockDef *blk)
 {
-    char *text = arena_printf(b->arena, "%s(", blk->name);
+    const char *text = arena_printf(b->arena, "%s(", blk->name);
     for (int i = 0; i < blk->nparams; i++) {
         const BlockParam *p = &blk->params[i];
-        text = arena_printf(b->arena, "%s%s%s%s", text, i ? ", " : "", p->name, p->def ? "=..." : "");
-        if (p->def && p->def->kind == VAL_INT) text = arena_printf(b->arena, "%.*s%lld", (int)strlen(text) - 3, text, (long long)p->def->i);
-        else if (p->def && p->def->kind == VAL_BOOL) text = arena_printf(b->arena, "%.*s%s", (int)strlen(text) - 3, text, p->def->i ? "True" : "False");
-        else if (p->def && p->def->kind == VAL_NONE) text = arena_printf(b->arena, "%.*sNone", (int)strlen(text) - 3, text);
+        text = arena_printf(b->arena, "%s%s%s%s%s", text, i ? ", " : "", p->name, p->def ? "=" : "", p->def ? literal_text(b, p->def) : "");
     }
     return arena_printf(b->arena, "%s)", text);
 }
@@ -708,17 +724,12 @@ static const struct Functional *find_functional(const char *name)
     return NULL;
 }
 
-/* The tensors a call passes: its leading positional arguments (a list of them for cat). */
-static int leading_tensors(const struct Functional *f, const LayerStmt *call)
-{
-    if (f->op == OP_ADD || f->op == OP_MUL) return 2;
-    (void)call;
-    return 1;
-}
+/* How many leading positional arguments are tensors (cat's one is a list of them). */
+static int leading_tensors(const struct Functional *f) { return f->op == OP_ADD || f->op == OP_MUL ? 2 : 1; }
 
 static Node *call_functional(Binder *b, Scope *frame, const struct Functional *f, const LayerStmt *call)
 {
-    int ntensors = leading_tensors(f, call);
+    int ntensors = leading_tensors(f);
     Node *ins[MAX_NODE_INPUTS];
     int nins = 0;
     if (call->nargs < ntensors || call->args[0]->keyword) {
