@@ -38,6 +38,9 @@ static const char MAIN_HELP[] =
     "  --version      print the version\n"
     "\n"
     "%s"
+    "graphs: Sequential(...) of modules, block NAME(params) { ... }, and a forward(x) { ... } section\n"
+    "        with + and * (broadcasting), cat([a, b], dim), relu, flatten, adaptive_avg_pool2d, ...\n"
+    "        (see the README's 'Graphs' section)\n"
     "\n"
     "exit status: 0 success, 1 errors in the model, 2 command-line misuse\n";
 
@@ -547,6 +550,7 @@ static const Command commands[] = {
      "usage: layerc test [OPTIONS] MODEL.nn\n"
      "  --input X.npy      the input (default: deterministic random N(0, 1) values)\n"
      "  --expect Y.npy     also compare with this output (e.g. PyTorch's)\n"
+     "                     (several inputs or outputs: --input and --expect once for each, in order)\n"
      "  --atol A --rtol R  pass when |out - expected| <= A + R * |expected| everywhere (default 1e-4, 1e-4)\n"
      "  --batch B          the run-time batch for a named batch dimension (default 2)\n"
      "  --threads T        threads of the compiled model (default 1)\n"
@@ -557,7 +561,8 @@ static const Command commands[] = {
      "                     as for build\n",
      TEST_OPTIONS, run_test},
     {"run", "compile the model and run it on an input .npy, writing the output .npy",
-     "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n", RUN_OPTIONS, run_run},
+     "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n"
+     "  a model of several inputs or outputs takes --input and -o once for each, in order\n", RUN_OPTIONS, run_run},
     {"bench", "compile the model and time it: median, min and p90 of many runs, GFLOP/s, per layer",
      "usage: layerc bench [OPTIONS] MODEL.nn\n"
      "  --batch B          the run-time batch for a named batch dimension (default 1)\n"
