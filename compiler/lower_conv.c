@@ -623,80 +623,109 @@ static bool dw_clean(const Depthwise *d, int64_t ox0, int lanes)
     return true;
 }
 
+/* The vectors loaded for one vector of output columns, by input row and first column (relative to the
+ * row's first column read), so that two output rows (stride 1) or two taps (stride 2: the odd lanes)
+ * that read the same floats share the load. */
+enum { MAX_DW_LOADS = 512, DW_ROWS = 2 };
+
+typedef struct DwLoads {
+    int n;
+    int64_t row[MAX_DW_LOADS], col[MAX_DW_LOADS], lo[MAX_DW_LOADS], hi[MAX_DW_LOADS]; /* lanes [lo, hi) loaded */
+    LLVMValueRef v[MAX_DW_LOADS];
+} DwLoads;
+
+/* The vector of input row `row` (relative to the first output row's first) from column rel (relative to
+ * ox * stride) for a vector of output columns from ox; ox0 >= 0: ox is that constant, and only the
+ * floats of the row inside the input, and at most `last` + 1 from ox * stride + rel, are loaded. */
+static LLVMValueRef dw_load(Depthwise *d, DwLoads *cache, LLVMValueRef base, int64_t row, int64_t rel, int64_t ox0, int64_t last)
+{
+    Ir *ir = d->ir;
+    int64_t vw = d->width, lo = 0, hi = vw;
+    if (ox0 >= 0) {
+        int64_t c = ox0 * d->cv->stride[1] + rel;
+        if (c < 0) lo = -c < vw ? -c : vw;
+        if (c + hi > d->g->w) hi = d->g->w - c > 0 ? d->g->w - c : 0;
+        if (hi > last + 1) hi = last + 1 > 0 ? last + 1 : 0;
+        if (hi < lo) hi = lo;
+    }
+    for (int i = 0; i < cache->n; i++)
+        if (cache->row[i] == row && cache->col[i] == rel && cache->lo[i] == lo && cache->hi[i] == hi) return cache->v[i];
+    LLVMValueRef at = ir_add(ir, base, ir_i64(ir, row * d->g->w + rel));
+    LLVMValueRef v = ox0 < 0 ? ir_load_vec(ir, d->src, at, (int)vw) : load_lanes(ir, d->src, at, (int)lo, (int)hi);
+    if (cache->n < MAX_DW_LOADS) {
+        cache->row[cache->n] = row;
+        cache->col[cache->n] = rel;
+        cache->lo[cache->n] = lo;
+        cache->hi[cache->n] = hi;
+        cache->v[cache->n++] = v;
+    }
+    return v;
+}
+
 /* One vector of output columns from ox (ox0 >= 0: the constant ox, whose loads may be masked; else a
- * clean vector) of output row oy, with the kernel rows `rows` (those inside the input). */
-static void dw_vector(Depthwise *d, LLVMValueRef oy, LLVMValueRef ox, int64_t ox0, int lanes, const bool *rows)
+ * clean vector) of `nrows` output rows from oy, output row r with the kernel rows rows[r] (those inside
+ * the input).  Each kernel row sums into its own accumulator (shorter chains of multiply-adds). */
+static void dw_vector(Depthwise *d, LLVMValueRef oy, int nrows, LLVMValueRef ox, int64_t ox0, int lanes,
+                      bool rows[][MAX_DW_TAPS])
 {
     Ir *ir = d->ir;
     const ConvGeometry *g = d->g;
     const ConvAttrs *cv = d->cv;
-    int64_t kh = cv->kernel[0], kw = cv->kernel[1], s = cv->stride[1], vw = d->width;
-    LLVMValueRef acc = d->bias;
-    for (int64_t ky = 0; ky < kh; ky++) {
-        if (!rows[ky]) continue;
-        LLVMValueRef iy = ir_add(ir, ir_mul(ir, oy, ir_i64(ir, cv->stride[0])), ir_i64(ir, ky * cv->dilation[0] - g->pad_top));
-        LLVMValueRef row = ir_add(ir, d->in_plane, ir_mul(ir, iy, ir_i64(ir, g->w)));
-        LLVMValueRef first = ir_add(ir, row, ir_mul(ir, ox, ir_i64(ir, s)));
-        /* Stride 2: the pair of vectors loaded for each tap, reused (odd lanes) by the tap one column on. */
-        int64_t pair_at[MAX_DW_TAPS];
-        LLVMValueRef pair[MAX_DW_TAPS][2];
-        int pairs = 0;
-        for (int64_t kx = 0; kx < kw; kx++) {
-            int64_t rel = kx * cv->dilation[1] - g->pad_left; /* from column ox * s */
-            LLVMValueRef x = NULL;
-            if (s == 1) {
-                int lo = 0, hi = lanes;
-                if (ox0 >= 0) { /* only the lanes inside the row */
-                    int64_t c = ox0 + rel;
-                    if (c < 0) lo = (int)(-c < vw ? -c : vw);
-                    if (c + hi > g->w) hi = (int)(g->w - c > 0 ? g->w - c : 0);
-                    if (lo >= hi) continue;
-                }
-                x = ox0 >= 0 ? load_lanes(ir, d->src, ir_add(ir, first, ir_i64(ir, rel)), lo, hi)
-                             : ir_load_vec(ir, d->src, ir_add(ir, first, ir_i64(ir, rel)), (int)vw);
-            } else {
-                int k = 0;
-                while (k < pairs && pair_at[k] != rel - 1) k++;
-                if (k < pairs) {
-                    x = ir_odd_lanes(ir, pair[k][0], pair[k][1]);
-                } else {
-                    /* Floats [rel, rel + 2 width) from column ox * 2: those of the lanes used (the odd lanes of
-                     * the next tap included) that are inside the row. */
-                    LLVMValueRef v[2];
-                    bool any = false;
-                    for (int h = 0; h < 2; h++) {
-                        LLVMValueRef at = ir_add(ir, first, ir_i64(ir, rel + h * vw));
-                        if (ox0 < 0) {
-                            v[h] = ir_load_vec(ir, d->src, at, (int)vw);
-                            any = true;
-                            continue;
-                        }
-                        int64_t c = ox0 * 2 + rel + h * vw, lo = 0, hi = vw;
-                        int64_t last = ox0 * 2 + rel + 2 * lanes - 1; /* past the last float used */
-                        if (c < 0) lo = -c < vw ? -c : vw;
-                        if (c + hi > g->w) hi = g->w - c > 0 ? g->w - c : 0;
-                        if (c + hi > last + 1) hi = last + 1 - c > 0 ? last + 1 - c : 0;
-                        v[h] = load_lanes(ir, d->src, at, (int)lo, (int)(hi > lo ? hi : lo));
-                        any = any || hi > lo;
+    int64_t kh = cv->kernel[0], kw = cv->kernel[1], s = cv->stride[1], vw = d->width, sy = cv->stride[0];
+    DwLoads cache;
+    cache.n = 0;
+    /* Input row oy * sy - pt, column ox * s: the base all loads are relative to. */
+    LLVMValueRef iy0 = ir_sub(ir, ir_mul(ir, oy, ir_i64(ir, sy)), ir_i64(ir, g->pad_top));
+    LLVMValueRef base = ir_add(ir, ir_add(ir, d->in_plane, ir_mul(ir, iy0, ir_i64(ir, g->w))), ir_mul(ir, ox, ir_i64(ir, s)));
+    for (int r = 0; r < nrows; r++) {
+        LLVMValueRef part[MAX_DW_TAPS];
+        int nparts = 0;
+        for (int64_t ky = 0; ky < kh; ky++) {
+            if (!rows[r][ky]) continue;
+            int64_t row = r * sy + ky * cv->dilation[0];
+            LLVMValueRef acc = NULL;
+            for (int64_t kx = 0; kx < kw; kx++) {
+                int64_t rel = kx * cv->dilation[1] - g->pad_left; /* from column ox * s */
+                LLVMValueRef x;
+                if (s == 1) {
+                    if (ox0 >= 0) { /* nothing of the row inside the input: no tap */
+                        int64_t c = ox0 + rel;
+                        if (c + lanes <= 0 || c >= g->w) continue;
                     }
-                    pair_at[pairs] = rel;
-                    pair[pairs][0] = v[0];
-                    pair[pairs][1] = v[1];
-                    pairs++;
-                    if (!any) continue;
-                    x = ir_even_lanes(ir, v[0], v[1]);
+                    x = dw_load(d, &cache, base, row, rel, ox0, lanes - 1);
+                } else {
+                    /* Floats [rel, rel + 2 width) from column ox * 2: lanes 0, 2, ... of the two vectors;
+                     * the tap one column on takes lanes 1, 3, ... of the same two. */
+                    int64_t at = rel, lanes_at = 0; /* the even lanes of the pair from `at`, or the odd from at - 1 */
+                    int k = 0;
+                    while (k < cache.n && !(cache.row[k] == row && cache.col[k] == rel - 1)) k++;
+                    if (k < cache.n) at = rel - 1, lanes_at = 1;
+                    int64_t last = rel + 2 * (lanes - 1) + 1 - at; /* the last float used, from `at` (+1: the odd lanes) */
+                    if (ox0 >= 0) {
+                        int64_t c = ox0 * 2 + rel;
+                        if (c + 2 * (lanes - 1) < 0 || c >= g->w) continue;
+                    }
+                    LLVMValueRef lo = dw_load(d, &cache, base, row, at, ox0, last);
+                    LLVMValueRef hi = dw_load(d, &cache, base, row, at + vw, ox0, last - vw);
+                    x = lanes_at ? ir_odd_lanes(ir, lo, hi) : ir_even_lanes(ir, lo, hi);
                 }
+                LLVMValueRef wv = d->wv[ky * kw + kx];
+                acc = acc ? ir_fma(ir, wv, x, acc) : ir_fmul(ir, wv, x);
             }
-            acc = ir_fma(ir, d->wv[ky * kw + kx], x, acc);
+            if (acc) part[nparts++] = acc;
         }
+        LLVMValueRef acc = d->bias;
+        for (int i = 0; i < nparts; i++) acc = ir_fadd(ir, acc, part[i]);
+        LLVMValueRef oy_r = ir_add(ir, oy, ir_i64(ir, r));
+        LLVMValueRef where = ir_add(ir, d->out_plane, ir_add(ir, ir_mul(ir, oy_r, ir_i64(ir, g->ow)), ox));
+        if (d->node->has_residual) acc = ir_fadd(ir, acc, ir_load_vec(ir, d->dst, where, lanes)); /* the skip tensor */
+        ir_store_vec(ir, d->dst, where, epilogue_vector(ir, d->node, acc), lanes);
     }
-    LLVMValueRef where = ir_add(ir, d->out_plane, ir_add(ir, ir_mul(ir, oy, ir_i64(ir, g->ow)), ox));
-    if (d->node->has_residual) acc = ir_fadd(ir, acc, ir_load_vec(ir, d->dst, where, lanes)); /* the skip tensor */
-    ir_store_vec(ir, d->dst, where, epilogue_vector(ir, d->node, acc), lanes);
 }
 
-/* Output row oy (a constant for the rows whose kernel reaches into the padding) with kernel rows `rows`. */
-static void dw_row(Depthwise *d, LLVMValueRef oy, const bool *rows)
+/* `nrows` output rows from oy (a constant for the rows whose kernel reaches into the padding), output
+ * row r with kernel rows rows[r]: the vectors at the row ends unrolled, those between in a loop. */
+static void dw_rows(Depthwise *d, LLVMValueRef oy, int nrows, bool rows[][MAX_DW_TAPS])
 {
     Ir *ir = d->ir;
     int64_t ow = d->g->ow, vw = d->width, nv = (ow + vw - 1) / vw;
@@ -708,16 +737,16 @@ static void dw_row(Depthwise *d, LLVMValueRef oy, const bool *rows)
         int lanes = (int)(ow - v * vw < vw ? ow - v * vw : vw);
         if (v >= lo && v < hi) {
             if (v > lo) continue;
-            if (hi - lo == 1) {
-                dw_vector(d, oy, ir_i64(ir, v * vw), -1, lanes, rows);
+            if (hi - lo <= 2) {
+                for (int64_t u = lo; u < hi; u++) dw_vector(d, oy, nrows, ir_i64(ir, u * vw), -1, (int)vw, rows);
                 continue;
             }
             IrLoop col = ir_loop_begin(ir, ir_i64(ir, lo), ir_i64(ir, hi), "col");
-            dw_vector(d, oy, ir_mul(ir, col.index, ir_i64(ir, vw)), -1, (int)vw, rows);
+            dw_vector(d, oy, nrows, ir_mul(ir, col.index, ir_i64(ir, vw)), -1, (int)vw, rows);
             ir_loop_end(ir, &col);
             continue;
         }
-        dw_vector(d, oy, ir_i64(ir, v * vw), v * vw, lanes, rows);
+        dw_vector(d, oy, nrows, ir_i64(ir, v * vw), v * vw, lanes, rows);
     }
 }
 
@@ -738,32 +767,34 @@ static void lower_conv_depthwise(KernelBuilder *kb, const ConvGeometry *g)
     d.out_plane = ir_mul(ir, item.index, ir_i64(ir, g->oh * g->ow));
     for (int64_t t = 0; t < taps; t++) d.wv[t] = ir_splat(ir, ir_load_f32(ir, weight, ir_add(ir, ir_mul(ir, c, ir_i64(ir, taps)), ir_i64(ir, t))));
     d.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, c)) : LLVMConstNull(ir_vec_type(ir));
-    /* Rows whose every tap is inside the input run in a loop; the others (at the top and bottom) are
-     * unrolled, each without the kernel rows that fall on the padding. */
+    /* Rows whose every tap is inside the input run in a loop, DW_ROWS at a time; the others (at the top
+     * and bottom) are unrolled, each without the kernel rows that fall on the padding. */
     int64_t sy = cv->stride[0], dy = cv->dilation[0], pt = g->pad_top;
     int64_t first = (pt + sy - 1) / sy;                       /* oy * sy - pt >= 0 */
     int64_t span = (kh - 1) * dy;
     int64_t last = g->h - 1 + pt - span < 0 ? -1 : (g->h - 1 + pt - span) / sy; /* oy * sy - pt + span <= h - 1 */
     if (last >= g->oh) last = g->oh - 1;
-    bool all[MAX_DW_TAPS];
-    for (int64_t ky = 0; ky < kh; ky++) all[ky] = true;
+    bool all[DW_ROWS][MAX_DW_TAPS];
+    for (int r = 0; r < DW_ROWS; r++)
+        for (int64_t ky = 0; ky < kh; ky++) all[r][ky] = true;
     for (int64_t oy = 0; oy < g->oh; oy++) {
         if (oy >= first && oy <= last) {
             if (oy > first) continue;
-            IrLoop r = ir_loop_begin(ir, ir_i64(ir, first), ir_i64(ir, last + 1), "oy");
-            dw_row(&d, r.index, all);
-            ir_loop_end(ir, &r);
+            int64_t n = last + 1 - first, pairs = n / DW_ROWS;
+            if (pairs > 0) {
+                IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pairs), "oy");
+                dw_rows(&d, ir_add(ir, ir_i64(ir, first), ir_mul(ir, r.index, ir_i64(ir, DW_ROWS))), DW_ROWS, all);
+                ir_loop_end(ir, &r);
+            }
+            for (int64_t rest = first + pairs * DW_ROWS; rest <= last; rest++) dw_rows(&d, ir_i64(ir, rest), 1, all);
             continue;
         }
-        bool rows[MAX_DW_TAPS];
-        bool any = false;
+        bool rows[1][MAX_DW_TAPS]; /* a row of padding only gets the bias (and the epilogue) all the same */
         for (int64_t ky = 0; ky < kh; ky++) {
             int64_t iy = oy * sy - pt + ky * dy;
-            rows[ky] = iy >= 0 && iy < g->h;
-            any = any || rows[ky];
+            rows[0][ky] = iy >= 0 && iy < g->h;
         }
-        (void)any; /* a row of padding only: the bias (and the epilogue) all the same */
-        dw_row(&d, ir_i64(ir, oy), rows);
+        dw_rows(&d, ir_i64(ir, oy), 1, rows);
     }
     ir_loop_end(ir, &item);
     kernel_end(kb, BUF_INPUT, BUF_OUTPUT, g->samples * g->in_c, true, 2 * taps * g->oh * g->ow);
