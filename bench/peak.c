@@ -1,15 +1,17 @@
-/* bench/peak.c - this machine's measured FP32 FMA peak (AVX2 + FMA).
+/* bench/peak.c - this machine's measured FP32 FMA peak (AVX-512 where the
+ * CPU has it, else AVX2 + FMA; --isa avx2 forces the 256-bit test).
  *
- * Each thread runs 12 independent chains of vfmadd231ps on 256-bit registers
- * (acc = acc + m * a; 8 floats x 2 FLOP per instruction), enough to cover
- * the FMA latency (4 cycles on Zen 4) times the FMA pipes (2), so the loop is
- * bound by FMA throughput, not latency.  Nothing touches memory in the loop.
+ * Each thread runs 12 independent chains of vfmadd231ps on 512-bit (or
+ * 256-bit) registers (acc = acc + m * a; 16 or 8 floats x 2 FLOP per
+ * instruction), enough to cover the FMA latency (4 cycles on Zen 4 and 5)
+ * times the FMA pipes (2), so the loop is bound by FMA throughput, not
+ * latency.  Nothing touches memory in the loop.
  * The 1-thread and the 2-thread test are each repeated REPS times (the
  * threads of a test start together on a barrier; its time is the slowest
  * thread's); the median GFLOP/s is printed, with the range.
  *
  * build: cc -O2 -mavx2 -mfma -pthread -o peak bench/peak.c
- * usage: peak [--threads LIST] [--seconds S] [--reps R] [--json]
+ * usage: peak [--threads LIST] [--seconds S] [--reps R] [--json] [--isa auto|avx2|avx512]
  *             [--min-gflops G [--tries K] [--wait W]]
  *   LIST: comma-separated thread counts (default "1,2"); S: seconds per
  *   test (default 0.25); R: repetitions (default 5).
@@ -46,8 +48,45 @@ typedef struct {
     float sink;
 } job_t;
 
+static int use_zmm; /* AVX-512: 16 lanes */
+
+/* The same with 512-bit registers (compiled for AVX-512 whatever the build flags; run only where the CPU has it). */
+__attribute__((target("avx512f"))) static void *worker_zmm(void *arg)
+{
+    job_t *job = arg;
+    __m512 c0 = _mm512_set1_ps(0.0f), c1 = _mm512_set1_ps(0.1f), c2 = _mm512_set1_ps(0.2f),
+           c3 = _mm512_set1_ps(0.3f), c4 = _mm512_set1_ps(0.4f), c5 = _mm512_set1_ps(0.5f),
+           c6 = _mm512_set1_ps(0.6f), c7 = _mm512_set1_ps(0.7f), c8 = _mm512_set1_ps(0.8f),
+           c9 = _mm512_set1_ps(0.9f), c10 = _mm512_set1_ps(1.0f), c11 = _mm512_set1_ps(1.1f);
+    const __m512 m = _mm512_set1_ps(1e-4f);
+    const __m512 a = _mm512_set1_ps(1e-4f);
+    long long iters = 0;
+    pthread_barrier_wait(job->barrier);
+    double t0 = now(), t;
+    do {
+        for (int k = 0; k < INNER; k++) {
+#define FMA(c) __asm__ volatile("vfmadd231ps %[x], %[y], %[acc]" : [acc] "+v"(c) : [x] "v"(m), [y] "v"(a))
+            FMA(c0); FMA(c1); FMA(c2); FMA(c3); FMA(c4); FMA(c5);
+            FMA(c6); FMA(c7); FMA(c8); FMA(c9); FMA(c10); FMA(c11);
+#undef FMA
+        }
+        iters += INNER;
+        t = now();
+    } while (t - t0 < job->seconds);
+    job->elapsed = t - t0;
+    job->fmas = iters * CHAINS;
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
+                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    job->sink = out[0];
+    return NULL;
+}
+
 static void *worker(void *arg)
 {
+    if (use_zmm) return worker_zmm(arg);
     job_t *job = arg;
     /* twelve named accumulators (not an array: they must live in registers) */
     __m256 c0 = _mm256_set1_ps(0.0f), c1 = _mm256_set1_ps(0.1f), c2 = _mm256_set1_ps(0.2f),
@@ -103,7 +142,7 @@ static double run_test(int threads, double seconds)
     pthread_barrier_destroy(&barrier);
     double flops = 0, slowest = 0;
     for (int i = 0; i < threads; i++) {
-        flops += (double)jobs[i].fmas * 16.0; /* 8 lanes x (mul + add) */
+        flops += (double)jobs[i].fmas * (use_zmm ? 32.0 : 16.0); /* 16 or 8 lanes x (mul + add) */
         if (jobs[i].elapsed > slowest)
             slowest = jobs[i].elapsed;
         if (jobs[i].sink == 12345.0f)
@@ -124,6 +163,7 @@ int main(int argc, char **argv)
     double seconds = 0.25;
     int reps = 5, json = 0, tries = 1;
     double min_gflops = 0, wait_s = 5;
+    const char *isa = "auto";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             list = argv[++i];
@@ -139,8 +179,10 @@ int main(int argc, char **argv)
             tries = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--wait") && i + 1 < argc)
             wait_s = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
+            isa = argv[++i];
         else {
-            fprintf(stderr, "usage: peak [--threads 1,2] [--seconds S] [--reps R] [--json]\n"
+            fprintf(stderr, "usage: peak [--threads 1,2] [--seconds S] [--reps R] [--json] [--isa auto|avx2|avx512]\n"
                             "            [--min-gflops G [--tries K] [--wait W]]\n");
             return 2;
         }
@@ -149,6 +191,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "peak: bad --reps or --seconds\n");
         return 2;
     }
+    __builtin_cpu_init();
+    use_zmm = !strcmp(isa, "avx512") || (!strcmp(isa, "auto") && __builtin_cpu_supports("avx512f"));
     int counts[16], n = 0;
     for (const char *p = list; *p && n < 16;) {
         counts[n] = atoi(p);
@@ -183,14 +227,15 @@ int main(int argc, char **argv)
         usleep((useconds_t)(wait_s * 1e6));
     }
     if (json) {
-        printf("{\"chains\": %d, \"seconds\": %g, \"reps\": %d, \"tries\": %d, \"passed\": %s, \"peak\": [", CHAINS,
-               seconds, reps, try_no, passed ? "true" : "false");
+        printf("{\"isa\": \"%s\", \"chains\": %d, \"seconds\": %g, \"reps\": %d, \"tries\": %d, \"passed\": %s, \"peak\": [",
+               use_zmm ? "AVX-512" : "AVX2", CHAINS, seconds, reps, try_no, passed ? "true" : "false");
         for (int k = 0; k < n; k++)
             printf("%s{\"threads\": %d, \"gflops\": %.3f, \"min\": %.3f, \"max\": %.3f}", k ? ", " : "",
                    counts[k], med[k], lo[k], hi[k]);
         printf("]}\n");
     } else {
-        printf("FP32 FMA peak (AVX2, %d chains of vfmadd231ps; median of %d x %.2f s):\n", CHAINS, reps, seconds);
+        printf("FP32 FMA peak (%s, %d chains of vfmadd231ps; median of %d x %.2f s):\n", use_zmm ? "AVX-512" : "AVX2", CHAINS,
+               reps, seconds);
         for (int k = 0; k < n; k++)
             printf("  %d thread%s: %8.2f GFLOP/s  (range %.2f-%.2f)\n", counts[k], counts[k] > 1 ? "s" : " ", med[k],
                    lo[k], hi[k]);

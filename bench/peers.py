@@ -99,6 +99,10 @@ RESULTS = os.environ.get("RESULTS", "")
 ATOL = RTOL = 1e-4
 BENCH_MODELS = ["conv3x3_64_56.nn", "conv3x3_256_14.nn", "conv5x5_32_16.nn",   # in bench/, after examples/
                 "lstm_classifier.nn", "transformer2.nn"]
+# The examples that write torchvision's models: their peers are torchvision's own modules
+# (torch_peer.py --torchvision), at these batches (IMAGENET_BATCHES overrides them).
+TORCHVISION = {"resnet18": "resnet18", "mobilenet_v2": "mobilenet_v2"}
+IMAGENET_BATCHES = [int(b) for b in os.environ.get("IMAGENET_BATCHES", "1 16").split()]
 BENCH_BATCHES = re.compile(r"^\s*#\s*bench-batches:\s*([0-9 ]+?)\s*$", re.M)
 ENGINES = ["layerc", "torch eager", "torch frozen", "ORT", "oneDNN direct", "oneDNN winograd"]
 SHORT = {"torch eager": "eager", "torch frozen": "frozen", "ORT": "ORT",
@@ -345,6 +349,10 @@ class Bench:
         macs_per_sample = macs if named else macs / dims[0]
         big = macs_per_sample > BIG_MACS
         batches = (declared_batches(nn) or ([1] if big else BATCHES)) if named else [dims[0]]
+        tv = TORCHVISION.get(stem)
+        tv_args = ["--torchvision", tv] if tv else []
+        if tv:
+            batches = IMAGENET_BATCHES
         min_time = BIG_MIN_TIME if big else MIN_TIME
         min_runs = 5 if big else 10
         log("%s: layerc build (probe)" % stem)
@@ -354,7 +362,7 @@ class Bench:
         if self.torch_version:
             log("%s: PyTorch model, weights, inputs, references, ONNX (batches %s)" % (stem, batches))
             rc, out, err = run([TORCH_PY, "bench/torch_peer.py", "prepare", nn, d, "--batches"]
-                               + [str(b) for b in batches] + ["--onnx"])
+                               + [str(b) for b in batches] + ["--onnx"] + tv_args)
             prep = last_json(out) if rc == 0 else None
             if not prep:
                 self.skipped.append((stem + " (PyTorch, ORT, oneDNN, checks)",
@@ -369,7 +377,7 @@ class Bench:
                             "f32_vs_f64": max(b["f32_vs_f64_max_abs"] for b in prep["batches"].values()) if prep else None})
         conv = prep.get("conv") if prep else None
         return dict(nn=nn, stem=stem, d=d, prep=prep, conv=conv, named=named, batches=batches,
-                    macs_ps=macs_per_sample, min_time=min_time, min_runs=min_runs, refusal=refusal)
+                    macs_ps=macs_per_sample, min_time=min_time, min_runs=min_runs, refusal=refusal, tv_args=tv_args)
 
     def layerc_record(self, nn, d, prep, refusal, named, batch, threads, ref, min_time):
         """layerc's record of a row: checked (layerc run on the reference's input), then timed
@@ -407,11 +415,11 @@ class Bench:
         rec.update(self.gated(threads, bench))
         return rec
 
-    def torch_records(self, nn, d, batch, threads, min_time, min_runs):
+    def torch_records(self, nn, d, batch, threads, min_time, min_runs, tv_args):
         """PyTorch eager's and frozen's records of a row (torch_peer.py time: checked, gated, timed)."""
         rc, out, err = run([TORCH_PY, "bench/torch_peer.py", "time", nn, d, "--batch", str(batch),
                             "--threads", str(threads), "--min-time", str(min_time),
-                            "--min-runs", str(min_runs)], env=self.gate_env(threads))
+                            "--min-runs", str(min_runs)] + tv_args, env=self.gate_env(threads))
         j = last_json(out) if rc == 0 else None
         if j is None:
             why = "torch_peer.py time failed: " + last_line(err)
@@ -465,7 +473,7 @@ class Bench:
         return j
 
     def do_row(self, nn, stem, d, prep, conv, named, batches, batch, threads, macs_ps, min_time, min_runs,
-               refusal):
+               refusal, tv_args):
         row = {"model": stem, "batch": batch, "threads": threads, "engines": {}}
         row["macs"] = macs_ps * batch
         row["valid_macs"] = (row["macs"] - prep["batches"][str(batch)]["padded_macs"]) if prep else None
@@ -476,7 +484,7 @@ class Bench:
         eng["layerc"] = self.layerc_record(nn, d, prep, refusal, named, batch, threads, ref, min_time)
         if prep:
             log("%s: PyTorch eager, frozen" % tag)
-            eng.update(self.torch_records(nn, d, batch, threads, min_time, min_runs))
+            eng.update(self.torch_records(nn, d, batch, threads, min_time, min_runs, tv_args))
         if prep and self.ort_version:
             log("%s: ONNX Runtime" % tag)
             eng["ORT"] = self.ort_record(d, prep["batches"][str(batch)].get("onnx"), batch, threads,

@@ -4,12 +4,17 @@
 Run with Debian's interpreter, which has python3-torch 1.13 (the python3 on
 PATH may not):
 
-  /usr/bin/python3 bench/torch_peer.py prepare MODEL.nn DIR --batches 1 64 [--seed S] [--onnx]
+  /usr/bin/python3 bench/torch_peer.py prepare MODEL.nn DIR --batches 1 64 [--seed S] [--onnx] [--torchvision NAME]
       Builds the model from the .nn file (the independent parser of
       tools/gen_shape_goldens.py, the Stack/perturb/safetensors helpers of
       tools/gen_output_goldens.py: torch.manual_seed(S), PyTorch's default
       initialisation, BatchNorm statistics and affine parameters perturbed so
-      that folding them is tested) and writes into DIR:
+      that folding them is tested) -- or, with --torchvision NAME, takes
+      torchvision's own model torchvision.models.NAME() (resnet18,
+      mobilenet_v2: the real modules, in eval mode, torchvision's
+      initialisation, BatchNorm perturbed the same way; the .nn file writes
+      the same model with the same state_dict keys, so layerc loads these
+      weights unchanged; its input is [N, 3, 224, 224]) -- and writes into DIR:
         weights.safetensors    the state_dict (what layerc gets with --weights)
         x_B.npy, ref_B.npy     per batch B: the input and PyTorch's eager
                                float32 output with 1 thread (the reference every
@@ -30,7 +35,7 @@ PATH may not):
       float32-vs-float64 error of the reference, the ONNX export status ("ok"
       or why the export failed: the ORT row says so).
 
-  /usr/bin/python3 bench/torch_peer.py time MODEL.nn DIR --batch B --threads T [--min-time S]
+  /usr/bin/python3 bench/torch_peer.py time MODEL.nn DIR --batch B --threads T [--min-time S] [--torchvision NAME]
       Loads weights.safetensors into the rebuilt model, torch.set_num_threads(T),
       checks and times, on x_B.npy (float32, or int64 token ids), (a) eager
       mode under torch.no_grad() and (b) traced + frozen:
@@ -77,8 +82,17 @@ INPUT_DTYPES = ("f32", "i64")                   # activations, token ids
 ONNX_OPSET = 13
 
 
-def load_model(nn_path):
-    """(model name, input dtype, input dims, the eval-mode Stack) of a .nn file."""
+TORCHVISION_INPUT = ["N", 3, 224, 224]
+
+
+def load_model(nn_path, torchvision_name=None):
+    """(model name, input dtype, input dims, the eval-mode Stack) of a .nn file; with torchvision_name,
+    torchvision.models.<name>() in eval mode (the model the .nn file writes)."""
+    if torchvision_name:
+        import torchvision  # noqa: E402 - only these models need it
+        model = getattr(torchvision.models, torchvision_name)()
+        model.eval()
+        return torchvision_name, "f32", list(TORCHVISION_INPUT), model
     with open(nn_path) as f:
         text = f.read()
     name, _, dtype, dims, layers = parse_nn(text, nn_path)
@@ -170,7 +184,7 @@ def prepare(args):
     torch.set_num_threads(1)
     os.makedirs(args.dir, exist_ok=True)
     torch.manual_seed(args.seed)
-    name, dtype, dims, model = load_model(args.model)
+    name, dtype, dims, model = load_model(args.model, args.torchvision)
     batches = batches_of(dims, args.batches)
     gen = torch.Generator().manual_seed(args.seed + 1)
     xs = {b: random_input(dtype, input_shape(dims, b), model, gen) for b in batches}
@@ -226,7 +240,7 @@ def time_cmd(args):
     torch.set_grad_enabled(False)              # every run below, timed or not, without autograd
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    _, _, _, model = load_model(args.model)
+    _, _, _, model = load_model(args.model, args.torchvision)
     x = torch.from_numpy(np.load(os.path.join(args.dir, "x_%d.npy" % args.batch)))
     ref = np.load(os.path.join(args.dir, "ref_%d.npy" % args.batch))
     model(x)                                   # materialise lazy modules before loading
@@ -259,6 +273,7 @@ def main(argv):
     p.add_argument("--batches", type=int, nargs="+", default=[1])
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--onnx", action="store_true")
+    p.add_argument("--torchvision", default=None)
     t = sub.add_parser("time")
     t.add_argument("model")
     t.add_argument("dir")
@@ -266,6 +281,7 @@ def main(argv):
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--min-time", type=float, default=1.0)
     t.add_argument("--min-runs", type=int, default=10)
+    t.add_argument("--torchvision", default=None)
     args = ap.parse_args(argv)
     torch.set_num_interop_threads(1)
     if args.cmd == "prepare":

@@ -1,6 +1,9 @@
-/* conv_plan.h - how each Conv2d is computed: the direct kernel (register
- * tiled for stride 1, plain otherwise) or Winograd F(mxm,rxr), whether its
- * input is padded into scratch memory first, and the scratch it needs.  The
+/* conv_plan.h - how each Conv2d is computed: the register-tiled direct
+ * kernel (any stride, reading its input padded and split into column
+ * phases), the depthwise kernel, the plain direct kernel (what the others
+ * do not take) or Winograd F(mxm,rxr), whether its input is padded into
+ * scratch memory first and how it is laid out there, and the scratch it
+ * needs.  The
  * choose-conv-algorithm pass (pass_choose_conv_algorithm.c) makes these
  * decisions once and stores them in the node; the memory plan
  * (plan_memory.c) and the lowering (lower_conv.c, lower_winograd.c) read
@@ -37,17 +40,37 @@ typedef struct WinogradLayout {
     int64_t scratch_bytes;
 } WinogradLayout;
 
-typedef enum { CONV_DIRECT, CONV_DIRECT_TILED, CONV_WINOGRAD } ConvAlgorithm;
+typedef enum { CONV_DIRECT, CONV_DIRECT_TILED, CONV_DEPTHWISE, CONV_WINOGRAD } ConvAlgorithm;
+
+/* The direct kernels' copy of the input in scratch (pads_into_scratch), one
+ * plane after another.  A plane is `rows` rows of the padded input: stored row
+ * r is padded row r * row_step (row_step is the row stride of a kernel one
+ * row high, which reads no other rows; else 1).  A stored row is `phases`
+ * column phases of phase_width floats each: phase p holds the padded
+ * columns p, p + col_step, p + 2 col_step, ... (col_step is the column
+ * stride; a kernel one column wide needs only phase 0).  So the inputs of
+ * consecutive output columns for one kernel tap are consecutive floats,
+ * whatever the stride: tap kx reads phase (kx * dilation) % col_step from
+ * (kx * dilation) / col_step on.  Stride 1 is the plain padded plane
+ * (phases 1, phase_width the padded width). */
+typedef struct PaddedLayout {
+    int64_t rows, row_step;
+    int64_t phases, col_step, phase_width;
+} PaddedLayout;
 
 typedef struct ConvPlan {
     ConvAlgorithm algorithm;
     bool pads_into_scratch;  /* direct kernels: the input is copied padded into scratch (the tiled
-                                kernel reads it pre-padded, as do the non-zero padding modes) */
+                                kernel reads it pre-padded and phase-split; the plain one does for
+                                the non-zero padding modes) */
+    PaddedLayout padded;     /* pads_into_scratch: the copy's layout */
     int64_t scratch_bytes;   /* for the node's whole batch (Winograd: a slot per sample) */
     WinogradLayout winograd; /* CONV_WINOGRAD: for one sample */
 } ConvPlan;
 
 /* The plan of Conv2d n: the pass's, or the direct kernel's when the pass has not run. */
 ConvPlan conv_plan_of(const Node *n);
+/* Whether Conv2d n runs the depthwise kernel (groups = in = out channels, zero padding, column stride 1 or 2). */
+bool conv_is_depthwise(const Node *n);
 
 #endif

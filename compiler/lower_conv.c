@@ -15,6 +15,7 @@
  * The input is read pre-padded, so the inner loops have no bounds checks; a
  * row's tail is a masked vector.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "conv_plan.h"
@@ -43,37 +44,129 @@ static LLVMValueRef pad_index(Ir *ir, PadMode mode, LLVMValueRef i, int64_t size
     LAYERC_UNREACHABLE("unknown padding mode");
 }
 
-/* [planes, H, W] -> [planes, H + pads, W + pads] with zero, reflect, replicate or circular values. */
-static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t w)
+/* Zeros to dst[at, at + count) (count known at compile time): whole vectors, then a masked tail. */
+static void store_zeros(Ir *ir, LLVMValueRef dst, LLVMValueRef at, int64_t count)
+{
+    if (count <= 0) return;
+    int64_t w = ir->vector_width, full = count / w;
+    LLVMValueRef zero = LLVMConstNull(ir_vec_type(ir));
+    if (full > 2) {
+        IrLoop v = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "zero");
+        ir_store_vec(ir, dst, ir_add(ir, at, ir_mul(ir, v.index, ir_i64(ir, w))), zero, (int)w);
+        ir_loop_end(ir, &v);
+    } else {
+        for (int64_t k = 0; k < full; k++) ir_store_vec(ir, dst, ir_add(ir, at, ir_i64(ir, k * w)), zero, (int)w);
+    }
+    if (count % w) ir_store_vec(ir, dst, ir_add(ir, at, ir_i64(ir, full * w)), zero, (int)(count % w));
+}
+
+/* `lanes` consecutive elements of a row that start at src[at] and step by `step` (1 or 2), as a vector
+ * (lanes past `lanes` are 0); `lanes` < width reads nothing past the last element. */
+static LLVMValueRef load_strided(Ir *ir, LLVMValueRef src, LLVMValueRef at, int64_t step, int lanes)
+{
+    if (step == 1) return ir_load_vec(ir, src, at, lanes);
+    int w = ir->vector_width;
+    int span = (lanes - 1) * 2 + 1; /* floats from the first to the last element read */
+    LLVMValueRef lo = ir_load_vec(ir, src, at, span < w ? span : w);
+    LLVMValueRef hi = span > w ? ir_load_vec(ir, src, ir_add(ir, at, ir_i64(ir, w)), span - w < w ? span - w : w)
+                               : LLVMConstNull(ir_vec_type(ir));
+    return ir_even_lanes(ir, lo, hi);
+}
+
+/* The padded copy of the input (zero padding, column step 1 or 2), a vector at a time. */
+static void pad_rows_zeros(KernelBuilder *kb, const PaddedLayout *l, KernelArgs *a, LLVMValueRef plane, int64_t h,
+                           int64_t w)
 {
     Ir *ir = kb->ir;
     const ConvAttrs *cv = &kb->node->attr.conv;
-    int64_t ph = cv->padded[0], pw = cv->padded[1];
+    int64_t pt = cv->pad_begin[0], pl = cv->pad_begin[1], row_len = l->phases * l->phase_width, vw = ir->vector_width;
+    int64_t first = (pt + l->row_step - 1) / l->row_step; /* stored rows above it are zero padding */
+    int64_t end = (h - 1 + pt) / l->row_step + 1;        /* ... and from it on */
+    if (first > l->rows) first = l->rows;
+    if (end > l->rows) end = l->rows;
+    if (end < first) end = first;
+    LLVMValueRef in_base = ir_mul(ir, plane, ir_i64(ir, h * w));
+    LLVMValueRef out_base = ir_mul(ir, plane, ir_i64(ir, l->rows * row_len));
+    store_zeros(ir, a->dst, out_base, first * row_len);
+    store_zeros(ir, a->dst, ir_add(ir, out_base, ir_i64(ir, end * row_len)), (l->rows - end) * row_len);
+    if (end == first) return;
+    IrLoop r = ir_loop_begin(ir, ir_i64(ir, first), ir_i64(ir, end), "row");
+    LLVMValueRef iy = ir_sub(ir, ir_mul(ir, r.index, ir_i64(ir, l->row_step)), ir_i64(ir, pt));
+    LLVMValueRef src_row = ir_add(ir, in_base, ir_mul(ir, iy, ir_i64(ir, w)));
+    LLVMValueRef dst_row = ir_add(ir, out_base, ir_mul(ir, r.index, ir_i64(ir, row_len)));
+    int64_t s = l->col_step;
+    for (int64_t p = 0; p < l->phases; p++) {
+        /* Phase p's element j is padded column j * s + p, input column j * s + p - pl. */
+        int64_t lo = pl - p <= 0 ? 0 : (pl - p + s - 1) / s;
+        int64_t hi = w - 1 + pl - p < 0 ? 0 : (w - 1 + pl - p) / s + 1;
+        if (lo > l->phase_width) lo = l->phase_width;
+        if (hi > l->phase_width) hi = l->phase_width;
+        if (hi < lo) hi = lo;
+        LLVMValueRef dst_phase = ir_add(ir, dst_row, ir_i64(ir, p * l->phase_width));
+        store_zeros(ir, a->dst, dst_phase, lo);
+        store_zeros(ir, a->dst, ir_add(ir, dst_phase, ir_i64(ir, hi)), l->phase_width - hi);
+        /* Whole vectors while their s * width floats stay inside the input row. */
+        int64_t n = hi - lo, full = 0;
+        while ((full + 1) * vw <= n && (lo + (full + 1) * vw) * s - 1 + p - pl <= w - 1) full++;
+        if (full > 0) {
+            IrLoop v = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, full), "v");
+            LLVMValueRef j = ir_add(ir, ir_i64(ir, lo), ir_mul(ir, v.index, ir_i64(ir, vw)));
+            LLVMValueRef at = ir_add(ir, src_row, ir_add(ir, ir_mul(ir, j, ir_i64(ir, s)), ir_i64(ir, p - pl)));
+            ir_store_vec(ir, a->dst, ir_add(ir, dst_phase, j), load_strided(ir, a->src, at, s, (int)vw), (int)vw);
+            ir_loop_end(ir, &v);
+        }
+        for (int64_t j = lo + full * vw; j < hi; j += vw) {
+            int lanes = (int)(hi - j < vw ? hi - j : vw);
+            LLVMValueRef at = ir_add(ir, src_row, ir_i64(ir, j * s + p - pl));
+            ir_store_vec(ir, a->dst, ir_add(ir, dst_phase, ir_i64(ir, j)), load_strided(ir, a->src, at, s, lanes), lanes);
+        }
+    }
+    ir_loop_end(ir, &r);
+}
+
+/* [planes, H, W] -> the padded layout l (conv_plan.h) with zero, reflect, replicate or circular values. */
+static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t w, const PaddedLayout *l)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t pw = cv->padded[1], row_len = l->phases * l->phase_width;
     KernelArgs a = kernel_begin(kb, ".pad");
     IrLoop plane = ir_loop_begin(ir, a.begin, a.end, "plane");
-    LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, h * w));
-    LLVMValueRef out_base = ir_mul(ir, plane.index, ir_i64(ir, ph * pw));
-    IrLoop y = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, ph), "y");
-    LLVMValueRef sy = ir_sub(ir, y.index, ir_i64(ir, cv->pad_begin[0]));
-    LLVMValueRef iy = pad_index(ir, cv->pad_mode, sy, h);
-    IrLoop x = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pw), "x");
-    LLVMValueRef sx = ir_sub(ir, x.index, ir_i64(ir, cv->pad_begin[1]));
-    LLVMValueRef ix = pad_index(ir, cv->pad_mode, sx, w);
-    LLVMValueRef v = ir_load_f32(ir, a.src, ir_add(ir, in_base, ir_mad(ir, iy, w, ix)));
-    if (cv->pad_mode == PAD_ZEROS) { /* outside the input: 0 */
-        LLVMBuilderRef b = ir->b;
-        LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, iy, sy, ""), LLVMBuildICmp(b, LLVMIntEQ, ix, sx, ""), "");
-        v = LLVMBuildSelect(b, inside, v, ir_f32(ir, 0), "");
+    if (cv->pad_mode == PAD_ZEROS && l->col_step <= 2) {
+        pad_rows_zeros(kb, l, &a, plane.index, h, w);
+    } else {
+        LLVMValueRef in_base = ir_mul(ir, plane.index, ir_i64(ir, h * w));
+        LLVMValueRef out_base = ir_mul(ir, plane.index, ir_i64(ir, l->rows * row_len));
+        IrLoop y = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->rows), "y");
+        LLVMValueRef sy = ir_sub(ir, ir_mul(ir, y.index, ir_i64(ir, l->row_step)), ir_i64(ir, cv->pad_begin[0]));
+        LLVMValueRef iy = pad_index(ir, cv->pad_mode, sy, h);
+        IrLoop p = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->phases), "phase");
+        IrLoop x = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, l->phase_width), "x");
+        /* The padded column; past the padded plane (a phase's last elements, never read): its last column. */
+        LLVMValueRef px = ir_min(ir, ir_add(ir, ir_mul(ir, x.index, ir_i64(ir, l->col_step)), p.index), ir_i64(ir, pw - 1));
+        LLVMValueRef sx = ir_sub(ir, px, ir_i64(ir, cv->pad_begin[1]));
+        LLVMValueRef ix = pad_index(ir, cv->pad_mode, sx, w);
+        LLVMValueRef v = ir_load_f32(ir, a.src, ir_add(ir, in_base, ir_mad(ir, iy, w, ix)));
+        if (cv->pad_mode == PAD_ZEROS) { /* outside the input: 0 */
+            LLVMBuilderRef b = ir->b;
+            LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, iy, sy, ""), LLVMBuildICmp(b, LLVMIntEQ, ix, sx, ""), "");
+            v = LLVMBuildSelect(b, inside, v, ir_f32(ir, 0), "");
+        }
+        LLVMValueRef at = ir_add(ir, out_base, ir_add(ir, ir_mul(ir, y.index, ir_i64(ir, row_len)),
+                                                      ir_add(ir, ir_mul(ir, p.index, ir_i64(ir, l->phase_width)), x.index)));
+        ir_store_f32(ir, a.dst, at, v);
+        ir_loop_end(ir, &x);
+        ir_loop_end(ir, &p);
+        ir_loop_end(ir, &y);
     }
-    ir_store_f32(ir, a.dst, ir_add(ir, out_base, ir_mad(ir, y.index, pw, x.index)), v);
-    ir_loop_end(ir, &x);
-    ir_loop_end(ir, &y);
     ir_loop_end(ir, &plane);
-    kernel_end(kb, BUF_INPUT, BUF_SCRATCH, planes, true, ph * pw);
+    kernel_end(kb, BUF_INPUT, BUF_SCRATCH, planes, true, l->rows * row_len * 2);
 }
 
 typedef struct ConvGeometry {
-    int64_t in_c, h, w;          /* the (possibly pre-padded) input plane */
+    int64_t in_c, h, w;          /* the (possibly pre-padded) input plane: h rows of w floats */
+    int64_t row_step;            /* tiled kernel: input rows from one output row to the next */
+    int64_t col_step, phase_width; /* tiled kernel: the column phases of a row (conv_plan.h's PaddedLayout) */
     int64_t pad_top, pad_left;   /* padding the kernel applies itself (zeros) */
     int64_t zero_top, zero_bottom; /* rows of zeros the padding step put above and below the input */
     int64_t out_c, oh, ow;
@@ -145,7 +238,7 @@ static void lower_conv_direct(KernelBuilder *kb, const ConvGeometry *g, BufferRo
     kernel_end(kb, src, BUF_OUTPUT, g->samples * g->out_c, true, 2 * icg * kh * kw * g->oh * g->ow);
 }
 
-/* ---- the register-tiled kernel (stride 1) ---- */
+/* ---- the register-tiled kernel ---- */
 
 enum { MAX_OC_TILE = 8, MAX_TILE_VECTORS = 8 };
 
@@ -198,7 +291,7 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
         for (int v = 0; v < nvec; v++) acc[o][v] = ir_var(ir, t->vt, init, "acc");
     }
     /* Offsets of each vector's first input and output element, relative to (oh, ow0). */
-    LLVMValueRef at = ir_add(ir, ir_mul(ir, oh, ir_i64(ir, g->w)), ow0);
+    LLVMValueRef at = ir_add(ir, ir_mul(ir, oh, ir_i64(ir, g->row_step * g->w)), ow0);
     LLVMValueRef out_at = ir_add(ir, out_plane, ir_add(ir, ir_mul(ir, oh, ir_i64(ir, g->ow)), ow0));
     /* The loop bound is opaque so that the loop stays even with one input
      * channel: without it LLVM hoists every weight broadcast out of the tile
@@ -215,7 +308,9 @@ static void emit_tile(Tile *t, const TileShape *ts, LLVMValueRef in_group, LLVMV
         for (int64_t x = 0; x < kw; x++) {
             LLVMValueRef xs[MAX_TILE_VECTORS];
             for (int v = 0; v < nvec; v++) {
-                int64_t off = (ts->dy[v] + y * cv->dilation[0]) * g->w + ts->dx[v] + x * cv->dilation[1];
+                int64_t col = x * cv->dilation[1]; /* phase col % step, from col / step on */
+                int64_t off = (ts->dy[v] * g->row_step + y * cv->dilation[0]) * g->w +
+                              col % g->col_step * g->phase_width + ts->dx[v] + col / g->col_step;
                 xs[v] = ir_load_vec(ir, t->src, ir_add(ir, plane, ir_i64(ir, off)), ts->lanes[v]);
             }
             LLVMValueRef wtap = ir_add(ir, wc, ir_i64(ir, (y * kw + x) * t->plan->oc_tile));
@@ -251,7 +346,7 @@ static bool tile_tap_rows(const Tile *t, int64_t oh, int rows, bool *tap_rows)
     for (int64_t y = 0; y < kh; y++) {
         tap_rows[y] = false;
         for (int r = 0; r < rows; r++) {
-            int64_t row = oh + r + y * t->cv->dilation[0];
+            int64_t row = (oh + r) * t->g->row_step + y * t->cv->dilation[0];
             if (row >= first && row < end) tap_rows[y] = true;
         }
         all = all && tap_rows[y];
@@ -386,7 +481,7 @@ static TilePlan choose_tile_plan(const ConvGeometry *g, const ConvAttrs *cv, int
     /* Bands of output rows whose input rows (all channels of a group) fit BAND_BYTES. */
     int64_t row_bytes = (g->in_c / cv->groups) * g->w * 4;
     int64_t in_rows = BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);
-    int64_t rows = in_rows - (cv->kernel[0] - 1) * cv->dilation[0];
+    int64_t rows = (in_rows - (cv->kernel[0] - 1) * cv->dilation[0]) / g->row_step;
     if (rows < best.rows_per_tile) rows = best.rows_per_tile;
     rows = rows / best.rows_per_tile * best.rows_per_tile;
     if (rows > g->oh) rows = g->oh;
@@ -464,6 +559,453 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
                2 * icg * taps * plan.oc_tile * plan.band_rows * g->ow);
 }
 
+/* ---- the channel-vectorised kernel (small output planes) ---- */
+
+/* On a plane of few outputs (7x7: a row is 7 of a vector's 16 lanes, a
+ * whole plane 49 of 64) vectors of output positions leave lanes idle; vectors
+ * of output channels do not.  A work item is (sample, group, block of
+ * cv_vectors x width output channels) and runs over the whole plane in tiles
+ * of cv_positions consecutive output positions (row-major; the last tile may
+ * have fewer), each tile's positions known at compile time.  The tile keeps
+ * cv_vectors x cv_positions accumulators in registers through the reduction
+ * over input channels and taps: per tap it loads cv_vectors weight vectors
+ * (a block laid out as [group][block][ICg][KH][KW][channels]) and broadcasts
+ * one input float per position.  The weights of a block stay in L2 while
+ * every tile of the plane uses them.  An accumulator holds one position of
+ * `width` channels, a plane apart in the output: the epilogue runs in
+ * registers and the vector is scattered (the skip tensor of a fused
+ * residual add gathered first). */
+enum { CV_VECTORS = 2, CV_POSITIONS = 12, MAX_CV_POSITIONS = 256 };
+
+/* Whether Conv2d's tiled computation should vectorise over output channels:
+ * its output rows would fill less than 80% of the lanes of vectors of
+ * positions, it has whole vectors of output channels per group, and its plane
+ * is small (its tiles are unrolled). */
+static bool use_channel_vectors(const ConvGeometry *g, const ConvAttrs *cv, int width)
+{
+    int64_t ocg = g->out_c / cv->groups, per_row = (g->ow + width - 1) / width;
+    if (ocg % width != 0 || ocg < (int64_t)CV_VECTORS * width || g->oh * g->ow > MAX_CV_POSITIONS) return false;
+    return 10 * g->ow < 8 * per_row * width;
+}
+
+/* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][channels of the block], `block` channels a
+ * block (the last block of a group may have fewer: its own width). */
+static LLVMValueRef pack_weights_cv(KernelBuilder *kb, const ConvGeometry *g, int64_t block)
+{
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
+    LLVMValueRef address;
+    float *packed = lower_constant_space(kb->ir, g->out_c * icg * taps, &address);
+    const float *w = node_param(kb->node, "weight")->data;
+    for (int64_t oc = 0; oc < g->out_c; oc++) {
+        int64_t group = oc / ocg, in_group = oc % ocg, b = in_group / block, lane = in_group % block;
+        int64_t width = ocg - b * block < block ? ocg - b * block : block; /* this block's channels */
+        int64_t base = group * ocg * icg * taps + b * block * icg * taps;
+        for (int64_t c = 0; c < icg; c++)
+            for (int64_t k = 0; k < taps; k++) packed[base + (c * taps + k) * width + lane] = w[(oc * icg + c) * taps + k];
+    }
+    return address;
+}
+
+/* A vector of the addresses dst + index + lane * stride. */
+static LLVMValueRef lane_pointers(Ir *ir, LLVMValueRef dst, LLVMValueRef index, int64_t stride)
+{
+    LLVMTypeRef it = LLVMVectorType(ir->i64, (unsigned)ir->vector_width);
+    LLVMValueRef lanes[64];
+    for (int i = 0; i < ir->vector_width; i++) lanes[i] = LLVMConstInt(ir->i64, (unsigned long long)(i * stride), 0);
+    LLVMValueRef splat = LLVMBuildInsertElement(ir->b, LLVMGetUndef(it), index, LLVMConstInt(ir->i32, 0, 0), "");
+    splat = LLVMBuildShuffleVector(ir->b, splat, LLVMGetUndef(it), LLVMConstNull(LLVMVectorType(ir->i32, (unsigned)ir->vector_width)), "");
+    LLVMValueRef idx = LLVMBuildAdd(ir->b, splat, LLVMConstVector(lanes, (unsigned)ir->vector_width), "");
+    return LLVMBuildGEP2(ir->b, ir->f32, dst, &idx, 1, "");
+}
+
+static LLVMValueRef all_lanes_mask(Ir *ir)
+{
+    LLVMValueRef bits[64];
+    for (int i = 0; i < ir->vector_width; i++) bits[i] = LLVMConstInt(ir->i1, 1, 0);
+    return LLVMConstVector(bits, (unsigned)ir->vector_width);
+}
+
+static void scatter(Ir *ir, LLVMValueRef v, LLVMValueRef ptrs)
+{
+    LLVMTypeRef vt = ir_vec_type(ir), pt = LLVMVectorType(ir->ptr, (unsigned)ir->vector_width);
+    LLVMTypeRef params[4] = {vt, pt, ir->i32, LLVMVectorType(ir->i1, (unsigned)ir->vector_width)};
+    LLVMTypeRef type = LLVMFunctionType(ir->void_t, params, 4, 0);
+    char name[64];
+    snprintf(name, sizeof name, "llvm.masked.scatter.v%df32.v%dp0", ir->vector_width, ir->vector_width);
+    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
+    if (!fn) fn = LLVMAddFunction(ir->mod, name, type);
+    LLVMValueRef args[4] = {v, ptrs, LLVMConstInt(ir->i32, 4, 0), all_lanes_mask(ir)};
+    LLVMBuildCall2(ir->b, type, fn, args, 4, "");
+}
+
+static LLVMValueRef gather(Ir *ir, LLVMValueRef ptrs)
+{
+    LLVMTypeRef vt = ir_vec_type(ir), pt = LLVMVectorType(ir->ptr, (unsigned)ir->vector_width);
+    LLVMTypeRef params[4] = {pt, ir->i32, LLVMVectorType(ir->i1, (unsigned)ir->vector_width), vt};
+    LLVMTypeRef type = LLVMFunctionType(vt, params, 4, 0);
+    char name[64];
+    snprintf(name, sizeof name, "llvm.masked.gather.v%df32.v%dp0", ir->vector_width, ir->vector_width);
+    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
+    if (!fn) fn = LLVMAddFunction(ir->mod, name, type);
+    LLVMValueRef args[4] = {ptrs, LLVMConstInt(ir->i32, 4, 0), all_lanes_mask(ir), LLVMConstNull(vt)};
+    return LLVMBuildCall2(ir->b, type, fn, args, 4, "");
+}
+
+/* The tiles of the plane for `nvec` vectors of channels from oc (in the group's output planes at
+ * out_planes, weights from wblock). */
+static void emit_cv_block(Tile *t, LLVMValueRef in_group, LLVMValueRef out_planes, int nvec, LLVMValueRef oc,
+                          LLVMValueRef wblock)
+{
+    Ir *ir = t->ir;
+    const ConvGeometry *g = t->g;
+    const ConvAttrs *cv = t->cv;
+    int64_t kh = cv->kernel[0], kw = cv->kernel[1], icg = g->in_c / cv->groups, plane = g->oh * g->ow;
+    int64_t block = (int64_t)nvec * t->width;
+    LLVMValueRef bias[CV_VECTORS];
+    for (int j = 0; j < nvec; j++)
+        bias[j] = t->bias ? ir_load_vec(ir, t->bias, ir_add(ir, oc, ir_i64(ir, j * t->width)), t->width) : LLVMConstNull(t->vt);
+    for (int64_t p0 = 0; p0 < plane; p0 += CV_POSITIONS) {
+        int np = (int)(plane - p0 < CV_POSITIONS ? plane - p0 : CV_POSITIONS);
+        int64_t at[CV_POSITIONS]; /* each position's first input float, from the group's first plane */
+        for (int q = 0; q < np; q++) {
+            int64_t oy = (p0 + q) / g->ow, ox = (p0 + q) % g->ow;
+            at[q] = oy * g->row_step * g->w + ox;
+        }
+        LLVMValueRef acc[CV_VECTORS][CV_POSITIONS];
+        for (int j = 0; j < nvec; j++)
+            for (int q = 0; q < np; q++) acc[j][q] = ir_var(ir, t->vt, bias[j], "acc");
+        IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_opaque(ir, ir_i64(ir, icg)), "ic");
+        LLVMValueRef in_plane = ir_add(ir, in_group, ir_mul(ir, c.index, ir_i64(ir, g->h * g->w)));
+        LLVMValueRef wc = ir_add(ir, wblock, ir_mul(ir, c.index, ir_i64(ir, kh * kw * block)));
+        LLVMValueRef cur[CV_VECTORS][CV_POSITIONS];
+        for (int j = 0; j < nvec; j++)
+            for (int q = 0; q < np; q++) cur[j][q] = LLVMBuildLoad2(ir->b, t->vt, acc[j][q], "");
+        for (int64_t y = 0; y < kh; y++) {
+            for (int64_t x = 0; x < kw; x++) {
+                int64_t col = x * cv->dilation[1];
+                int64_t tap = y * cv->dilation[0] * g->w + col % g->col_step * g->phase_width + col / g->col_step;
+                LLVMValueRef wv[CV_VECTORS];
+                for (int j = 0; j < nvec; j++)
+                    wv[j] = ir_load_vec(ir, t->wpack, ir_add(ir, wc, ir_i64(ir, (y * kw + x) * block + j * t->width)), t->width);
+                /* The tap's input address opaque: position q + 1 at tap x reads the float of position q at tap
+                 * x + 1, and LLVM would keep such broadcasts in registers from one tap to the next (spills). */
+                LLVMValueRef tap_plane = ir_opaque(ir, ir_add(ir, in_plane, ir_i64(ir, tap)));
+                for (int q = 0; q < np; q++) {
+                    LLVMValueRef xv = ir_splat(ir, ir_load_f32(ir, t->src, ir_add(ir, tap_plane, ir_i64(ir, at[q]))));
+                    for (int j = 0; j < nvec; j++) cur[j][q] = ir_fma(ir, wv[j], xv, cur[j][q]);
+                }
+            }
+        }
+        for (int j = 0; j < nvec; j++)
+            for (int q = 0; q < np; q++) LLVMBuildStore(ir->b, cur[j][q], acc[j][q]);
+        ir_loop_end(ir, &c);
+        for (int j = 0; j < nvec; j++)
+            for (int q = 0; q < np; q++) {
+                LLVMValueRef where = ir_add(ir, out_planes, ir_i64(ir, j * t->width * plane + p0 + q));
+                LLVMValueRef ptrs = lane_pointers(ir, t->dst, where, plane);
+                LLVMValueRef r = LLVMBuildLoad2(ir->b, t->vt, acc[j][q], "");
+                if (t->node->has_residual) r = ir_fadd(ir, r, gather(ir, ptrs)); /* the skip tensor */
+                scatter(ir, epilogue_vector(ir, t->node, r), ptrs);
+            }
+    }
+}
+
+static void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g, BufferRole src)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
+    int64_t width = ir->vector_width, block = CV_VECTORS * width, blocks = (ocg + block - 1) / block;
+    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .width = (int)width};
+    t.vt = ir_vec_type(ir);
+    t.wpack = pack_weights_cv(kb, g, block);
+    t.bias = constant_param(kb, "bias");
+    KernelArgs a = kernel_begin(kb, "");
+    t.src = a.src;
+    t.dst = a.dst;
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, group, block) */
+    LLVMValueRef sample = ir_div_const(ir, item.index, cv->groups * blocks);
+    LLVMValueRef group = ir_rem_const(ir, ir_div_const(ir, item.index, blocks), cv->groups);
+    LLVMValueRef blk = ir_rem_const(ir, item.index, blocks);
+    LLVMValueRef oc = ir_add(ir, ir_mul(ir, group, ir_i64(ir, ocg)), ir_mul(ir, blk, ir_i64(ir, block)));
+    LLVMValueRef in_group = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->in_c)), ir_mul(ir, group, ir_i64(ir, icg))),
+                                   ir_i64(ir, g->h * g->w));
+    LLVMValueRef out_planes = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->out_c)), oc), ir_i64(ir, g->oh * g->ow));
+    LLVMValueRef wblock = ir_mul(ir, oc, ir_i64(ir, icg * taps)); /* blocks before it hold `block` channels each */
+    int last = (int)((ocg - (blocks - 1) * block) / width); /* vectors in a group's last block */
+    LLVMBasicBlockRef partial = NULL, done = NULL;
+    if (last != CV_VECTORS) {
+        LLVMValueRef is_last = LLVMBuildICmp(ir->b, LLVMIntEQ, blk, ir_i64(ir, blocks - 1), "");
+        LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "full");
+        partial = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "partial");
+        done = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "block.done");
+        LLVMBuildCondBr(ir->b, is_last, partial, full);
+        LLVMPositionBuilderAtEnd(ir->b, full);
+    }
+    for (int pass = 0; pass < (last != CV_VECTORS ? 2 : 1); pass++) {
+        if (pass == 1) LLVMPositionBuilderAtEnd(ir->b, partial);
+        emit_cv_block(&t, in_group, out_planes, pass == 0 ? CV_VECTORS : last, oc, wblock);
+        if (done) LLVMBuildBr(ir->b, done);
+    }
+    if (done) LLVMPositionBuilderAtEnd(ir->b, done);
+    ir_loop_end(ir, &item);
+    kernel_end(kb, src, BUF_OUTPUT, g->samples * cv->groups * blocks, true, 2 * icg * taps * block * g->oh * g->ow);
+}
+
+/* ---- the depthwise kernel (groups = in = out channels) ---- */
+
+/* A work item is (sample, channel): its kh x kw weights as vectors in
+ * registers, then output row by output row, a vector of output columns at a
+ * time, every tap one vector load (stride 2: lanes 0, 2, 4, ... of two, and
+ * the next tap the odd lanes of the same two) and one multiply-add.  The
+ * zero padding is never stored: taps of rows outside the input are left
+ * out, and the vectors at the row ends load only the lanes inside the row
+ * (masked loads), so the kernel reads its input once, straight from the
+ * tensor, and writes its output once; rows and columns away from the border
+ * run in loops without masks. */
+
+enum { MAX_DW_TAPS = 256 };
+
+typedef struct Depthwise {
+    Ir *ir;
+    const ConvGeometry *g;
+    const ConvAttrs *cv;
+    const Node *node;
+    LLVMValueRef src, dst, in_plane, out_plane;
+    LLVMValueRef wv[MAX_DW_TAPS], bias; /* splats */
+    int width;
+} Depthwise;
+
+/* Lanes [lo, hi) of the vector at src[at] (others 0); the lanes outside may lie outside the tensor. */
+static LLVMValueRef load_lanes(Ir *ir, LLVMValueRef src, LLVMValueRef at, int lo, int hi)
+{
+    LLVMTypeRef vt = ir_vec_type(ir);
+    if (lo >= hi) return LLVMConstNull(vt);
+    if (lo == 0 && hi >= ir->vector_width) return ir_load_vec(ir, src, at, ir->vector_width);
+    if (lo == 0) return ir_load_vec(ir, src, at, hi);
+    /* Not inbounds: the address of lane 0 may be before the tensor (only the lanes in [lo, hi) are read). */
+    LLVMValueRef p = LLVMBuildGEP2(ir->b, ir->f32, src, &at, 1, "");
+    LLVMTypeRef mt = LLVMVectorType(ir->i1, (unsigned)ir->vector_width);
+    LLVMValueRef bits[64];
+    for (int i = 0; i < ir->vector_width; i++) bits[i] = LLVMConstInt(ir->i1, i >= lo && i < hi, 0);
+    LLVMTypeRef params[4] = {ir->ptr, ir->i32, mt, vt};
+    LLVMTypeRef type = LLVMFunctionType(vt, params, 4, 0);
+    char name[64];
+    snprintf(name, sizeof name, "llvm.masked.load.v%df32.p0", ir->vector_width);
+    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
+    if (!fn) fn = LLVMAddFunction(ir->mod, name, type);
+    LLVMValueRef args[4] = {p, LLVMConstInt(ir->i32, 4, 0), LLVMConstVector(bits, (unsigned)ir->vector_width), LLVMConstNull(vt)};
+    return LLVMBuildCall2(ir->b, type, fn, args, 4, "");
+}
+
+/* The first input column a tap kx reads for output column ox. */
+static int64_t dw_column(const Depthwise *d, int64_t ox, int64_t kx)
+{
+    return ox * d->cv->stride[1] - d->g->pad_left + kx * d->cv->dilation[1];
+}
+
+/* Whether the vector of output columns from ox0 (`lanes` of them) loads only inside the input row. */
+static bool dw_clean(const Depthwise *d, int64_t ox0, int lanes)
+{
+    if (lanes < d->width) return false;
+    int64_t span = d->cv->stride[1] * d->width;
+    for (int64_t kx = 0; kx < d->cv->kernel[1]; kx++) {
+        int64_t c = dw_column(d, ox0, kx);
+        if (c < 0 || c + span > d->g->w) return false;
+    }
+    return true;
+}
+
+/* The vectors loaded for one vector of output columns, by input row and first column (relative to the
+ * row's first column read), so that two output rows (stride 1) or two taps (stride 2: the odd lanes)
+ * that read the same floats share the load. */
+enum { MAX_DW_LOADS = 512, DW_ROWS = 2 };
+
+typedef struct DwLoads {
+    int n;
+    int64_t row[MAX_DW_LOADS], col[MAX_DW_LOADS], lo[MAX_DW_LOADS], hi[MAX_DW_LOADS]; /* lanes [lo, hi) loaded */
+    LLVMValueRef v[MAX_DW_LOADS];
+} DwLoads;
+
+/* The vector of input row `row` (relative to the first output row's first) from column rel (relative to
+ * ox * stride) for a vector of output columns from ox; ox0 >= 0: ox is that constant, and only the
+ * floats of the row inside the input, and at most `last` + 1 from ox * stride + rel, are loaded. */
+static LLVMValueRef dw_load(Depthwise *d, DwLoads *cache, LLVMValueRef base, int64_t row, int64_t rel, int64_t ox0, int64_t last)
+{
+    Ir *ir = d->ir;
+    int64_t vw = d->width, lo = 0, hi = vw;
+    if (ox0 >= 0) {
+        int64_t c = ox0 * d->cv->stride[1] + rel;
+        if (c < 0) lo = -c < vw ? -c : vw;
+        if (c + hi > d->g->w) hi = d->g->w - c > 0 ? d->g->w - c : 0;
+        if (hi > last + 1) hi = last + 1 > 0 ? last + 1 : 0;
+        if (hi < lo) hi = lo;
+    }
+    for (int i = 0; i < cache->n; i++)
+        if (cache->row[i] == row && cache->col[i] == rel && cache->lo[i] == lo && cache->hi[i] == hi) return cache->v[i];
+    LLVMValueRef at = ir_add(ir, base, ir_i64(ir, row * d->g->w + rel));
+    LLVMValueRef v = ox0 < 0 ? ir_load_vec(ir, d->src, at, (int)vw) : load_lanes(ir, d->src, at, (int)lo, (int)hi);
+    if (cache->n < MAX_DW_LOADS) {
+        cache->row[cache->n] = row;
+        cache->col[cache->n] = rel;
+        cache->lo[cache->n] = lo;
+        cache->hi[cache->n] = hi;
+        cache->v[cache->n++] = v;
+    }
+    return v;
+}
+
+/* One vector of output columns from ox (ox0 >= 0: the constant ox, whose loads may be masked; else a
+ * clean vector) of `nrows` output rows from oy, output row r with the kernel rows rows[r] (those inside
+ * the input).  Each kernel row sums into its own accumulator (shorter chains of multiply-adds). */
+static void dw_vector(Depthwise *d, LLVMValueRef oy, int nrows, LLVMValueRef ox, int64_t ox0, int lanes,
+                      bool rows[][MAX_DW_TAPS])
+{
+    Ir *ir = d->ir;
+    const ConvGeometry *g = d->g;
+    const ConvAttrs *cv = d->cv;
+    int64_t kh = cv->kernel[0], kw = cv->kernel[1], s = cv->stride[1], vw = d->width, sy = cv->stride[0];
+    DwLoads cache;
+    cache.n = 0;
+    /* Input row oy * sy - pt, column ox * s: the base all loads are relative to. */
+    LLVMValueRef iy0 = ir_sub(ir, ir_mul(ir, oy, ir_i64(ir, sy)), ir_i64(ir, g->pad_top));
+    LLVMValueRef base = ir_add(ir, ir_add(ir, d->in_plane, ir_mul(ir, iy0, ir_i64(ir, g->w))), ir_mul(ir, ox, ir_i64(ir, s)));
+    for (int r = 0; r < nrows; r++) {
+        LLVMValueRef part[MAX_DW_TAPS];
+        int nparts = 0;
+        for (int64_t ky = 0; ky < kh; ky++) {
+            if (!rows[r][ky]) continue;
+            int64_t row = r * sy + ky * cv->dilation[0];
+            LLVMValueRef acc = NULL;
+            for (int64_t kx = 0; kx < kw; kx++) {
+                int64_t rel = kx * cv->dilation[1] - g->pad_left; /* from column ox * s */
+                LLVMValueRef x;
+                if (s == 1) {
+                    if (ox0 >= 0) { /* nothing of the row inside the input: no tap */
+                        int64_t c = ox0 + rel;
+                        if (c + lanes <= 0 || c >= g->w) continue;
+                    }
+                    x = dw_load(d, &cache, base, row, rel, ox0, lanes - 1);
+                } else {
+                    /* Floats [rel, rel + 2 width) from column ox * 2: lanes 0, 2, ... of the two vectors;
+                     * the tap one column on takes lanes 1, 3, ... of the same two. */
+                    int64_t at = rel, lanes_at = 0; /* the even lanes of the pair from `at`, or the odd from at - 1 */
+                    int k = 0;
+                    while (k < cache.n && !(cache.row[k] == row && cache.col[k] == rel - 1)) k++;
+                    if (k < cache.n) at = rel - 1, lanes_at = 1;
+                    int64_t last = rel + 2 * (lanes - 1) + 1 - at; /* the last float used, from `at` (+1: the odd lanes) */
+                    if (ox0 >= 0) {
+                        int64_t c = ox0 * 2 + rel;
+                        if (c + 2 * (lanes - 1) < 0 || c >= g->w) continue;
+                    }
+                    LLVMValueRef lo = dw_load(d, &cache, base, row, at, ox0, last);
+                    LLVMValueRef hi = dw_load(d, &cache, base, row, at + vw, ox0, last - vw);
+                    x = lanes_at ? ir_odd_lanes(ir, lo, hi) : ir_even_lanes(ir, lo, hi);
+                }
+                LLVMValueRef wv = d->wv[ky * kw + kx];
+                acc = acc ? ir_fma(ir, wv, x, acc) : ir_fmul(ir, wv, x);
+            }
+            if (acc) part[nparts++] = acc;
+        }
+        LLVMValueRef acc = d->bias;
+        for (int i = 0; i < nparts; i++) acc = ir_fadd(ir, acc, part[i]);
+        LLVMValueRef oy_r = ir_add(ir, oy, ir_i64(ir, r));
+        LLVMValueRef where = ir_add(ir, d->out_plane, ir_add(ir, ir_mul(ir, oy_r, ir_i64(ir, g->ow)), ox));
+        if (d->node->has_residual) acc = ir_fadd(ir, acc, ir_load_vec(ir, d->dst, where, lanes)); /* the skip tensor */
+        ir_store_vec(ir, d->dst, where, epilogue_vector(ir, d->node, acc), lanes);
+    }
+}
+
+/* `nrows` output rows from oy (a constant for the rows whose kernel reaches into the padding), output
+ * row r with kernel rows rows[r]: the vectors at the row ends unrolled, those between in a loop. */
+static void dw_rows(Depthwise *d, LLVMValueRef oy, int nrows, bool rows[][MAX_DW_TAPS])
+{
+    Ir *ir = d->ir;
+    int64_t ow = d->g->ow, vw = d->width, nv = (ow + vw - 1) / vw;
+    int64_t lo = 0, hi = 0; /* the clean vectors [lo, hi) */
+    while (lo < nv && !dw_clean(d, lo * vw, (int)(ow - lo * vw < vw ? ow - lo * vw : vw))) lo++;
+    hi = lo;
+    while (hi < nv && dw_clean(d, hi * vw, (int)(ow - hi * vw < vw ? ow - hi * vw : vw))) hi++;
+    for (int64_t v = 0; v < nv; v++) {
+        int lanes = (int)(ow - v * vw < vw ? ow - v * vw : vw);
+        if (v >= lo && v < hi) {
+            if (v > lo) continue;
+            if (hi - lo <= 2) {
+                for (int64_t u = lo; u < hi; u++) dw_vector(d, oy, nrows, ir_i64(ir, u * vw), -1, (int)vw, rows);
+                continue;
+            }
+            IrLoop col = ir_loop_begin(ir, ir_i64(ir, lo), ir_i64(ir, hi), "col");
+            dw_vector(d, oy, nrows, ir_mul(ir, col.index, ir_i64(ir, vw)), -1, (int)vw, rows);
+            ir_loop_end(ir, &col);
+            continue;
+        }
+        dw_vector(d, oy, nrows, ir_i64(ir, v * vw), v * vw, lanes, rows);
+    }
+}
+
+static void lower_conv_depthwise(KernelBuilder *kb, const ConvGeometry *g)
+{
+    Ir *ir = kb->ir;
+    const ConvAttrs *cv = &kb->node->attr.conv;
+    int64_t kh = cv->kernel[0], kw = cv->kernel[1], taps = kh * kw;
+    Depthwise d = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .width = ir->vector_width};
+    LLVMValueRef weight = constant_param(kb, "weight");
+    LLVMValueRef bias = constant_param(kb, "bias");
+    KernelArgs a = kernel_begin(kb, "");
+    d.src = a.src;
+    d.dst = a.dst;
+    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, channel) */
+    LLVMValueRef c = ir_rem_const(ir, item.index, g->in_c);
+    d.in_plane = ir_mul(ir, item.index, ir_i64(ir, g->h * g->w));
+    d.out_plane = ir_mul(ir, item.index, ir_i64(ir, g->oh * g->ow));
+    for (int64_t t = 0; t < taps; t++) d.wv[t] = ir_splat(ir, ir_load_f32(ir, weight, ir_add(ir, ir_mul(ir, c, ir_i64(ir, taps)), ir_i64(ir, t))));
+    d.bias = bias ? ir_splat(ir, ir_load_f32(ir, bias, c)) : LLVMConstNull(ir_vec_type(ir));
+    /* Rows whose every tap is inside the input run in a loop, DW_ROWS at a time; the others (at the top
+     * and bottom) are unrolled, each without the kernel rows that fall on the padding. */
+    int64_t sy = cv->stride[0], dy = cv->dilation[0], pt = g->pad_top;
+    int64_t first = (pt + sy - 1) / sy;                       /* oy * sy - pt >= 0 */
+    int64_t span = (kh - 1) * dy;
+    int64_t last = g->h - 1 + pt - span < 0 ? -1 : (g->h - 1 + pt - span) / sy; /* oy * sy - pt + span <= h - 1 */
+    if (last >= g->oh) last = g->oh - 1;
+    bool all[DW_ROWS][MAX_DW_TAPS];
+    for (int r = 0; r < DW_ROWS; r++)
+        for (int64_t ky = 0; ky < kh; ky++) all[r][ky] = true;
+    for (int64_t oy = 0; oy < g->oh; oy++) {
+        if (oy >= first && oy <= last) {
+            if (oy > first) continue;
+            int64_t n = last + 1 - first, pairs = n / DW_ROWS;
+            if (pairs > 0) {
+                IrLoop r = ir_loop_begin(ir, ir_i64(ir, 0), ir_i64(ir, pairs), "oy");
+                dw_rows(&d, ir_add(ir, ir_i64(ir, first), ir_mul(ir, r.index, ir_i64(ir, DW_ROWS))), DW_ROWS, all);
+                ir_loop_end(ir, &r);
+            }
+            for (int64_t rest = first + pairs * DW_ROWS; rest <= last; rest++) dw_rows(&d, ir_i64(ir, rest), 1, all);
+            continue;
+        }
+        bool rows[1][MAX_DW_TAPS]; /* a row of padding only gets the bias (and the epilogue) all the same */
+        for (int64_t ky = 0; ky < kh; ky++) {
+            int64_t iy = oy * sy - pt + ky * dy;
+            rows[0][ky] = iy >= 0 && iy < g->h;
+        }
+        dw_rows(&d, ir_i64(ir, oy), 1, rows);
+    }
+    ir_loop_end(ir, &item);
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, g->samples * g->in_c, true, 2 * taps * g->oh * g->ow);
+}
+
+/* Whether a 1x1 convolution reads its input plane as laid out like its output (no stride left, no
+ * padding in the copy): then the plane is one row of oh * ow columns, so vectors run over whole
+ * planes, not rows that leave most of a vector's lanes idle (7x7: 7 of 16). */
+static const int64_t FLAT_PLANE_BYTES = 512 * 1024;
+
+static bool flatten_1x1(const ConvGeometry *g, const ConvAttrs *cv, int width)
+{
+    if (cv->kernel[0] != 1 || cv->kernel[1] != 1 || g->row_step != 1 || g->col_step != 1) return false;
+    if (g->h != g->oh || g->w != g->ow || g->pad_top || g->pad_left) return false;
+    return g->ow % width != 0 && (g->in_c / cv->groups) * g->h * g->w * 4 <= FLAT_PLANE_BYTES;
+}
+
 void lower_conv2d(KernelBuilder *kb)
 {
     const Node *n = kb->node;
@@ -480,19 +1022,40 @@ void lower_conv2d(KernelBuilder *kb)
         .pad_top = cv->pad_begin[0], .pad_left = cv->pad_begin[1],
         .out_c = cv->out_channels, .oh = n->shape.dims[c + 1], .ow = n->shape.dims[c + 2],
         .samples = c == 1 ? in->dims[0] : 1,
+        .row_step = 1, .col_step = 1,
     };
+    g.phase_width = g.w;
+    if (plan.algorithm == CONV_DEPTHWISE) {
+        lower_conv_depthwise(kb, &g);
+        return;
+    }
     BufferRole src = BUF_INPUT;
     if (plan.pads_into_scratch) {
-        lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w);
-        g.h = cv->padded[0];
-        g.w = cv->padded[1];
-        if (cv->pad_mode == PAD_ZEROS) {
-            g.zero_top = cv->pad_begin[0];
-            g.zero_bottom = cv->pad_end[0];
+        const PaddedLayout *l = &plan.padded;
+        lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w, l);
+        if (cv->pad_mode == PAD_ZEROS) { /* stored rows that are zero padding */
+            int64_t first = (cv->pad_begin[0] + l->row_step - 1) / l->row_step;
+            int64_t end = (g.h - 1 + cv->pad_begin[0]) / l->row_step + 1;
+            g.zero_top = first < l->rows ? first : l->rows;
+            g.zero_bottom = end < l->rows ? l->rows - end : 0;
         }
+        g.h = l->rows;
+        g.w = l->phases * l->phase_width;
+        g.phase_width = l->phase_width;
+        g.col_step = l->col_step;
+        g.row_step = cv->stride[0] / l->row_step;
         g.pad_top = g.pad_left = 0;
         src = BUF_SCRATCH;
     }
-    if (plan.algorithm == CONV_DIRECT_TILED) lower_conv_tiled(kb, &g, src);
-    else lower_conv_direct(kb, &g, src);
+    if (plan.algorithm == CONV_DIRECT_TILED) {
+        if (flatten_1x1(&g, cv, kb->ir->vector_width)) {
+            g.w = g.phase_width = g.ow = g.h * g.w;
+            g.h = g.oh = 1;
+            g.zero_top = g.zero_bottom = 0;
+        }
+        if (use_channel_vectors(&g, cv, kb->ir->vector_width)) lower_conv_channel_vectors(kb, &g, src);
+        else lower_conv_tiled(kb, &g, src);
+    } else {
+        lower_conv_direct(kb, &g, src);
+    }
 }

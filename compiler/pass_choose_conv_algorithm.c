@@ -45,18 +45,62 @@ static int64_t sample_count(const Node *n)
     return in->rank == 4 ? in->dims[0] : 1;
 }
 
-/* The register-tiled kernel takes stride 1 and reads its input pre-padded, as
- * the non-zero padding modes need (PyTorch pads first too). */
+/* The copy of the input the tiled kernel reads: only the rows and column
+ * phases it reads (conv_plan.h). */
+static PaddedLayout tiled_layout(const Node *n)
+{
+    const ConvAttrs *cv = &n->attr.conv;
+    const Shape *s = &n->shape;
+    int64_t oh = s->dims[s->rank - 2], ow = s->dims[s->rank - 1];
+    PaddedLayout l = {.row_step = cv->kernel[0] == 1 ? cv->stride[0] : 1, .col_step = cv->stride[1], .phases = 1};
+    l.rows = cv->kernel[0] == 1 ? oh : (oh - 1) * cv->stride[0] + (cv->kernel[0] - 1) * cv->dilation[0] + 1;
+    for (int64_t kx = 0; kx < cv->kernel[1]; kx++) {
+        int64_t phase = kx * cv->dilation[1] % cv->stride[1];
+        if (phase + 1 > l.phases) l.phases = phase + 1;
+    }
+    l.phase_width = ow + (cv->kernel[1] - 1) * cv->dilation[1] / cv->stride[1];
+    return l;
+}
+
+/* The depthwise kernel (groups = in = out channels, lower_conv.c) pads in
+ * registers (zeros only) and takes column strides 1 and 2. */
+bool conv_is_depthwise(const Node *n)
+{
+    const ConvAttrs *cv = &n->attr.conv;
+    return cv->groups > 1 && cv->groups == cv->in_channels && cv->groups == cv->out_channels &&
+           cv->pad_mode == PAD_ZEROS && (cv->stride[1] == 1 || cv->stride[1] == 2) && cv->kernel[0] <= 16 &&
+           cv->kernel[1] <= 16;
+}
+
+/* The register-tiled kernel takes strides up to MAX_TILED_STRIDE and reads
+ * its input pre-padded (as the non-zero padding modes need: PyTorch pads
+ * first too) and split into column phases; the plain direct kernel pads
+ * zeros itself. */
+enum { MAX_TILED_STRIDE = 4 };
+
 static ConvPlan direct_plan(const Node *n)
 {
     const ConvAttrs *cv = &n->attr.conv;
-    ConvPlan p = {.algorithm = cv->stride[0] == 1 && cv->stride[1] == 1 ? CONV_DIRECT_TILED : CONV_DIRECT};
+    ConvPlan p = {.algorithm = CONV_DIRECT};
+    if (conv_is_depthwise(n)) {
+        p.algorithm = CONV_DEPTHWISE;
+        return p;
+    }
     bool padded = cv->pad_begin[0] || cv->pad_end[0] || cv->pad_begin[1] || cv->pad_end[1];
-    p.pads_into_scratch = padded && (cv->pad_mode != PAD_ZEROS || p.algorithm == CONV_DIRECT_TILED);
+    bool strided = cv->stride[0] > 1 || cv->stride[1] > 1;
+    if (cv->stride[0] <= MAX_TILED_STRIDE && cv->stride[1] <= MAX_TILED_STRIDE) {
+        p.algorithm = CONV_DIRECT_TILED;
+        p.pads_into_scratch = padded || strided;
+        p.padded = tiled_layout(n);
+    } else {
+        p.pads_into_scratch = padded && cv->pad_mode != PAD_ZEROS;
+        p.padded = (PaddedLayout){.rows = cv->padded[0], .row_step = 1, .phases = 1, .col_step = 1,
+                                  .phase_width = cv->padded[1]};
+    }
     if (p.pads_into_scratch) {
         const Shape *in = &n->inputs[0]->shape;
         int64_t planes = shape_numel(in) / (in->dims[in->rank - 2] * in->dims[in->rank - 1]);
-        p.scratch_bytes = planes * cv->padded[0] * cv->padded[1] * 4;
+        p.scratch_bytes = planes * p.padded.rows * p.padded.phases * p.padded.phase_width * 4;
     }
     return p;
 }
