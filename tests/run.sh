@@ -160,6 +160,24 @@ suite_torch_shapes() {
     done
 }
 
+# The full-size examples/resnet18.nn and mobilenet_v2.nn have exactly torchvision's state_dict:
+# every key with its shape and dtype (tests/golden/torchvision/*.keys.json, from tools/gen_graph_goldens.py).
+suite_torchvision_keys() {
+    local L=$1 tag=$2 golden name out
+    for golden in tests/golden/torchvision/*.keys.json; do
+        name=$(basename "$golden" .keys.json)
+        if ! $L shapes -O0 --format json "examples/$name.nn" >"$TMP/$name.keys.json" 2>"$TMP/$name.keys.err"; then
+            fail "$tag torchvision keys $name" "$(cat "$TMP/$name.keys.err")"
+            continue
+        fi
+        if out=$(python3 tests/compare_keys.py "$golden" "$TMP/$name.keys.json"); then
+            pass "$tag torchvision keys $name"
+        else
+            fail "$tag torchvision keys $name" "$out"
+        fi
+    done
+}
+
 suite_reports() {
     local L=$1 tag=$2 src stem
     for src in examples/*.nn; do
@@ -438,6 +456,7 @@ run_all() {
     local L=$1 tag=$2
     want cli && suite_cli "$L" "$tag"
     want torch-shapes && suite_torch_shapes "$L" "$tag"
+    want torchvision-keys && suite_torchvision_keys "$L" "$tag"
     want reports && suite_reports "$L" "$tag"
     want diagnostics && suite_diagnostics "$L" "$tag"
     want hostile && suite_hostile "$L" "$tag"
