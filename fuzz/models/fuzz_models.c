@@ -1,7 +1,13 @@
 /* fuzz_models.c - the random-model differential tester (issue 13; in the
  * spirit of Csmith and NNSmith).
  *
- *   fuzz_models [--seed S] [--count N | --seconds T] [--jobs J] [--save DIR] [-v] [MODEL.nn ...]
+ *   fuzz_models [--seed S] [--count N | --seconds T] [--jobs J] [--save DIR] [--graph-percent P]
+ *               [--graph-steps K] [-v] [MODEL.nn ...]
+ *   fuzz_models --print [--seed S] [--count N] [--graph-percent P] [--graph-steps K]
+ *               (writes the generated models, checks nothing)
+ *
+ * --graph-percent: the share of generated models in the graph form (a forward section; default 33);
+ * --graph-steps: a graph model's size, at most (2 to 40, default 5; larger ones take longer).
  *
  * Generates valid random models (model_generator.c), or reads the given
  * files, and checks each one:
@@ -26,7 +32,9 @@
  * code is a finding, not the end of the run).  A failing generated model is
  * minimised (layers removed while it still fails the same way) and, with
  * --save, written to DIR as a regression case; `make test` replays those
- * (tests/models/).  The last line is "models: N passed, M failed".
+ * (tests/models/).  A graph model's forward lines are simplified too: an
+ * expression replaced by a name it reads, a call by its first argument, a
+ * list (cat's) without one of its items.  The last line is "models: N passed, M failed".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -426,26 +434,151 @@ static const char *nth_line(const char *text, int k)
     return text ? text : "";
 }
 
-/* Removes layers while the model still fails with the same outcome in the same configuration. */
+/* The text with its line number `k` (0-based) replaced by `line` (without its newline). */
+static void replace_line(const char *text, int k, const char *line, char *out)
+{
+    int i = 0;
+    for (const char *p = text; *p; i++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p + 1) : strlen(p);
+        if (i == k) out += sprintf(out, "%s\n", line);
+        else memcpy(out, p, n), out += n;
+        p += n;
+    }
+    *out = '\0';
+}
+
+/* The text without its "  # -> [...]" shape comments. */
+static void strip_shapes(const char *text, char *out)
+{
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        const char *arrow = memmem(p, n, "  # -> [", 8);
+        size_t keep = arrow ? (size_t)(arrow - p) : n;
+        memcpy(out, p, keep), out += keep;
+        if (nl) *out++ = '\n';
+        p += n + (nl ? 1 : 0);
+    }
+    *out = '\0';
+}
+
+static bool is_name_char(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
+
+enum { MAX_VARIANTS = 24, VARIANT_MAX = 1024 };
+
+/* Simpler versions of a forward line "    name = expr" or "    return expr" (8 spaces or more): expr
+ * replaced by one of the names it reads, one call in it by its first argument, a list without one of
+ * its items.  Returns their count. */
+static int line_variants(const char *line, char variants[][VARIANT_MAX])
+{
+    const char *nl = strchr(line, '\n');
+    int len = nl ? (int)(nl - line) : (int)strlen(line);
+    if (len >= VARIANT_MAX - 1 || strncmp(line, "        ", 8)) return 0;
+    char text[VARIANT_MAX];
+    memcpy(text, line, (size_t)len);
+    text[len] = '\0';
+    char *hash = strstr(text, "  #");
+    if (hash) *hash = '\0', len = (int)(hash - text);
+    const char *expr = strstr(text, " = ");
+    const char *ret = strstr(text, "return ");
+    if (expr && !strchr(expr + 3, '(') && !strchr(expr + 3, ' ')) return 0; /* already an alias */
+    if (expr) expr += 3;
+    else if (ret) expr = ret + 7;
+    else return 0;
+    int head = (int)(expr - text), n = 0;
+    /* the names it reads (not calls, keywords, numbers or True/False/None) */
+    for (int i = head; i < len && n < MAX_VARIANTS; i++) {
+        if (!is_name_char(text[i]) || (i > head && is_name_char(text[i - 1]))) continue;
+        int j = i;
+        while (j < len && is_name_char(text[j])) j++;
+        bool call = j < len && text[j] == '(', keyword = j < len && text[j] == '=';
+        bool number = text[i] >= '0' && text[i] <= '9', constant = !strncmp(text + i, "True", 4) || !strncmp(text + i, "False", 5) || !strncmp(text + i, "None", 4);
+        if (!call && !keyword && !number && !constant && (j - i != len - head)) {
+            bool seen = false;
+            for (int v = 0; v < n && !seen; v++) seen = !strncmp(variants[v] + head, text + i, (size_t)(j - i)) && variants[v][head + j - i] == '\0';
+            if (!seen) snprintf(variants[n++], VARIANT_MAX, "%.*s%.*s", head, text, j - i, text + i);
+        }
+        i = j - 1;
+    }
+    /* a call replaced by its first argument */
+    for (int i = head; i < len && n < MAX_VARIANTS; i++) {
+        if (text[i] != '(' || i == head || !is_name_char(text[i - 1])) continue;
+        int start = i;
+        while (start > head && is_name_char(text[start - 1])) start--;
+        int depth = 0, first_end = -1, close = -1;
+        for (int j = i; j < len; j++) {
+            if (text[j] == '(' || text[j] == '[') depth++;
+            else if (text[j] == ')' || text[j] == ']') {
+                if (--depth == 0) {
+                    close = j;
+                    break;
+                }
+            } else if (text[j] == ',' && depth == 1 && first_end < 0) first_end = j;
+        }
+        if (close < 0) continue;
+        if (first_end < 0) first_end = close;
+        snprintf(variants[n++], VARIANT_MAX, "%.*s%.*s%s", start, text, first_end - i - 1, text + i + 1, text + close + 1);
+    }
+    /* a list without one of its items: cat([a, b, c]) -> cat([a, c]) */
+    for (int i = head; i < len && n < MAX_VARIANTS; i++) {
+        if (text[i] != '[') continue;
+        int depth = 0, item = i + 1;
+        for (int j = i; j < len && n < MAX_VARIANTS; j++) {
+            if (text[j] == '(' || text[j] == '[') depth++;
+            else if ((text[j] == ')' || text[j] == ']') && --depth == 0) {
+                if (item > i + 1) /* the last item, with the comma before it */
+                    snprintf(variants[n++], VARIANT_MAX, "%.*s%s", item - 2, text, text + j);
+                break;
+            } else if (text[j] == ',' && depth == 1) {
+                int next = j + 1;
+                while (text[next] == ' ') next++;
+                snprintf(variants[n++], VARIANT_MAX, "%.*s%s", item, text, text + next);
+                item = next;
+            }
+        }
+    }
+    return n;
+}
+
+/* Removes layers (and, in a forward section, simplifies expressions) while the model still fails with
+ * the same outcome in the same configuration.  Shape comments go first, unless the failure is a shape. */
 static void minimise(const Tester *t, char *text, uint64_t seed, const Verdict *failure)
 {
     char *candidate = malloc(GENERATED_MODEL_MAX);
     char *path = NULL;
+    static char variants[MAX_VARIANTS][VARIANT_MAX];
     if (asprintf(&path, "%s/minimise.nn", t->work_dir) < 0) abort();
     unsigned mask = failure->config >= 0 ? 1u << failure->config : ~0u;
+#define SAME_FAILURE()                                                                                                 \
+    (write_text(path, candidate) && (v = check_model(t, path, seed, mask), v.outcome == failure->outcome && v.config == failure->config))
+    Verdict v;
+    if (failure->outcome != WRONG_SHAPE) {
+        strip_shapes(text, candidate);
+        if (SAME_FAILURE()) strcpy(text, candidate);
+    }
     for (bool progress = true; progress;) {
         progress = false;
         for (int k = line_count(text) - 1; k >= 0; k--) {
-            if (!is_layer_line(nth_line(text, k))) continue;
+            if (k >= line_count(text) || !is_layer_line(nth_line(text, k))) continue;
             drop_line(text, k, candidate);
-            if (!write_text(path, candidate)) break;
-            Verdict v = check_model(t, path, seed, mask);
-            if (v.outcome == failure->outcome && v.config == failure->config) {
+            if (SAME_FAILURE()) {
                 strcpy(text, candidate);
                 progress = true;
+                continue;
+            }
+            int n = line_variants(nth_line(text, k), variants);
+            for (int i = 0; i < n; i++) {
+                replace_line(text, k, variants[i], candidate);
+                if (SAME_FAILURE()) {
+                    strcpy(text, candidate);
+                    progress = true;
+                    break;
+                }
             }
         }
     }
+#undef SAME_FAILURE
     remove(path);
     free(path);
     free(candidate);
@@ -479,6 +612,8 @@ typedef struct Options {
     double seconds;
     int jobs;
     const char *save_dir;
+    bool print;
+    GeneratorMix mix; /* the share of graph models, and their size */
     char **files;
     int nfiles;
 } Options;
@@ -506,7 +641,7 @@ static void count_ops(const char *path, Totals *tot)
 static void check_generated(Tester *t, const Options *o, uint64_t seed, Totals *tot)
 {
     char text[GENERATED_MODEL_MAX], path[4096];
-    tot->layers += generate_model(seed, text);
+    tot->layers += generate_model_mix(seed, text, &o->mix);
     snprintf(path, sizeof path, "%s/model_%llu.nn", t->work_dir, (unsigned long long)seed);
     if (!write_text(path, text)) {
         fprintf(stderr, "fuzz_models: cannot write %s\n", path);
@@ -565,26 +700,33 @@ static void run_worker(Tester *t, const Options *o, int job, Totals *tot)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fuzz_models [--seed S] [--count N | --seconds T] [--jobs J] [--save DIR] [-v] [MODEL.nn ...]\n");
+    fprintf(stderr, "usage: fuzz_models [--seed S] [--count N | --seconds T] [--jobs J] [--save DIR] [--graph-percent P]\n"
+                    "                   [--graph-steps K] [-v] [MODEL.nn ...]\n"
+                    "       fuzz_models --print [--seed S] [--count N] [--graph-percent P] [--graph-steps K]\n");
     exit(2);
 }
 
 static Options parse_options(int argc, char **argv, bool *verbose)
 {
-    Options o = {.seed = 1, .jobs = 1};
+    Options o = {.seed = 1, .jobs = 1, .mix = {GENERATED_GRAPH_PERCENT, GENERATED_GRAPH_STEPS}};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-v")) *verbose = true;
+        else if (!strcmp(a, "--print")) o.print = true;
         else if (i + 1 >= argc) usage();
         else if (!strcmp(a, "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--count")) o.count = strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--seconds")) o.seconds = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--jobs")) o.jobs = atoi(argv[++i]);
         else if (!strcmp(a, "--save")) o.save_dir = argv[++i];
+        else if (!strcmp(a, "--graph-percent")) o.mix.graph_percent = atoi(argv[++i]);
+        else if (!strcmp(a, "--graph-steps")) o.mix.graph_steps = atoi(argv[++i]);
         else usage();
     }
-    if (o.jobs < 1 || o.jobs > 64 || o.count < 0 || o.seconds < 0) usage();
+    if (o.jobs < 1 || o.jobs > 64 || o.count < 0 || o.seconds < 0 || o.mix.graph_percent < 0 || o.mix.graph_percent > 100 ||
+        o.mix.graph_steps < 2 || o.mix.graph_steps > GENERATED_GRAPH_STEPS_MAX)
+        usage();
     o.files = argv + i;
     o.nfiles = argc - i;
     if (!o.nfiles && !o.count && !o.seconds) o.count = 100;
@@ -615,6 +757,14 @@ int main(int argc, char **argv)
 {
     Tester t = {0};
     Options o = parse_options(argc, argv, &t.verbose);
+    if (o.print) {
+        static char text[GENERATED_MODEL_MAX];
+        for (long i = 0; i < (o.count ? o.count : 1); i++) {
+            generate_model_mix(o.seed + (uint64_t)i, text, &o.mix);
+            printf("# seed: %llu\n%s\n", (unsigned long long)(o.seed + (uint64_t)i), text);
+        }
+        return 0;
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     choose_configs(&t);
     char dir[] = "/tmp/fuzz_models.XXXXXX";
