@@ -12,7 +12,7 @@ sample (vgg16_bn) at batch 1 only.  Each at 1 and 2 threads.  A model that
 `layerc build` refuses ("cannot be compiled yet") keeps its PyTorch and ORT
 rows; its layerc row is skipped with layerc's first error line.  What it does:
 
- 1. bench/peak.c: the FP32 FMA peak, 1 and 2 threads (AVX2, 12 chains of
+ 1. bench/peak.c: the FP32 FMA peak, 1 and 2 threads (AVX-512 where the CPU has it, else AVX2; 12 chains of
     vfmadd231ps).  The 2-thread peak must be ~2x the 1-thread one (GATE_RATIO,
     default 1.8): the machine is shared.  Right before EVERY measurement (each
     engine, each row, 1 or 2 threads) a short 2-thread peak test runs again
@@ -227,6 +227,7 @@ class Bench:
             info = last_json(out)
             if not info:
                 sys.exit("peers: bench/peak.c failed: %s" % first_line(err))
+            self.peak_isa = info.get("isa", "AVX2")
             p = {e["threads"]: e for e in info["peak"]}
             tries.append(p)
             ratio = p[max(p)]["gflops"] / p[1]["gflops"] if 1 in p and max(p) > 1 else None
@@ -515,8 +516,8 @@ class Bench:
         pk = ", ".join("%d thread%s %.1f GFLOP/s (range %.1f-%.1f)" % (t, "s" if t > 1 else "", e["gflops"], e["min"],
                                                                       e["max"])
                        for t, e in sorted(self.peak_info.items()))
-        p("FP32 FMA peak test at the start (bench/peak.c, AVX2%s): %s%s" % (
-            ", the last of %d tries" % self.peak_tries if self.peak_tries > 1 else "", pk, ", 2/1 ratio %.2fx" % self.peak_ratio if self.peak_ratio else ""))
+        p("FP32 FMA peak test at the start (bench/peak.c, %s%s): %s%s" % (
+            self.peak_isa, ", the last of %d tries" % self.peak_tries if self.peak_tries > 1 else "", pk, ", 2/1 ratio %.2fx" % self.peak_ratio if self.peak_ratio else ""))
         for t in sorted({g[0] for g in self.gates}):
             gs = [g for g in self.gates if g[0] == t]
             ok = [g[1] for g in gs if g[2]]

@@ -1,19 +1,25 @@
-/* lower_conv.c - the Conv2d kernels: a padding step (into scratch memory),
- * a register-tiled direct convolution for stride 1, and a plain direct
- * convolution for the other cases.
+/* lower_conv.c - the Conv2d kernels: a padding step (into scratch memory, each
+ * padded row split into column phases for a strided kernel: conv_plan.h's
+ * PaddedLayout), the register-tiled direct convolution (any stride up to 4),
+ * its variant vectorised over output channels for small output planes, the
+ * depthwise convolution, and a plain direct convolution for what none of them
+ * takes (column or row strides above 4).
  *
  * Tiled kernel: a work item is (sample, band of output rows, group, block of
  * oc_tile output channels); the blocks of a band run in turn, so the band's
  * input rows stay in cache.  A tile is a set of vectors of output positions
- * (along a row, or several narrow rows); it keeps oc_tile x vectors
+ * (along a row, or several narrow rows; a 1x1 convolution on a small plane
+ * takes the whole plane as one row); it keeps oc_tile x vectors
  * accumulators in registers through the whole reduction over input channels
  * and kernel taps (taps unrolled at compile time), adds the fused epilogue in
  * registers and stores.  Per tap it loads one input vector per tile vector
  * (shared by the oc_tile channels) and broadcasts oc_tile weights from a block
  * laid out at compile time as [group][block][ic][kh][kw][oc_tile].  The tile
  * shape and band height are chosen per layer from its shape (choose_tile_plan).
- * The input is read pre-padded, so the inner loops have no bounds checks; a
- * row's tail is a masked vector.
+ * The input is read pre-padded and phase-split, so the inner loops have no
+ * bounds checks and a strided tap's inputs are consecutive floats; a row's
+ * tail is a masked vector.  The channel-vectorised variant and the depthwise
+ * kernel are described where they are defined.
  */
 #include <stdio.h>
 #include <string.h>

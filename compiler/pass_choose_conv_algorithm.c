@@ -1,6 +1,9 @@
 /* pass_choose_conv_algorithm.c - picks Winograd F(4x4,3x3), F(2x2,3x3),
  * F(4x4,5x5) or F(2x2,5x5) (lower_winograd.c) for the 3x3 and 5x5 stride-1
- * convolutions where it pays, else the direct kernel.
+ * convolutions where it pays, else a direct kernel (lower_conv.c): the
+ * depthwise one for groups = in = out channels with zero padding and column
+ * stride 1 or 2, the register-tiled one for strides up to 4 (its input padded
+ * and split into column phases in scratch), the plain one otherwise.
  *
  * Per m x m output tile and channel pair Winograd does (m + r - 1)^2
  * multiplies instead of m^2 r^2: 3x3 kernels 36 instead of 144 with 4x4
