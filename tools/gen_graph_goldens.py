@@ -1033,6 +1033,8 @@ def _depthwise_s2():
 
 RESNET_WIDTHS = (16, 32, 64, 128)
 RESNET_CLASSES = 10
+# 96, not 64: under `layerc test --sanitize` the 7x7 stride-2 stem on 64x64 (a 32-wide
+# output) takes about 70 s to compile, on 96x96 about 1 s (the sanitizer pass of tests/run.sh).
 RESNET_SIDE = 96
 
 
@@ -1104,6 +1106,8 @@ def resnet18_small_nn():
 
 MOBILENET_WIDTH = 0.25
 MOBILENET_CLASSES = 10
+# 64: the smallest input whose last stage is not 1x1 (so that every tap of its 3x3
+# depthwise convolutions counts).
 MOBILENET_SIDE = 64
 
 
