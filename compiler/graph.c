@@ -31,7 +31,12 @@ static void graph_keep_nodes(Graph *g, const bool *keep)
         g->nodes.items[k++] = m;
     }
     g->nodes.len = k;
-    for (int i = 0; i < k; i++) ((Node *)g->nodes.items[i])->id = i;
+    /* Before the passes (the front end removes dead values), a node computes its own output: source_id is its id. */
+    for (int i = 0; i < k; i++) {
+        Node *m = g->nodes.items[i];
+        if (m->source_id == m->id) m->source_id = i;
+        m->id = i;
+    }
 }
 
 int graph_remove_dead_nodes(Graph *g)
