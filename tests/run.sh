@@ -450,26 +450,34 @@ suite_models() {
     add_counts "$tag models" "$out" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
 }
 
+# timed SUITE ARGS...: runs a suite; with TIMES=1 its wall time goes to stderr.
+timed() {
+    local t0=$SECONDS
+    "$@"
+    [ -n "${TIMES:-}" ] && echo "time $tag ${1#suite_}: $((SECONDS - t0)) s" >&2
+    return 0
+}
+
 want() { [ -z "${SUITES:-}" ] || [[ " $SUITES " == *" $1 "* ]]; }
 
 run_all() {
     local L=$1 tag=$2
-    want cli && suite_cli "$L" "$tag"
-    want torch-shapes && suite_torch_shapes "$L" "$tag"
-    want torchvision-keys && suite_torchvision_keys "$L" "$tag"
-    want reports && suite_reports "$L" "$tag"
-    want diagnostics && suite_diagnostics "$L" "$tag"
-    want hostile && suite_hostile "$L" "$tag"
-    want unit && suite_unit "$4" "$tag"
-    want golden && suite_golden "$L" "$tag" "$3"
-    want examples && suite_examples "$L" "$tag" "$3"
-    want winograd && suite_winograd "$L" "$tag" "$3"
-    want ir && suite_ir "$L" "$tag"
-    want api && suite_api "$L" "$tag" "$3"
-    [ -z "$3" ] && want passes && suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
-    [ -z "$3" ] && want valgrind && suite_valgrind "$L" "$tag"
-    [ -z "$3" ] && want targets && suite_targets "$L" "$tag"
-    [ -z "$3" ] && want models && suite_models "$tag"
+    want cli && timed suite_cli "$L" "$tag"
+    want torch-shapes && timed suite_torch_shapes "$L" "$tag"
+    want torchvision-keys && timed suite_torchvision_keys "$L" "$tag"
+    want reports && timed suite_reports "$L" "$tag"
+    want diagnostics && timed suite_diagnostics "$L" "$tag"
+    want hostile && timed suite_hostile "$L" "$tag"
+    want unit && timed suite_unit "$4" "$tag"
+    want golden && timed suite_golden "$L" "$tag" "$3"
+    want examples && timed suite_examples "$L" "$tag" "$3"
+    want winograd && timed suite_winograd "$L" "$tag" "$3"
+    want ir && timed suite_ir "$L" "$tag"
+    want api && timed suite_api "$L" "$tag" "$3"
+    [ -z "$3" ] && want passes && timed suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
+    [ -z "$3" ] && want valgrind && timed suite_valgrind "$L" "$tag"
+    [ -z "$3" ] && want targets && timed suite_targets "$L" "$tag"
+    [ -z "$3" ] && want models && timed suite_models "$tag"
     return 0
 }
 
