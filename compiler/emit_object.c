@@ -113,7 +113,11 @@ static LLVMTargetMachineRef create_target_machine(Diag *d, const EmitOptions *op
     const char *features = host ? host_features : "";
     static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
                                                    LLVMCodeGenLevelAggressive};
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, levels[opt->opt_level], LLVMRelocPIC,
+    /* A sanitized build is for finding memory errors, not for speed: its machine code is generated without
+     * optimisation (the fast register allocator), which is many times quicker on the large unrolled kernels
+     * with the address checks added.  The IR passes are the same as the optimised build's. */
+    LLVMCodeGenOptLevel level = opt->sanitize ? LLVMCodeGenLevelNone : levels[opt->opt_level];
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, level, LLVMRelocPIC,
                                                       LLVMCodeModelDefault);
     LLVMDisposeMessage(host_cpu);
     LLVMDisposeMessage(host_features);

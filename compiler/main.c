@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "file_io.h"
 #include "bench.h"
 #include "frontend.h"
 #include "harness.h"
@@ -159,6 +160,58 @@ static int run_dump_ir(int argc, char **argv)
         backend_run_passes(fe.graph, &opt);
         if (!opt.passes.print_after && !opt.passes.print_after_all)
             dump_ir(stdout, fe.graph, opt.emit.opt_level == 0 ? "-O0: no passes" : "after all passes");
+    }
+    frontend_free(&fe);
+    return ok ? 0 : EXIT_MODEL_ERROR;
+}
+
+/* ---- layerc dot ---- */
+
+static const char *const DOT_OPTIONS[] = {"-o", "--output", "--disable-pass", "--winograd", "--winograd-tile", "-O0", "--help", NULL};
+
+/* Writes the DOT text to path whole (through a temporary file), or to stdout when path is NULL. */
+static bool write_dot(Frontend *fe, const char *path)
+{
+    if (!path) {
+        report_dot(stdout, fe->graph);
+        return true;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) {
+        fprintf(stderr, "layerc: error: out of memory\n");
+        return false;
+    }
+    report_dot(mem, fe->graph);
+    fclose(mem);
+    bool ok = write_file_atomically(&fe->diag, path, text, len);
+    free(text);
+    return ok;
+}
+
+static int run_dot(int argc, char **argv)
+{
+    const char *path = NULL, *output = NULL;
+    BuildOptions opt = {.emit = {.opt_level = 3}};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_option(a, "-o") || is_option(a, "--output")) {
+            if (!(output = option_value(argc, argv, &i, a[1] == 'o' ? "-o" : "--output", "dot"))) return EXIT_USAGE;
+        } else if (is_pass_option(a)) {
+            if (parse_build_option(argc, argv, &i, &opt, "dot") < 0) return EXIT_USAGE;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("dot", "unknown option '%s'", a, DOT_OPTIONS);
+        } else if (!take_path(&path, a, "dot")) {
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) return usage_error("dot", "no model file given%s", "", NULL);
+    Frontend fe;
+    bool ok = frontend_run(&fe, path, stderr);
+    if (ok) {
+        backend_run_passes(fe.graph, &opt);
+        ok = write_dot(&fe, output);
     }
     frontend_free(&fe);
     return ok ? 0 : EXIT_MODEL_ERROR;
@@ -530,6 +583,14 @@ static const Command commands[] = {
      "                         --winograd-tile 2x2 or 4x4: that output tile for every one)\n"
      "-O0 runs no pass; --disable-pass (repeatable) skips one, here and in shapes, build, test and run\n",
      DUMP_OPTIONS, run_dump_ir},
+    {"dot", "write the graph after the optimizer's passes as Graphviz DOT (render: dot -Tsvg)",
+     "usage: layerc dot [-o FILE] [-O0] [--disable-pass PASS] MODEL.nn\n"
+     "  -o FILE          write the DOT text to FILE (default: standard output)\n"
+     "  -O0, --disable-pass PASS   the graph without the optimizer's passes (or one of them)\n"
+     "a box per layer or fused group (its types, output shape, parameters, MACs and, for a Conv2d,\n"
+     "how it is computed); ellipses for the inputs and outputs; dashed edges for the skip tensor a\n"
+     "convolution adds in its kernel\n",
+     DOT_OPTIONS, run_dot},
     {"build", "compile the model to a self-contained shared library (weights embedded)",
      "usage: layerc build [OPTIONS] MODEL.nn\n"
      "  --weights FILE     a .safetensors file with the PyTorch state_dict (else random weights)\n"

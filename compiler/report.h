@@ -22,4 +22,7 @@ void report_text(FILE *out, const Graph *g, bool explain, const ReportTotals *be
 /* Returns false only when the JSON could not be built (out of memory). */
 bool report_json(FILE *out, const Graph *g, bool explain, const ReportTotals *before);
 
+/* The graph as Graphviz DOT (report_dot.c): a box per layer or fused group, edges for the reads. */
+void report_dot(FILE *out, const Graph *g);
+
 #endif

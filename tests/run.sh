@@ -41,6 +41,30 @@ trap 'rm -rf "$TMP"' EXIT
 pass() { PASS=$((PASS + 1)); [ -n "${VERBOSE:-}" ] && echo "PASS $1"; return 0; }
 fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' <<<"$2" | head -40; return 0; }
 
+# Independent cases run $JOBS at a time: `spawn FUNCTION ARGS...` runs a test function in the
+# background with its own counters and output file; `collect` waits for them and adds their counts
+# and FAIL lines in the order they were spawned.
+JOBS=${JOBS:-$(nproc)}
+SPAWNED=0
+mkdir -p "$TMP/results"
+spawn() {
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+    SPAWNED=$((SPAWNED + 1))
+    local file
+    file=$(printf '%s/results/%06d' "$TMP" "$SPAWNED")
+    ( PASS=0; FAIL=0; "$@" >"$file.out" 2>&1; echo "$PASS $FAIL" >"$file.counts" ) &
+}
+collect() {
+    wait
+    local f p q
+    for f in "$TMP"/results/*.out; do
+        [ -e "$f" ] || continue
+        cat "$f"
+        if read -r p q <"${f%.out}.counts"; then PASS=$((PASS + p)); FAIL=$((FAIL + q)); else fail "$(basename "$f") (no result)"; fi
+        rm -f "$f" "${f%.out}.counts"
+    done
+}
+
 # expect_output NAME EXPECTED_FILE ACTUAL_FILE
 expect_output() {
     if [ -n "${UPDATE:-}" ]; then cp "$3" "$2"; fi
@@ -184,7 +208,19 @@ suite_reports() {
         stem=$(basename "$src" .nn)
         (cd examples && $L shapes --explain "$stem.nn") >"$TMP/$stem.report" 2>&1
         expect_output "$tag report $stem" "tests/reports/$stem.expected" "$TMP/$stem.report"
+        (cd examples && $L dot "$stem.nn") >"$TMP/$stem.dot" 2>&1
+        expect_output "$tag dot $stem" "tests/reports/$stem.dot" "$TMP/$stem.dot"
     done
+    # -o writes the same text whole; a path that cannot be written is an error, exit 1, nothing left behind.
+    local out rc
+    out=$($L dot examples/resnet18.nn -o "$TMP/resnet18_o.dot" 2>&1); rc=$?
+    [ $rc = 0 ] && cmp -s "$TMP/resnet18_o.dot" tests/reports/resnet18.dot && pass "$tag dot -o" || fail "$tag dot -o" "rc=$rc $out"
+    out=$($L dot examples/resnet18.nn -o "$TMP/no/such/dir/r.dot" 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "no/such/dir/r.dot" <<<"$out" && [ ! -e "$TMP/no" ] && pass "$tag dot -o unwritable" \
+        || fail "$tag dot -o unwritable" "rc=$rc $out"
+    out=$($L dot -O0 examples/resnet18.nn 2>&1); rc=$?
+    [ $rc = 0 ] && ! grep -q "Winograd\|+ skip" <<<"$out" && [ "$(grep -c -- '->' <<<"$out")" = 78 ] && pass "$tag dot -O0" \
+        || fail "$tag dot -O0" "rc=$rc $(grep -c -- '->' <<<"$out") edges"
 }
 
 suite_diagnostics() {
@@ -246,8 +282,9 @@ suite_golden() {
                 || fail "$tag golden $name (refused)" "exit $rc: $out"
             continue
         fi
-        golden_case "$L" "$tag golden $name" "$dir" $extra
+        spawn golden_case "$L" "$tag golden $name" "$dir" $extra
     done
+    collect
 }
 
 # golden_case LAYERC TEST_NAME CASE_DIR [OPTIONS...]: `layerc test` of the case against PyTorch's output
@@ -267,8 +304,9 @@ suite_targets() {
     local L=$1 tag=$2 dir name out
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
-        grep -qx "$name" tests/golden/outputs/NOT_LOWERED || golden_case "$L" "$tag sse golden $name" "$dir" --target-cpu x86-64
+        grep -qx "$name" tests/golden/outputs/NOT_LOWERED || spawn golden_case "$L" "$tag sse golden $name" "$dir" --target-cpu x86-64
     done
+    collect
     local so="$TMP/avx512.so"
     if out=$("$L" build examples/tutorial_conv.nn --target-cpu skylake-avx512 -o "$so" 2>&1) \
         && objdump -d --no-show-raw-insn "$so" | grep -q "vfmadd[0-9]*ps.*%zmm" \
@@ -292,9 +330,15 @@ suite_examples() {
         $big && [ -n "$extra" ] && continue
         local batch=""
         $big && batch="--batch 1"
-        out=$("$L" test "$src" --threads 2 $batch $extra 2>&1); rc=$?
-        [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag example $name" || fail "$tag example $name" "exit $rc: $out"
+        spawn example_case "$L" "$tag example $name" "$src" --threads 2 $batch $extra
     done
+    collect
+}
+example_case() {
+    local L=$1 test=$2 src=$3 out rc
+    shift 3
+    out=$("$L" test "$src" "$@" 2>&1); rc=$?
+    [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$test" || fail "$test" "exit $rc: $out"
 }
 
 suite_ir() {
@@ -351,9 +395,10 @@ suite_winograd() {
             algorithms=$(cd "$dir" && "$L" dump-ir --winograd always --winograd-tile $tile model.nn 2>/dev/null | grep -o "algorithm=winograd F([0-9x,]*)")
             [ -n "$algorithms" ] && [[ $seen != *"|$algorithms|"* ]] || continue
             seen="$seen|$algorithms|"
-            golden_case "$L" "$tag winograd $tile golden $name" "$dir" --winograd always --winograd-tile $tile --threads 2 $extra
+            spawn golden_case "$L" "$tag winograd $tile golden $name" "$dir" --winograd always --winograd-tile $tile --threads 2 $extra
         done
     done
+    collect
     # The per-sample kernel with an uneven split (5 samples on 3 threads: calls of 1, 2 and 2 samples,
     # each in the scratch slot of its first), and the steps at batch 1, against the reference interpreter.
     local batch
@@ -367,17 +412,24 @@ suite_winograd() {
 # No pass changes results: -O0 passes against PyTorch, and -O3 matches -O0
 # within 1e-5 absolute and relative (float rounding: Winograd F(2x2,5x5)
 # differs from the direct sum by up to 2.2e-6 on the goldens).
+# One case of suite_passes: -O0 against PyTorch, then -O3 against -O0.
+passes_case() {
+    local L=$1 tag=$2 dir=$3 name out
+    name=$(basename "$dir")
+    golden_case "$L" "$tag -O0 golden $name" "$dir" -O0 || return 0
+    out=$(cd "$dir" && "$L" run -O0 model.nn --weights weights.safetensors --input input.npy -o "$TMP/o0_$name.npy" 2>&1 &&
+          "$L" test -O3 model.nn --weights weights.safetensors --input input.npy --expect "$TMP/o0_$name.npy" \
+              --atol 1e-5 --rtol 1e-5 2>&1) && grep -q "^PASS$" <<<"$out" \
+        && pass "$tag -O3 = -O0 $name" || fail "$tag -O3 = -O0 $name" "$out"
+}
 suite_passes() {
-    local L=$1 tag=$2 dir name out
+    local L=$1 tag=$2 dir name
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
         grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
-        golden_case "$L" "$tag -O0 golden $name" "$dir" -O0 || continue
-        out=$(cd "$dir" && "$L" run -O0 model.nn --weights weights.safetensors --input input.npy -o "$TMP/o0.npy" 2>&1 &&
-              "$L" test -O3 model.nn --weights weights.safetensors --input input.npy --expect "$TMP/o0.npy" \
-                  --atol 1e-5 --rtol 1e-5 2>&1) && grep -q "^PASS$" <<<"$out" \
-            && pass "$tag -O3 = -O0 $name" || fail "$tag -O3 = -O0 $name" "$out"
+        spawn passes_case "$L" "$tag" "$dir"
     done
+    collect
 }
 
 # The C API's promises (tests/api/test_api.c) on a named-batch and a fixed-batch model.
