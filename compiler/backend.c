@@ -202,6 +202,7 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
     snprintf(tmp_so, sizeof tmp_so, "%s.tmp.%d", opt->output, (int)getpid());
     snprintf(adopted, sizeof adopted, "%s.tmpw.%d", opt->output, (int)getpid());
     const char *library = tmp_so;
+    progress_step(&fe->progress, "optimising and generating machine code");
     int code_parts = emit_objects(&fe->diag, mod, &opt->emit, o.list);
     char parts[48];
     snprintf(parts, sizeof parts, "%d parts on as many threads", code_parts);
@@ -210,6 +211,7 @@ static bool compile_and_link(Frontend *fe, LLVMModuleRef mod, const ConstantPool
     int nobjects = code_parts;
     if (pool->len) o.list[nobjects++] = o.weights;
     bool ok = code_parts > 0 && (!pool->len || write_weights_object(&fe->diag, pool, o.weights, splice));
+    progress_step(&fe->progress, "linking");
     ok = ok && link_shared_library(&fe->diag, o.list, nobjects, tmp_so, opt->emit.sanitize);
     report_stage(opt, mark, "link", NULL);
     if (ok && splice) {
@@ -256,9 +258,11 @@ bool backend_build(Frontend *fe, const BuildOptions *opt)
     double mark = monotonic_seconds();
     Graph *g = fe->graph;
     if (!lower_check_supported(&fe->diag, g)) return false;      /* every layer has a kernel */
+    progress_step(&fe->progress, "loading the weights");
     if (!backend_load_weights(fe, opt)) return false;           /* the file's weights, or random ones */
     report_stage(opt, &mark, "weights", NULL);
     if (opt->weights_bound && !opt->weights_bound(fe, opt->weights_bound_ctx)) return false; /* test: the reference */
+    progress_step(&fe->progress, "optimising the graph");
     backend_run_passes(g, opt);                                 /* graph passes (passes.c) */
     const MemoryPlan *plan = plan_memory(&fe->arena, g);        /* activation memory */
     report_stage(opt, &mark, "passes and plan", NULL);
@@ -269,6 +273,7 @@ bool backend_build(Frontend *fe, const BuildOptions *opt)
     ConstantPool pool;
     constant_pool_init(&pool);
     pool_in_library_file(&pool, opt->output);
+    progress_step(&fe->progress, "lowering to LLVM IR");
     LLVMModuleRef mod = lower_graph(ctx, g, plan, prefix, vs.width, vs.registers, opt->inject_fault_layer, &pool); /* LLVM IR */
     report_stage(opt, &mark, "lower", NULL);
     bool ok = compile_and_link(fe, mod, &pool, opt, &mark);     /* optimise, objects, link, weights */

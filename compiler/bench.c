@@ -215,6 +215,7 @@ static bool run_for(Bench *b, double seconds, int min_runs, bool per_layer, bool
     if (max_runs < min_runs) max_runs = min_runs;
     double start = monotonic_seconds(), elapsed = 0;
     for (int runs = 0; runs < max_runs && (runs < min_runs || elapsed < seconds); runs++) {
+        progress_step(&b->fe->progress, "%s: run %d", !record ? "warming up" : per_layer ? "timing each layer" : "timing", runs + 1);
         int rc = run_once(b, per_layer, record);
         if (rc != 0) {
             diag_error(&b->fe->diag, (SrcSpan){0}, "running the model failed: %s",
@@ -375,6 +376,7 @@ static bool print_json(Bench *b, const Stats *total, Stats *layer)
 
 static bool report(Bench *b)
 {
+    progress_end(&b->fe->progress);
     Stats total = summarize(&b->total);
     Stats *layer = NULL;
     if (b->opt->per_layer) {

@@ -85,6 +85,7 @@ static void print_source_line(Diag *d, SrcSpan at)
 
 static void vreport(Diag *d, DiagLevel level, SrcSpan at, const char *fmt, va_list ap)
 {
+    progress_clear(d->progress);
     if (level == DIAG_ERROR) {
         if (d->errors >= d->max_errors) return;
         d->errors++;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "arena.h"
+#include "progress.h"
 
 /* A span of source text; lines and columns are 1-based, last_* inclusive.
  * The layout matches bison's YYLTYPE so the parser fills it directly. */
@@ -40,6 +41,7 @@ typedef struct Diag {
     int errors, warnings;
     int max_errors;        /* stop reporting (and compiling) after this many */
     bool color;
+    Progress *progress;    /* a progress line to erase before printing, or NULL */
 } Diag;
 
 /* Index the lines of src->text. */

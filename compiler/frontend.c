@@ -32,6 +32,7 @@ bool frontend_run(Frontend *fe, const char *path, FILE *out)
     memset(fe, 0, sizeof *fe);
     arena_init(&fe->arena);
     diag_init(&fe->diag, &fe->arena, &fe->src, out);
+    fe->diag.progress = &fe->progress;
     if (!read_source(fe, path)) return false;
 
     Program *program = parse_source(&fe->arena, &fe->diag, &fe->src);
@@ -46,4 +47,8 @@ bool frontend_run(Frontend *fe, const char *path, FILE *out)
     return fe->diag.errors == 0;
 }
 
-void frontend_free(Frontend *fe) { arena_free(&fe->arena); }
+void frontend_free(Frontend *fe)
+{
+    progress_end(&fe->progress);
+    arena_free(&fe->arena);
+}

@@ -5,12 +5,15 @@
 
 #include "diag.h"
 #include "graph.h"
+#include "progress.h"
 
 typedef struct Frontend {
     Arena arena; /* owns everything below */
     Source src;
     Diag diag;
     Graph *graph; /* NULL when the model could not be read or bound */
+    Progress progress; /* the command's progress line (off until progress_begin): the back end, the
+                        * harness and bench draw their long work on it */
 } Frontend;
 
 /* Runs the front end on the file at path, reporting to `out`.  Returns true

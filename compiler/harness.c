@@ -413,7 +413,8 @@ static bool write_reference(Frontend *fe, void *ctx)
     const Graph *g = fe->graph;
     float **ref = arena_alloc_array(&fe->arena, (size_t)g->nodes.len, sizeof *ref);
     char err[512];
-    if (!reference_run_perturbed(&fe->arena, g, (const void *const *)t->rd.inputs, t->rd.batch, 0.0, 0, ref, err, sizeof err)) {
+    if (!reference_run_perturbed(&fe->arena, g, (const void *const *)t->rd.inputs, t->rd.batch, 0.0, 0, &fe->progress, ref, err,
+                                 sizeof err)) {
         diag_error(&fe->diag, (SrcSpan){0}, "the reference interpreter cannot run this model: %s", err);
         return false;
     }
@@ -437,6 +438,7 @@ int harness_test(Frontend *fe, const TestOptions *opt)
     if (backend_build(fe, &build) && write_harness(fe, t.dir, "./libmodel.so", &t.rd, opt) &&
         compile_harness(fe, t.dir, opt->sanitize)) {
         char *argv[] = {"./harness", NULL};
+        progress_end(&fe->progress); /* the harness prints the results */
         fflush(stdout);
         status = run_command(&fe->diag, t.dir, argv);
         if (status < 0) status = 1;

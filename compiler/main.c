@@ -61,6 +61,13 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg, const 
 
 static bool is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
 
+/* The progress line of a long command (progress.h): "layerc: building vgg16_bn.nn: linking (1.2 s)". */
+static void begin_progress(Frontend *fe, const char *doing, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    progress_begin(&fe->progress, stderr, arena_printf(&fe->arena, "%s %s", doing, slash ? slash + 1 : path));
+}
+
 /* ---- layerc check ---- */
 
 static const char *const CHECK_OPTIONS[] = {"--help", NULL};
@@ -414,6 +421,7 @@ static int run_build(int argc, char **argv)
     bool ok = frontend_run(&fe, path, stderr);
     if (ok) {
         if (!opt.output) opt.output = arena_printf(&fe.arena, "lib%s.so", model_symbol_prefix(&fe.arena, fe.graph->model_name));
+        if (!opt.time_report) begin_progress(&fe, "building", path); /* --time-report prints the stages itself */
         ok = backend_build(&fe, &opt);
     }
     frontend_free(&fe);
@@ -481,7 +489,11 @@ static int run_test(int argc, char **argv)
     }
     if (!path) return usage_error("test", "no model file given%s", "", NULL);
     Frontend fe;
-    int status = frontend_run(&fe, path, stderr) ? harness_test(&fe, &opt) : EXIT_MODEL_ERROR;
+    int status = EXIT_MODEL_ERROR;
+    if (frontend_run(&fe, path, stderr)) {
+        begin_progress(&fe, "testing", path);
+        status = harness_test(&fe, &opt);
+    }
     frontend_free(&fe);
     return status;
 }
@@ -517,7 +529,11 @@ static int run_run(int argc, char **argv)
     if (!opt.ninput_npy) return usage_error("run", "--input X.npy is required%s", "", NULL);
     if (!opt.noutput_npy) return usage_error("run", "-o Y.npy is required%s", "", NULL);
     Frontend fe;
-    int status = frontend_run(&fe, path, stderr) ? harness_run(&fe, &opt) : EXIT_MODEL_ERROR;
+    int status = EXIT_MODEL_ERROR;
+    if (frontend_run(&fe, path, stderr)) {
+        begin_progress(&fe, "running", path);
+        status = harness_run(&fe, &opt);
+    }
     frontend_free(&fe);
     return status;
 }
@@ -554,7 +570,11 @@ static int run_bench(int argc, char **argv)
     }
     if (!path) return usage_error("bench", "no model file given%s", "", NULL);
     Frontend fe;
-    int status = frontend_run(&fe, path, stderr) ? bench_model(&fe, &opt) : EXIT_MODEL_ERROR;
+    int status = EXIT_MODEL_ERROR;
+    if (frontend_run(&fe, path, stderr)) {
+        begin_progress(&fe, "benchmarking", path);
+        status = bench_model(&fe, &opt);
+    }
     frontend_free(&fe);
     return status;
 }

@@ -905,7 +905,7 @@ static void perturb(float *v, int64_t count, double noise, uint64_t *state)
 
 bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, float **outputs, char *err, size_t errsize)
 {
-    return reference_run_perturbed(a, g, &input, batch, 0.0, 0, outputs, err, errsize);
+    return reference_run_perturbed(a, g, &input, batch, 0.0, 0, NULL, outputs, err, errsize);
 }
 
 /* Input node n's values (the caller's k-th input) as floats, and as token ids when i64. */
@@ -923,18 +923,19 @@ static void load_input(Arena *a, const Node *n, const void *data, int64_t batch,
 }
 
 bool reference_run_perturbed(Arena *a, const Graph *g, const void *const *inputs, int64_t batch, double noise, uint64_t seed,
-                             float **outputs, char *err, size_t errsize)
+                             Progress *progress, float **outputs, char *err, size_t errsize)
 {
     if (!check_run(g, batch, err, errsize)) return false;
     /* ids[i]: node i's output as the original token ids, for i64 tensors (the input, and Identity/Flatten of it). */
     const int64_t **ids = arena_alloc_array(a, (size_t)g->nodes.len, sizeof *ids);
-    int next_input = 0;
+    int next_input = 0, layers_done = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const Node *n = g->nodes.items[i];
         if (n->op == OP_INPUT) {
             load_input(a, n, inputs[next_input++], batch, &outputs[i], &ids[i]);
             continue;
         }
+        progress_step(progress, "reference interpreter: layer %d of %d (%s)", ++layers_done, graph_layer_count(g), n->name);
         int src = n->inputs[0]->id;
         Eval e = {
             .arena = a,

@@ -7,6 +7,7 @@
 #define LAYERC_REFERENCE_H
 
 #include "graph.h"
+#include "progress.h"
 
 /* Runs g on `input` (`inputs` for reference_run_perturbed: one per model input, in declaration order: f32, or
  * i64 for a token-id input) for `batch` samples (the run-time batch when the
@@ -17,10 +18,11 @@
  * Returns false with a message in err for a layer it cannot evaluate. */
 bool reference_run(Arena *a, const Graph *g, const void *input, int64_t batch, float **outputs, char *err, size_t errsize);
 /* reference_run with every layer's output multiplied by 1 + noise * U(-1, 1)
- * (drawn from seed): how much rounding errors of that size change the
- * output tells how well conditioned the model is on this input. */
+ * (drawn from seed; noise 0: unchanged): how much rounding errors of that size change the
+ * output tells how well conditioned the model is on this input.  Each layer is
+ * a step of `progress` (NULL: none). */
 bool reference_run_perturbed(Arena *a, const Graph *g, const void *const *inputs, int64_t batch, double noise, uint64_t seed,
-                             float **outputs, char *err, size_t errsize);
+                             Progress *progress, float **outputs, char *err, size_t errsize);
 
 /* The shape of node n's output for a given run-time batch. */
 Shape reference_shape(const Node *n, int64_t batch);

@@ -96,6 +96,17 @@ suite_cli() {
         || fail "$tag cli bad --winograd-tile" "rc=$rc $out"
     out=$($L shapes --format yaml examples/cifar10.nn 2>&1); rc=$?
     [ $rc = 2 ] && pass "$tag cli bad format" || fail "$tag cli bad format" "rc=$rc $out"
+    # Progress: a long build draws its stages on a terminal (script(1) gives it one) and erases them;
+    # when stderr is not a terminal, or with LAYERC_PROGRESS=0, nothing but the warning is printed.
+    out=$(script -qec "$L build examples/vgg16_bn.nn -o $TMP/vgg_p.so" /dev/null 2>&1 | tr '\r' '\n'); rc=$?
+    [ $rc = 0 ] && grep -q $'^\e\\[Klayerc: building vgg16_bn.nn: linking ([0-9.]* s)$' <<<"$out" \
+        && [ "$(tail -n 1 <<<"$out")" = $'\e[K' ] && pass "$tag cli progress on a terminal" || fail "$tag cli progress on a terminal" "rc=$rc $(cat -v <<<"$out")"
+    out=$(LAYERC_PROGRESS=0 script -qec "$L build examples/vgg16_bn.nn -o $TMP/vgg_p.so" /dev/null 2>&1); rc=$?
+    [ $rc = 0 ] && ! grep -q "building" <<<"$out" && pass "$tag cli LAYERC_PROGRESS=0" || fail "$tag cli LAYERC_PROGRESS=0" "rc=$rc $(cat -v <<<"$out")"
+    out=$($L build examples/vgg16_bn.nn -o "$TMP/vgg_p.so" 2>&1); rc=$?
+    [ $rc = 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q "warning: no --weights given" <<<"$out" \
+        && pass "$tag cli no progress off a terminal" || fail "$tag cli no progress off a terminal" "rc=$rc $(cat -v <<<"$out")"
+    rm -f "$TMP/vgg_p.so"
     # Refused before any weight is drawn (quickly, in little memory), and nothing written.
     (cd tests/build && timeout 20 $L build weights_too_large.nn -o "$TMP/too_large.so"; echo "exit status $?") \
         >"$TMP/too_large.out" 2>&1

@@ -241,7 +241,7 @@ static void set_tolerance(Reference *r, Arena *a, const Graph *g, uint64_t seed)
     float **perturbed = arena_alloc_array(a, (size_t)g->nodes.len, sizeof *perturbed);
     char err[256];
     const void *inputs[1] = {r->input};
-    if (!reference_run_perturbed(a, g, inputs, r->batch, PERTURBATION, seed, perturbed, err, sizeof err)) return;
+    if (!reference_run_perturbed(a, g, inputs, r->batch, PERTURBATION, seed, NULL, perturbed, err, sizeof err)) return;
     const float *p = perturbed[g->nodes.len - 1];
     for (int64_t i = 0; i < r->out_elements; i++)
         if (isfinite(p[i]) && isfinite(r->output[i]) && fabs(p[i] - r->output[i]) > change) change = fabs(p[i] - r->output[i]);
