@@ -803,6 +803,13 @@ static Node *eval_call(Binder *b, Scope *frame, const LayerStmt *call)
     if (bd && bd->kind == NAME_MODULE) return call_named_module(b, frame, bd, call);
     const struct Functional *f = find_functional(call->layer);
     if (f && !bd) return call_functional(b, frame, f, call);
+    if (f) { /* a constant or a tensor of the same name hides the function, as a local name hides one in Python */
+        diag_error(b->diag, call->layer_loc, "'%s' is a %s here, which hides the function %s(...)", call->layer,
+                   bd->kind == NAME_CONSTANT ? "compile-time value" : "tensor", call->layer);
+        diag_note(b->diag, bd->loc, "'%s' is given here; rename it (for example 'use_%s') to call the function", call->layer,
+                  call->layer);
+        return NULL;
+    }
     if (op_lookup(call->layer) != OP_COUNT || bind_find_block(b, call->layer) || strcmp(call->layer, "Sequential") == 0) {
         diag_error(b->diag, call->layer_loc, "%s(...) declares a module; forward calls modules by name", call->layer);
         diag_note(b->diag, call->layer_loc, "declare it before forward, as 'name = %s(...)', and call name(x) here",
@@ -980,6 +987,7 @@ static void warn_uncalled(Binder *b, const Scope *s)
     for (int i = 0; i < s->modules.len; i++) {
         const Module *m = s->modules.items[i];
         if (!m->called) {
+            ptrvec_push(b->arena, &b->graph->uncalled, (void *)m->path);
             if (bind_first_warning_at(b, m->call->loc))
                 diag_warning(b->diag, m->call->loc, "submodule '%s' is never called in forward", m->path);
             continue;

@@ -252,6 +252,8 @@ typedef struct Graph {
     PtrVec outputs;         /* Node*, in the order forward returns them */
     Node *input;            /* inputs.items[0] */
     Node *output;           /* outputs.items[0] */
+    PtrVec uncalled;        /* char*: paths of submodules declared but never called in forward ("u.extra"): their
+                             * tensors in a weights file are expected, as PyTorch's state_dict has them */
 } Graph;
 
 /* ---- the layer table (layers.def; layer_args.c) ---- */

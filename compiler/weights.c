@@ -619,12 +619,23 @@ static const char *unused_hint(const Binder *b, const char *key)
     return arena_printf(a, "; no layer is named '%s'", shown(a, prefix));
 }
 
+/* Whether key belongs to a submodule that is declared but never called (graph.h: Graph.uncalled). */
+static bool of_uncalled_module(const Graph *g, const char *key)
+{
+    for (int i = 0; i < g->uncalled.len; i++) {
+        const char *path = g->uncalled.items[i];
+        size_t len = strlen(path);
+        if (strncmp(key, path, len) == 0 && key[len] == '.') return true;
+    }
+    return false;
+}
+
 static void warn_unused(const Binder *b, const WeightSet *w)
 {
     int unused = 0;
     for (int i = 0; i < w->count; i++) {
         const WeightTensor *t = &w->tensors[i];
-        if (t->used) continue;
+        if (t->used || of_uncalled_module(b->graph, t->key)) continue;
         if (++unused > MAX_UNUSED_WARNINGS) continue;
         diag_warning(b->diag, (SrcSpan){0}, "unused tensor '%s' in the weights file%s", shown(b->arena, t->key),
                      unused_hint(b, t->key));

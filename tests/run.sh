@@ -121,6 +121,9 @@ suite_cli() {
             || fail "$tag cli build $stem" "an output was written"
     done
     # Several inputs and outputs: one --input and one -o each, in order; a wrong count is an error, nothing written.
+    (cd tests/build && $L build uncalled_submodule.nn --weights uncalled_submodule.safetensors -o "$TMP/uncalled.so"; echo "exit status $?") \
+        >"$TMP/uncalled.out" 2>&1
+    expect_output "$tag cli build uncalled_submodule" tests/build/uncalled_submodule.expected "$TMP/uncalled.out"
     local two=tests/build/two_towers.nn
     out=$($L run $two --input tests/build/two_towers_a.npy --input tests/build/two_towers_b.npy -o "$TMP/two0.npy" \
           -o "$TMP/two1.npy" 2>&1); rc=$?
