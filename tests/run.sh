@@ -26,6 +26,8 @@
 #                 generated models and every saved regression case (tests/models/*.nn), each built at
 #                 -O0, -O3, -O3 with forced Winograd and for every lesser vector extension the CPU has,
 #                 against the reference interpreter; every lowered layer kind must be generated
+#   python        the Python binding (python/layerc.py, tests/python/test_layerc.py) with the python3 on PATH:
+#                 outputs against PyTorch's goldens and `layerc run`, threads, batches, exact error messages
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
 # Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites, and
@@ -450,6 +452,35 @@ suite_models() {
     add_counts "$tag models" "$out" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
 }
 
+# The Python binding: libraries built here, `layerc run`'s outputs beside them, then tests/python/test_layerc.py
+# (numpy only; it prints "python: N passed, M failed").  The plain pass only: python3 is not instrumented.
+suite_python() {
+    local L=$1 tag=$2 dir="$TMP/python" g=tests/golden/outputs out
+    if ! out=$(python3 -c "import numpy" 2>&1); then
+        fail "$tag python: numpy" "$(command -v python3) cannot import numpy (make deps installs it): $out"; return
+    fi
+    mkdir -p "$dir"
+    if ! out=$( ( set -e
+        "$L" build $g/example_cifar10/model.nn --weights $g/example_cifar10/weights.safetensors -o "$dir/cifar10.so"
+        "$L" run $g/example_cifar10/model.nn --weights $g/example_cifar10/weights.safetensors \
+            --input $g/example_cifar10/input.npy -o "$dir/cifar10_run.npy"
+        "$L" build tests/build/two_towers.nn -o "$dir/two_towers.so"
+        "$L" run tests/build/two_towers.nn --input tests/build/two_towers_a.npy --input tests/build/two_towers_b.npy \
+            -o "$dir/two_towers_run0.npy" -o "$dir/two_towers_run1.npy"
+        "$L" build $g/embedding_padding_idx/model.nn --weights $g/embedding_padding_idx/weights.safetensors -o "$dir/embedding.so"
+        "$L" run $g/embedding_padding_idx/model.nn --weights $g/embedding_padding_idx/weights.safetensors \
+            --input $g/embedding_padding_idx/input.npy -o "$dir/embedding_run.npy"
+        "$L" build tests/build/token_ids.nn -o "$dir/token_ids.so"
+        "$L" run tests/build/token_ids.nn --input tests/build/good_ids.npy -o "$dir/token_ids_run.npy"
+        "$L" build $g/example_tutorial_conv/model.nn --weights $g/example_tutorial_conv/weights.safetensors \
+            -o "$dir/tutorial_conv.so"
+        echo 'int not_a_model(void) { return 0; }' | ${CC:-cc} -shared -fPIC -x c - -o "$dir/not_layerc.so" ) 2>&1 ); then
+        fail "$tag python (building the models)" "$out"; return
+    fi
+    out=$(python3 tests/python/test_layerc.py "$dir" 2>&1)
+    add_counts "$tag python" "$out" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
+}
+
 # timed SUITE ARGS...: runs a suite; with TIMES=1 its wall time goes to stderr.
 timed() {
     local t0=$SECONDS
@@ -478,6 +509,7 @@ run_all() {
     [ -z "$3" ] && want valgrind && timed suite_valgrind "$L" "$tag"
     [ -z "$3" ] && want targets && timed suite_targets "$L" "$tag"
     [ -z "$3" ] && want models && timed suite_models "$tag"
+    [ -z "$3" ] && want python && timed suite_python "$L" "$tag"
     return 0
 }
 
