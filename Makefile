@@ -2,7 +2,7 @@
 #   make          builds ./layerc
 #   make test     installs missing packages (as root), builds, runs every test suite
 #                 (also under AddressSanitizer + UndefinedBehaviorSanitizer)
-#   make deps     installs the Debian packages the build and tests need
+#   make deps     installs the Debian packages the build and tests need (and numpy for the python3 on PATH)
 LLVM_CONFIG ?= llvm-config-19
 CC ?= cc
 BUILD := build
@@ -20,7 +20,7 @@ GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c
 HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
 
 # Debian packages: build tools, libraries, and what the test scripts use.
-DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 valgrind
+DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 python3-numpy valgrind
 
 .PHONY: all test deps clean unit-tests bench fuzz fuzz-models
 all: layerc $(BUILD)/liblayerc_rt.a
@@ -105,6 +105,7 @@ fuzz: $(BUILD)/parser.c $(BUILD)/lexer.c
 
 deps:
 	@sh tools/install-deps.sh $(DEB_PACKAGES)
+	@sh tools/install-numpy.sh
 
 test: deps
 	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests $(BUILD)/fuzz_models
