@@ -26,6 +26,8 @@
 #                 generated models and every saved regression case (tests/models/*.nn), each built at
 #                 -O0, -O3, -O3 with forced Winograd and for every lesser vector extension the CPU has,
 #                 against the reference interpreter; every lowered layer kind must be generated
+#   demo          the digits demo (examples/digits/run.sh, `make demo`): the trained CNN's accuracy and 100%
+#                 agreement with PyTorch's predictions; a changed PyTorch prediction makes it fail
 #   python        the Python binding (python/layerc.py, tests/python/test_layerc.py) with the python3 on PATH:
 #                 outputs against PyTorch's goldens and `layerc run`, threads, batches, exact error messages
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
@@ -452,6 +454,28 @@ suite_models() {
     add_counts "$tag models" "$out" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
 }
 
+# The digits demo end to end (its timing rounds cut to 2, PyTorch not timed), then the demo program on a
+# copy of the data where one PyTorch prediction was changed: it must see the disagreement and fail.
+suite_demo() {
+    local L=$1 tag=$2 out rc diff bad="$TMP/digits_bad"
+    out=$(LAYERC="$L" OUT="$TMP/digits" ROUNDS=2 PYTORCH_LIVE=0 bash examples/digits/run.sh 2>&1); rc=$?
+    diff=$(sed -n 's/^agreement with PyTorch .*max |logit difference| \(.*\)$/\1/p' <<<"$out")
+    [ $rc = 0 ] && grep -qx "accuracy on the test split    99.72 %  (359 of 360 correct)" <<<"$out" \
+        && grep -q "^agreement with PyTorch       100.00 %  (360 of 360 predictions), max |logit difference| " <<<"$out" \
+        && python3 -c "import sys; sys.exit(not float(sys.argv[1]) < 1e-4)" "$diff" \
+        && grep -q "^  batch 360, 2 threads " <<<"$out" && pass "$tag demo digits: accuracy, 100% agreement" \
+        || { fail "$tag demo digits: accuracy, 100% agreement" "rc=$rc $out"; return; }
+    mkdir -p "$bad" && cp examples/digits/*.npy examples/digits/pytorch_reference.json "$bad/"
+    python3 -c "import numpy as np; p = np.load('$bad/pytorch_predictions.npy'); p[7] = (p[7] + 1) % 10; np.save('$bad/pytorch_predictions.npy', p)"
+    out=$("$TMP/digits/demo" "$bad" --rounds 1 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "^agreement with PyTorch        99.72 %  (359 of 360 predictions)" <<<"$out" \
+        && grep -Eq "^  image 7: layerc predicts [0-9], PyTorch [0-9]$" <<<"$out" && pass "$tag demo digits: a disagreement fails" \
+        || fail "$tag demo digits: a disagreement fails" "rc=$rc $out"
+    out=$("$TMP/digits/demo" "$TMP" 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "^demo: cannot open $TMP/test_images.npy: No such file or directory$" <<<"$out" \
+        && pass "$tag demo digits: missing data" || fail "$tag demo digits: missing data" "rc=$rc $out"
+}
+
 # The Python binding: libraries built here, `layerc run`'s outputs beside them, then tests/python/test_layerc.py
 # (numpy only; it prints "python: N passed, M failed").  The plain pass only: python3 is not instrumented.
 suite_python() {
@@ -510,6 +534,7 @@ run_all() {
     [ -z "$3" ] && want targets && timed suite_targets "$L" "$tag"
     [ -z "$3" ] && want models && timed suite_models "$tag"
     [ -z "$3" ] && want python && timed suite_python "$L" "$tag"
+    [ -z "$3" ] && want demo && timed suite_demo "$L" "$tag"
     return 0
 }
 

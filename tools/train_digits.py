@@ -7,7 +7,7 @@ neither torch nor scikit-learn.  This script needs both (Debian's
 python3-torch and python3-sklearn, so run it with /usr/bin/python3):
 
     /usr/bin/python3 tools/train_digits.py            # train, write everything
-    /usr/bin/python3 tools/train_digits.py --time-only OUT.json
+    /usr/bin/python3 tools/train_digits.py --time-only OUT.json [--rounds R]
         # time PyTorch on the committed weights and test images (no sklearn,
         # no training), as examples/digits/run.sh does when torch is there
 
@@ -189,33 +189,34 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores"
 
 
-def timing_record(model, images):
+def timing_record(model, images, rounds=TIMING_ROUNDS):
     return {
         "machine": machine(),
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
-        "rule": f"median of {TIMING_ROUNDS} rounds over the {len(images)} test images, eval mode, "
+        "rule": f"median of {rounds} rounds over the {len(images)} test images, eval mode, "
         "torch.inference_mode(); batch1: one image a call, whole_split: one call",
-        "ms_per_image": time_pytorch(model, images),
+        "ms_per_image": time_pytorch(model, images, rounds),
     }
 
 
-def time_only(path):
+def time_only(path, rounds):
     model = make_model()
     model.load_state_dict(load_safetensors(os.path.join(OUT_DIR, "digits.safetensors")))
     images = np.load(os.path.join(OUT_DIR, "test_images.npy"))
     with open(path, "w") as f:
-        json.dump(timing_record(model, images), f, indent=1)
+        json.dump(timing_record(model, images, rounds), f, indent=1)
         f.write("\n")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--time-only", metavar="OUT.json", help="only time PyTorch on the committed model")
+    parser.add_argument("--rounds", type=int, default=TIMING_ROUNDS, help="timing rounds for --time-only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.time_only:
-        time_only(args.time_only)
+        time_only(args.time_only, max(1, args.rounds))
         return
 
     torch.manual_seed(SEED)
