@@ -498,6 +498,7 @@ suite_python() {
         "$L" run tests/build/token_ids.nn --input tests/build/good_ids.npy -o "$dir/token_ids_run.npy"
         "$L" build $g/example_tutorial_conv/model.nn --weights $g/example_tutorial_conv/weights.safetensors \
             -o "$dir/tutorial_conv.so"
+        "$L" build examples/digits/digits.nn --weights examples/digits/digits.safetensors -o "$dir/digits.so"
         echo 'int not_a_model(void) { return 0; }' | ${CC:-cc} -shared -fPIC -x c - -o "$dir/not_layerc.so" ) 2>&1 ); then
         fail "$tag python (building the models)" "$out"; return
     fi

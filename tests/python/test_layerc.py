@@ -2,7 +2,8 @@
 
     python3 tests/python/test_layerc.py DIR
 
-DIR holds what tests/run.sh (suite `python`) built there: a library per model
+DIR holds what tests/run.sh (suite `python`) built there: a library per model (digits.so: the
+trained CNN of examples/digits, checked against PyTorch's logits committed there)
 and `layerc run`'s outputs for the same inputs (NAME.so, NAME_run*.npy; see
 suite_python).  The PyTorch goldens are read from tests/golden/outputs.  Ends
 with "python: N passed, M failed".  Needs numpy, never torch.
@@ -212,6 +213,21 @@ def test_fixed_batch(dir):
                  lambda: model(np.zeros((3, 3, 32, 32), np.float32)))
 
 
+def test_digits(dir):
+    """The trained digits CNN (examples/digits) against PyTorch's logits on its 360 test images."""
+    data = os.path.join(ROOT, "examples", "digits")
+    images = np.load(os.path.join(data, "test_images.npy"))
+    torch_logits = np.load(os.path.join(data, "pytorch_logits.npy"))
+    model = layerc.load(os.path.join(dir, "digits.so"))
+    logits = model(images)
+    close_to("digits vs PyTorch's logits", logits, torch_logits, {"atol": 1e-4, "rtol": 1e-4})
+    predictions = logits.argmax(axis=1)
+    check("digits: PyTorch's predictions", np.array_equal(predictions, np.load(os.path.join(data, "pytorch_predictions.npy"))))
+    accuracy = (predictions == np.load(os.path.join(data, "test_labels.npy"))).mean()
+    check("digits accuracy", abs(accuracy - 359 / 360) < 1e-9, accuracy)
+    identical("digits threads=2", model.run(images, threads=2), logits)
+
+
 def test_load_errors(dir):
     check_raises("load a missing file", layerc.LoadError, "cannot open '/nonexistent/lib.so': no such file",
                  lambda: layerc.load("/nonexistent/lib.so"))
@@ -230,7 +246,7 @@ def test_load_errors(dir):
 
 def main():
     dir = sys.argv[1]
-    for test in (test_cifar10, test_two_towers, test_token_ids, test_fixed_batch, test_load_errors):
+    for test in (test_cifar10, test_two_towers, test_token_ids, test_fixed_batch, test_digits, test_load_errors):
         try:
             test(dir)
         except Exception:  # noqa: BLE001 - an unexpected error fails the test, the others still run
