@@ -267,7 +267,10 @@ class Model:
 
     @staticmethod
     def _from_sequence(where, spec, value):
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError as e:  # a ragged list
+            raise ShapeError(f"{where}: cannot make an array of this {type(value).__name__}: {e}") from None
         if spec.dtype.kind == "f" and array.dtype.kind in "fiub":
             return array.astype(spec.dtype)
         if spec.dtype.kind == "i" and array.dtype.kind in "iu":
@@ -281,7 +284,7 @@ class Model:
         if fits:
             return
         message = f"{where}: expected shape {_format_shape(want)}, got {_format_shape(shape)}"
-        if len(shape) == len(want) - 1 and tuple(shape) == tuple(want[1:]):
+        if self.batched and len(shape) == len(want) - 1 and tuple(shape) == tuple(want[1:]):
             message += f": one sample needs the batch dimension too ({spec.name}[None])"
         elif not self.batched and len(shape) == len(want) and tuple(shape[1:]) == tuple(want[1:]):
             message += f": the model's batch is fixed at {want[0]}"
