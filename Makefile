@@ -2,7 +2,8 @@
 #   make          builds ./layerc
 #   make test     installs missing packages (as root), builds, runs every test suite
 #                 (also under AddressSanitizer + UndefinedBehaviorSanitizer)
-#   make deps     installs the Debian packages the build and tests need
+#   make demo     builds, then compiles and runs the digits demo (examples/digits)
+#   make deps     installs the Debian packages the build and tests need (and numpy for the python3 on PATH)
 LLVM_CONFIG ?= llvm-config-19
 CC ?= cc
 BUILD := build
@@ -20,9 +21,9 @@ GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c
 HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
 
 # Debian packages: build tools, libraries, and what the test scripts use.
-DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 valgrind
+DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 python3-numpy valgrind
 
-.PHONY: all test deps clean unit-tests bench fuzz fuzz-models
+.PHONY: all test deps clean unit-tests bench fuzz fuzz-models demo
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden.
@@ -88,6 +89,11 @@ SECONDS ?= 600
 fuzz-models: all $(BUILD)/fuzz_models
 	$(BUILD)/fuzz_models --seconds $(SECONDS) --jobs $(shell nproc) --seed $$(date +%s) --save tests/models
 
+# The README's main demo (examples/digits/run.sh): a CNN trained with PyTorch on handwritten digits,
+# compiled and run on its held-out test split: accuracy, agreement with PyTorch, time per image.
+demo: all
+	@bash examples/digits/run.sh
+
 # The benchmarks, not part of `make test`: compile time (bench/compile_time.sh) and fusion (bench/fusion.sh,
 # docs/benchmarks.md), Winograd against direct (bench/winograd.sh), then layerc against
 # PyTorch, ONNX Runtime and oneDNN with the measured FMA peak (bench/run_all.sh, docs/peers.md; peers that are
@@ -105,6 +111,7 @@ fuzz: $(BUILD)/parser.c $(BUILD)/lexer.c
 
 deps:
 	@sh tools/install-deps.sh $(DEB_PACKAGES)
+	@sh tools/install-numpy.sh
 
 test: deps
 	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests $(BUILD)/fuzz_models

@@ -26,6 +26,10 @@
 #                 generated models and every saved regression case (tests/models/*.nn), each built at
 #                 -O0, -O3, -O3 with forced Winograd and for every lesser vector extension the CPU has,
 #                 against the reference interpreter; every lowered layer kind must be generated
+#   demo          the digits demo (examples/digits/run.sh, `make demo`): the trained CNN's accuracy and 100%
+#                 agreement with PyTorch's predictions; a changed PyTorch prediction makes it fail
+#   python        the Python binding (python/layerc.py, tests/python/test_layerc.py) with the python3 on PATH:
+#                 outputs against PyTorch's goldens and `layerc run`, threads, batches, exact error messages
 # The same suites run again with the AddressSanitizer + UBSan build (build/san/layerc); there
 # `layerc test --sanitize` instruments the runtime, the generated code and the harness too.
 # Set UPDATE=1 to rewrite the .expected files of the reports and diagnostics suites, and
@@ -516,6 +520,58 @@ suite_models() {
     add_counts "$tag models" "$out" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
 }
 
+# The digits demo end to end (its timing rounds cut to 2, PyTorch not timed), then the demo program on a
+# copy of the data where one PyTorch prediction was changed: it must see the disagreement and fail.
+suite_demo() {
+    local L=$1 tag=$2 out rc diff bad="$TMP/digits_bad"
+    out=$(LAYERC="$L" OUT="$TMP/digits" ROUNDS=2 PYTORCH_LIVE=0 bash examples/digits/run.sh 2>&1); rc=$?
+    diff=$(sed -n 's/^agreement with PyTorch .*max |logit difference| \(.*\)$/\1/p' <<<"$out")
+    [ $rc = 0 ] && grep -qx "accuracy on the test split    99.72 %  (359 of 360 correct)" <<<"$out" \
+        && grep -q "^agreement with PyTorch       100.00 %  (360 of 360 predictions), max |logit difference| " <<<"$out" \
+        && python3 -c "import sys; sys.exit(not float(sys.argv[1]) < 1e-4)" "$diff" \
+        && grep -q "^  batch 360, 2 threads " <<<"$out" && pass "$tag demo digits: accuracy, 100% agreement" \
+        || { fail "$tag demo digits: accuracy, 100% agreement" "rc=$rc $out"; return; }
+    mkdir -p "$bad" && cp examples/digits/*.npy examples/digits/pytorch_reference.json "$bad/"
+    python3 -c "import numpy as np; p = np.load('$bad/pytorch_predictions.npy'); p[7] = (p[7] + 1) % 10; np.save('$bad/pytorch_predictions.npy', p)"
+    out=$("$TMP/digits/demo" "$bad" --rounds 1 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "^agreement with PyTorch        99.72 %  (359 of 360 predictions)" <<<"$out" \
+        && grep -Eq "^  image 7: layerc predicts [0-9], PyTorch [0-9]$" <<<"$out" && pass "$tag demo digits: a disagreement fails" \
+        || fail "$tag demo digits: a disagreement fails" "rc=$rc $out"
+    out=$("$TMP/digits/demo" "$TMP" 2>&1); rc=$?
+    [ $rc = 1 ] && grep -q "^demo: cannot open $TMP/test_images.npy: No such file or directory$" <<<"$out" \
+        && pass "$tag demo digits: missing data" || fail "$tag demo digits: missing data" "rc=$rc $out"
+}
+
+# The Python binding: libraries built here, `layerc run`'s outputs beside them, then tests/python/test_layerc.py
+# (numpy only; it prints "python: N passed, M failed").  The plain pass only: python3 is not instrumented.
+suite_python() {
+    local L=$1 tag=$2 dir="$TMP/python" g=tests/golden/outputs out
+    if ! out=$(python3 -c "import numpy" 2>&1); then
+        fail "$tag python: numpy" "$(command -v python3) cannot import numpy (make deps installs it): $out"; return
+    fi
+    mkdir -p "$dir"
+    if ! out=$( ( set -e
+        "$L" build $g/example_cifar10/model.nn --weights $g/example_cifar10/weights.safetensors -o "$dir/cifar10.so"
+        "$L" run $g/example_cifar10/model.nn --weights $g/example_cifar10/weights.safetensors \
+            --input $g/example_cifar10/input.npy -o "$dir/cifar10_run.npy"
+        "$L" build tests/build/two_towers.nn -o "$dir/two_towers.so"
+        "$L" run tests/build/two_towers.nn --input tests/build/two_towers_a.npy --input tests/build/two_towers_b.npy \
+            -o "$dir/two_towers_run0.npy" -o "$dir/two_towers_run1.npy"
+        "$L" build $g/embedding_padding_idx/model.nn --weights $g/embedding_padding_idx/weights.safetensors -o "$dir/embedding.so"
+        "$L" run $g/embedding_padding_idx/model.nn --weights $g/embedding_padding_idx/weights.safetensors \
+            --input $g/embedding_padding_idx/input.npy -o "$dir/embedding_run.npy"
+        "$L" build tests/build/token_ids.nn -o "$dir/token_ids.so"
+        "$L" run tests/build/token_ids.nn --input tests/build/good_ids.npy -o "$dir/token_ids_run.npy"
+        "$L" build $g/example_tutorial_conv/model.nn --weights $g/example_tutorial_conv/weights.safetensors \
+            -o "$dir/tutorial_conv.so"
+        "$L" build examples/digits/digits.nn --weights examples/digits/digits.safetensors -o "$dir/digits.so"
+        echo 'int not_a_model(void) { return 0; }' | ${CC:-cc} -shared -fPIC -x c - -o "$dir/not_layerc.so" ) 2>&1 ); then
+        fail "$tag python (building the models)" "$out"; return
+    fi
+    out=$(python3 tests/python/test_layerc.py "$dir" 2>&1)
+    add_counts "$tag python" "$out" "$(grep -A12 '^FAIL' <<<"$out" | head -60)"
+}
+
 # timed SUITE ARGS...: runs a suite; with TIMES=1 its wall time goes to stderr.
 timed() {
     local t0=$SECONDS
@@ -544,6 +600,8 @@ run_all() {
     [ -z "$3" ] && want valgrind && timed suite_valgrind "$L" "$tag"
     [ -z "$3" ] && want targets && timed suite_targets "$L" "$tag"
     [ -z "$3" ] && want models && timed suite_models "$tag"
+    [ -z "$3" ] && want python && timed suite_python "$L" "$tag"
+    [ -z "$3" ] && want demo && timed suite_demo "$L" "$tag"
     return 0
 }
 
