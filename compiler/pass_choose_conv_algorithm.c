@@ -14,7 +14,11 @@
  *  - the layer: at least 32 input and 32 output channels (the transforms
  *    cost about 1/C and 1/K of the products), or a 5x5 kernel with 4x4
  *    tiles and at least 16 output channels (winograd_pays); an output of at
- *    least 4x4;
+ *    least 7x7: below, the transforms and the padded scratch cost more than
+ *    the products saved (3x3, batch 1, Intel Xeon AVX-512, 2026-12-03: 512
+ *    channels at 7x7 1.24 ms Winograd / 1.50 direct, 256 at 6x6 0.32 / 0.24,
+ *    256 at 4x4 0.32 / 0.11, 32 -> 64 at 8x8 0.012 / 0.014, at 4x4 0.011 /
+ *    0.0038: the digits demo's last convolution);
  *  - the tile: 4x4 has a quarter of the tiles of 2x2 but its
  *    GEMM runs on whole vectors of them and its transforms cost more per
  *    product, so it is taken where (n x n positions) x (vectors of tiles) is
@@ -38,7 +42,7 @@
 #include "passes.h"
 #include "plan_memory.h"
 
-static const int64_t MIN_CHANNELS = 32, MIN_5X5_OUTPUT_CHANNELS = 16, MIN_OUTPUT_SIDE = 4;
+static const int64_t MIN_CHANNELS = 32, MIN_5X5_OUTPUT_CHANNELS = 16, MIN_OUTPUT_SIDE = 7;
 
 /* ---- the direct kernels (lower_conv.c) ---- */
 
