@@ -77,7 +77,21 @@ $(BUILD)/unit/%: tests/%.c tests/unit_check.h $(LIB_OBJS)
 $(BUILD)/san/unit/%: tests/%.c tests/unit_check.h $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(LDLIBS)
-unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%)
+# The runtime's thread pool on its own (tests/runtime/test_pool.c with runtime/runtime.c): plain, ASan + UBSan,
+# and ThreadSanitizer.
+POOL_TEST_SRCS := tests/runtime/test_pool.c runtime/runtime.c
+POOL_TEST_DEPS := $(POOL_TEST_SRCS) $(wildcard runtime/*.h) tests/unit_check.h
+$(BUILD)/unit/runtime/test_pool: $(POOL_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iruntime -pthread -o $@ $(POOL_TEST_SRCS)
+$(BUILD)/san/unit/runtime/test_pool: $(POOL_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -g -Wall -Wextra -Werror -Iruntime -pthread $(SAN_FLAGS) -o $@ $(POOL_TEST_SRCS)
+$(BUILD)/tsan/unit/runtime/test_pool: $(POOL_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -Iruntime -pthread -fsanitize=thread -o $@ $(POOL_TEST_SRCS)
+POOL_TESTS := $(BUILD)/unit/runtime/test_pool $(BUILD)/san/unit/runtime/test_pool $(BUILD)/tsan/unit/runtime/test_pool
+unit-tests: $(UNIT_TESTS:%=$(BUILD)/unit/%) $(UNIT_TESTS:%=$(BUILD)/san/unit/%) $(POOL_TESTS)
 
 # The random-model differential tester (fuzz/models/, docs/fuzzing.md): a fixed-seed set runs in
 # `make test`; `make fuzz-models SECONDS=N` runs it for N seconds and saves every failing model, minimised,

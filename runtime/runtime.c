@@ -35,20 +35,31 @@ typedef struct Job {
     layerc_kernel kernel;
     const void *input;
     void *output;
-    int64_t batch, first, items; /* items [first, first + items) */
+    int64_t batch, first, items; /* items [first, first + items), in `chunks` contiguous chunks */
+    int chunks;
 } Job;
 
 /* The caller publishes a job by bumping `generation` (after writing `job`);
  * workers see it by polling, or are woken from `wake` when they sleep.
  * `sleepers` and `generation` are sequentially consistent, so a worker going
- * to sleep and a caller publishing cannot miss each other. */
+ * to sleep and a caller publishing cannot miss each other.
+ *
+ * The job's chunks are claimed, not assigned: the caller and every worker
+ * take the next unclaimed chunk from `claim` until none is left, and the
+ * caller waits only for the chunks taken (`done`).  A worker the OS has not
+ * run yet (a busy machine) so costs nothing: the caller does its chunks.
+ * `claim` holds the job's generation (low 32 bits) beside the chunk count and
+ * the next chunk, so a worker that wakes after its job has ended finds a
+ * generation that is not its own and claims nothing; a claimed chunk keeps
+ * its job (and the Job fields) alive until it is done. */
 typedef struct Pool {
     int nworkers; /* threads besides the caller */
     pthread_t *workers;
     Job job;
     atomic_uint_fast64_t generation;
-    atomic_int pending;  /* workers still running the current job */
-    atomic_int sleepers; /* workers waiting on `wake` */
+    atomic_uint_fast64_t claim; /* generation << 32 | chunks << 16 | next chunk */
+    atomic_int done;            /* chunks of the current job finished */
+    atomic_int sleepers;        /* workers waiting on `wake` */
     atomic_int stop;
     pthread_mutex_t mu;
     pthread_cond_t wake;
@@ -76,15 +87,33 @@ static int fail(layerc_ctx *ctx, int status, const char *fmt, ...)
 
 /* ---- thread pool ---- */
 
-typedef struct WorkerArg {
-    Pool *pool;
-    int index; /* 1..nworkers; the caller is 0 */
-} WorkerArg;
+enum { CHUNKS_PER_THREAD = 4, MAX_CHUNKS = 0xffff };
 
-static void run_share(const Job *job, int index, int nthreads)
+static uint64_t claim_word(uint64_t generation, int chunks, int next)
 {
-    int64_t begin = job->items * index / nthreads, end = job->items * (index + 1) / nthreads;
-    if (begin < end) job->kernel(job->input, job->output, job->batch, job->first + begin, job->first + end);
+    return (generation & 0xffffffffu) << 32 | (uint64_t)chunks << 16 | (uint64_t)next;
+}
+
+/* Takes the next chunk of job `generation`; -1 when none is left or that job has ended. */
+static int claim_chunk(Pool *p, uint64_t generation)
+{
+    uint64_t c = atomic_load(&p->claim);
+    for (;;) {
+        int chunks = (int)(c >> 16 & 0xffff), next = (int)(c & 0xffff);
+        if (c >> 32 != (generation & 0xffffffffu) || next >= chunks) return -1;
+        if (atomic_compare_exchange_weak(&p->claim, &c, c + 1)) return next;
+    }
+}
+
+/* Runs chunks of job `generation` until none is left. */
+static void run_chunks(Pool *p, uint64_t generation)
+{
+    for (int k; (k = claim_chunk(p, generation)) >= 0;) {
+        const Job *job = &p->job;
+        int64_t begin = job->items * k / job->chunks, end = job->items * (k + 1) / job->chunks;
+        if (begin < end) job->kernel(job->input, job->output, job->batch, job->first + begin, job->first + end);
+        atomic_fetch_add(&p->done, 1);
+    }
 }
 
 static int64_t now_ns(void)
@@ -121,15 +150,12 @@ static uint64_t wait_for_job(Pool *p, uint64_t seen)
 
 static void *worker_main(void *arg)
 {
-    WorkerArg wa = *(WorkerArg *)arg;
-    free(arg);
-    Pool *p = wa.pool;
+    Pool *p = arg;
     uint64_t seen = 0;
     for (;;) {
         seen = wait_for_job(p, seen);
         if (atomic_load(&p->stop)) break;
-        run_share(&p->job, wa.index, p->nworkers + 1);
-        atomic_fetch_sub(&p->pending, 1);
+        run_chunks(p, seen);
     }
     return NULL;
 }
@@ -164,15 +190,14 @@ static Pool *pool_create(int nworkers)
         return NULL;
     }
     atomic_init(&p->generation, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->done, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     for (int i = 0; i < nworkers; i++) {
-        WorkerArg *wa = malloc(sizeof *wa);
-        if (!wa || pthread_create(&p->workers[i], NULL, worker_main, wa ? (*wa = (WorkerArg){p, i + 1}, wa) : NULL) != 0) {
-            free(wa);
+        if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
             p->nworkers = i;
             pool_destroy(p);
             return NULL;
@@ -180,6 +205,18 @@ static Pool *pool_create(int nworkers)
     }
     p->nworkers = nworkers;
     return p;
+}
+
+/* How many chunks a job of `items` is split into: CHUNKS_PER_THREAD per thread, so that threads that start
+ * late or run slowly leave their chunks to the others, but none smaller than a quarter of MIN_PARALLEL_WORK. */
+static int chunk_count(int64_t items, int64_t cost_per_item, int threads)
+{
+    int64_t chunks = (int64_t)threads * CHUNKS_PER_THREAD;
+    int64_t by_cost = items * cost_per_item / (MIN_PARALLEL_WORK / 4);
+    if (chunks > by_cost) chunks = by_cost;
+    if (chunks < threads) chunks = threads;
+    if (chunks > items) chunks = items;
+    return chunks > MAX_CHUNKS ? MAX_CHUNKS : (int)chunks;
 }
 
 HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const void *input, void *output, int64_t batch,
@@ -190,14 +227,17 @@ HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const vo
         kernel(input, output, batch, first, first + items);
         return;
     }
-    p->job = (Job){kernel, input, output, batch, first, items};
-    atomic_store(&p->pending, p->nworkers);
-    atomic_fetch_add(&p->generation, 1); /* publishes job */
+    int chunks = chunk_count(items, cost_per_item, p->nworkers + 1);
+    uint64_t generation = atomic_load(&p->generation) + 1;
+    p->job = (Job){kernel, input, output, batch, first, items, chunks};
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, claim_word(generation, chunks, 0));
+    atomic_store(&p->generation, generation); /* publishes job */
     wake_sleepers(p);
-    run_share(&p->job, 0, p->nworkers + 1);
-    /* Workers usually finish within microseconds of the caller; when the
-     * machine is oversubscribed, yield so a descheduled worker can run. */
-    for (int polls = 0; atomic_load(&p->pending) > 0; polls++) {
+    run_chunks(p, generation);
+    /* Only chunks a worker has taken are left: they usually end within microseconds; when the
+     * machine is oversubscribed, yield so a descheduled worker can finish its chunk. */
+    for (int polls = 0; atomic_load(&p->done) < chunks; polls++) {
         if (polls < 4096) cpu_relax();
         else sched_yield();
     }

@@ -282,9 +282,14 @@ add_counts() {
 
 suite_unit() {
     local dir=$1 tag=$2 prog out
-    for prog in "$dir"/io/test_io "$dir"/reference/test_reference "$dir"/emit/test_emit_weights; do
-        out=$("$prog" 2>&1)
-        add_counts "$tag unit $(basename "$prog")" "$out" "$(grep -i fail <<<"$out" | head -20)"
+    local progs=("$dir"/io/test_io "$dir"/reference/test_reference "$dir"/emit/test_emit_weights "$dir"/runtime/test_pool)
+    [ "$dir" = "$ROOT/build/unit" ] && progs+=("$ROOT/build/tsan/unit/runtime/test_pool") # ThreadSanitizer: the plain pass only
+    local rc name
+    for prog in "${progs[@]}"; do
+        name="$tag unit ${prog#"$ROOT"/build/}"
+        out=$(TSAN_OPTIONS=halt_on_error=1 "$prog" 2>&1); rc=$?
+        if [ $rc != 0 ] && ! grep -q "FAIL" <<<"$out"; then fail "$name (exit $rc)" "$(head -n 30 <<<"$out")"; continue; fi
+        add_counts "$name" "$out" "$(grep -i fail <<<"$out" | head -20)"
     done
 }
 
