@@ -140,13 +140,13 @@ static const char *checked_of_llvm(Arena *a, TargetArch arch, const char *llvm)
     return out;
 }
 
+/* The names after `indent` spaces, wrapped at 100 columns with the same indent. */
 static void print_names(FILE *out, const char *const *names, int n, int indent)
 {
-    int column = indent;
+    int column = fprintf(out, "%*s", indent - 1, "");
     for (int i = 0; i < n; i++) {
         if (column + 1 + (int)strlen(names[i]) > 100) {
-            fprintf(out, "\n%*s", indent, "");
-            column = indent;
+            column = fprintf(out, "\n%*s", indent - 1, "") - 1;
         }
         column += fprintf(out, " %s", names[i]);
     }
@@ -172,7 +172,7 @@ static bool apply_features(Arena *a, Target *t, const char *features, FILE *err)
             fprintf(err, "layerc: error: --target-features: '%.*s' is not +FEATURE or -FEATURE with a feature layerc "
                          "checks on %s; the features are:\n",
                     (int)len, p, t->name);
-            print_feature_names(err, t->arch, 2);
+            print_feature_names(err, t->arch, 4);
             return false;
         }
         t->checked = list_edit(a, t->checked, p + 1, len - 1, p[0] == '+');
@@ -207,7 +207,7 @@ static bool unknown_cpu(const ArchInfo *ai, const char *cpu, FILE *err)
         if (CPUS[i].arch == ai->arch) names[n++] = CPUS[i].name;
     names[n++] = "native";
     const char *near = nearest_word(cpu, names, n);
-    fprintf(err, "layerc: error: unknown --target-cpu '%s' for %s%s%s%s; 'layerc targets' lists the CPUs\n", cpu, ai->name,
+    fprintf(err, "layerc: error: unknown --target-cpu '%s' for %s%s%s%s ('layerc targets' lists the CPUs)\n", cpu, ai->name,
             near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
     return false;
 }
@@ -259,7 +259,7 @@ bool target_resolve(Arena *a, const char *triple, const char *cpu, const char *f
 const char *target_describe(Arena *a, const Target *t)
 {
     return arena_printf(a, "%s, CPU %s%s, %s: %d floats a vector, %d registers", t->name, t->cpu,
-                        t->native ? " (this machine)" : "", t->vector_unit, t->vector.width, t->vector.registers);
+                        t->native ? " (native: the compiling machine's)" : "", t->vector_unit, t->vector.width, t->vector.registers);
 }
 
 /* The CPUs of one architecture grouped by the vector unit the kernels get. */
@@ -278,7 +278,7 @@ static void print_cpus(FILE *out, const ArchInfo *ai)
             if (strcmp(t.vector_unit, UNITS[u]) == 0) names[n++] = CPUS[i].name;
         }
         if (!n) continue;
-        fprintf(out, "    %s:", UNITS[u]);
+        fprintf(out, "    %s:\n", UNITS[u]);
         print_names(out, names, n, 6);
     }
     arena_free(&a);
@@ -301,8 +301,8 @@ void targets_print(FILE *out)
                                     ai->cc_target, ai->emulator, ai->sysroot, ai->default_cpu));
         fprintf(out, "  --target-cpu CPU, by the vector unit its kernels use%s:\n", here ? " (native: this machine's)" : "");
         print_cpus(out, ai);
-        fprintf(out, "  --target-features +F,-F (the features a library checks when it is created):\n   ");
-        print_feature_names(out, ai->arch, 3);
+        fprintf(out, "  --target-features +F,-F (the features a library checks when it is created):\n");
+        print_feature_names(out, ai->arch, 4);
     }
     arena_free(&a);
 }

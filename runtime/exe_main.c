@@ -29,12 +29,16 @@ static int64_t per_sample_elements(const layerc_tensor_info *t)
 
 static size_t element_bytes(const layerc_tensor_info *t) { return t->dtype == LAYERC_I64 ? 8 : 4; }
 
+/* "(2, 3, 32, 32)" with dims[0] = batch for a run-time batch ("N" when batch < 0). */
 static void format_shape(char *buf, size_t size, const layerc_tensor_info *t, int64_t batch)
 {
     size_t used = (size_t)snprintf(buf, size, "(");
     for (int i = 0; i < t->rank && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%lld%s", (long long)(i == 0 && t->batch_dim == 0 ? batch : t->dims[i]),
-                                 t->rank == 1 ? "," : i + 1 < t->rank ? ", " : "");
+    {
+        const char *sep = t->rank == 1 ? "," : i + 1 < t->rank ? ", " : "";
+        if (i == 0 && t->batch_dim == 0 && batch < 0) used += (size_t)snprintf(buf + used, size - used, "N%s", sep);
+        else used += (size_t)snprintf(buf + used, size - used, "%lld%s", (long long)(i == 0 && t->batch_dim == 0 ? batch : t->dims[i]), sep);
+    }
     if (used < size) snprintf(buf + used, size - used, ")");
 }
 
@@ -101,9 +105,8 @@ static const char *parse_npy(const char *bytes, size_t len, const layerc_tensor_
     for (int i = info->batch_dim == 0 ? 1 : 0; match && i < rank; i++) match = dims[i] == info->dims[i];
     if (!match) {
         char expected[256];
-        format_shape(expected, sizeof expected, info, 1);
-        snprintf(why, why_size, "has shape %.*s, the model's input is %s%s", (int)strcspn(shape, ")") + 1, shape, expected,
-                 info->batch_dim == 0 ? " (any first dimension)" : "");
+        format_shape(expected, sizeof expected, info, -1);
+        snprintf(why, why_size, "has shape %.*s, the model's input is %s", (int)strcspn(shape, ")") + 1, shape, expected);
         return why;
     }
     t->batch = rank ? dims[0] : 1;
@@ -121,8 +124,8 @@ static const char *parse_raw(const char *bytes, size_t len, const layerc_tensor_
     size_t sample = (size_t)per_sample_elements(info) * element_bytes(info);
     if (len == 0 || (info->batch_dim == 0 ? len % sample != 0 : len != sample)) {
         char expected[256];
-        format_shape(expected, sizeof expected, info, 1);
-        snprintf(why, why_size, "%zu bytes on stdin: the input %s takes %s%zu bytes of %s", len, expected,
+        format_shape(expected, sizeof expected, info, -1);
+        snprintf(why, why_size, "%zu bytes: the input %s takes %s%zu bytes (%s values)", len, expected,
                  info->batch_dim == 0 ? "a multiple of " : "", sample, info->dtype == LAYERC_I64 ? "int64" : "float32");
         return why;
     }
@@ -149,7 +152,7 @@ static int read_input(const char *path, const layerc_tensor_info *info, Tensor *
                             ? parse_raw(bytes, len, info, t, why, sizeof why)
                             : parse_npy(bytes, len, info, t, why, sizeof why);
     free(bytes);
-    if (error) fprintf(stderr, "error: %s %s\n", strcmp(path, "-") == 0 ? "stdin:" : path, error);
+    if (error) fprintf(stderr, "error: %s: %s\n", strcmp(path, "-") == 0 ? "stdin" : path, error);
     return !error;
 }
 
@@ -181,12 +184,11 @@ static void describe(const layerc_model_desc *m, FILE *out)
     char shape[256];
     fprintf(out, "model %s, compiled for %s\n", m->name, m->target);
     for (int k = 0; k < m->num_inputs; k++) {
-        format_shape(shape, sizeof shape, &m->inputs[k], 1);
-        fprintf(out, "  input %s: %s %s%s\n", m->input_names[k], m->inputs[k].dtype == LAYERC_I64 ? "int64" : "float32", shape,
-                m->inputs[k].batch_dim == 0 ? ", the first dimension any batch" : "");
+        format_shape(shape, sizeof shape, &m->inputs[k], -1);
+        fprintf(out, "  input %s: %s %s\n", m->input_names[k], m->inputs[k].dtype == LAYERC_I64 ? "int64" : "float32", shape);
     }
     for (int k = 0; k < m->num_outputs; k++) {
-        format_shape(shape, sizeof shape, &m->outputs[k], 1);
+        format_shape(shape, sizeof shape, &m->outputs[k], -1);
         fprintf(out, "  output %s: float32 %s\n", m->output_names[k], shape);
     }
 }
