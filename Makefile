@@ -2,6 +2,7 @@
 #   make          builds ./layerc
 #   make test     installs missing packages (as root), builds, runs every test suite
 #                 (also under AddressSanitizer + UndefinedBehaviorSanitizer)
+#   make test-cross  every golden case for aarch64 under qemu-aarch64
 #   make deps     installs the Debian packages the build and tests need
 LLVM_CONFIG ?= llvm-config-19
 CC ?= cc
@@ -23,7 +24,7 @@ HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def com
 DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 valgrind \
                 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 
-.PHONY: all test deps clean unit-tests bench fuzz fuzz-models
+.PHONY: all test test-cross deps clean unit-tests bench fuzz fuzz-models
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden; with it
@@ -126,6 +127,11 @@ deps:
 test: deps
 	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests $(BUILD)/fuzz_models
 	@bash tests/run.sh
+
+# Every golden case built for aarch64 and run under qemu-aarch64 (about 100 s; make test runs a few).
+test-cross: deps
+	$(MAKE) all
+	@SUITES=cross-all bash tests/run.sh
 
 clean:
 	rm -rf $(BUILD) layerc
