@@ -1,8 +1,9 @@
 /* emit_object.h - the last stages: optimise the module with LLVM's new pass
  * manager for the target machine (target.h), write the object files, and
  * link them with the target's runtime into a shared library, an object, an
- * archive or an executable with the target's compiler driver.  Every output is written to a temporary name and renamed into
- * place only on success, so a failed build never leaves a half-written file.
+ * archive or an executable with the target's compiler driver.  Every output
+ * is written to a temporary name and renamed into place only on success, so
+ * a failed build never leaves a half-written file.
  */
 #ifndef LAYERC_EMIT_OBJECT_H
 #define LAYERC_EMIT_OBJECT_H
