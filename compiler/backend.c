@@ -278,12 +278,12 @@ static bool resolve_target(Frontend *fe, const BuildOptions *opt, Target *t)
         fe->diag.errors++;
         return false;
     }
-    FILE *say[2] = {opt->verbose, opt->time_report};
-    for (int k = 0; k < 2; k++)
-        if (say[k] && (k == 0 || say[0] != say[1])) {
-            fprintf(say[k], "layerc: target: %s\n", target_describe(&fe->arena, t));
-            if (k == 0) fprintf(say[k], "layerc: cpu features required at load: %s\n", *t->checked ? t->checked : "(the baseline)");
-        }
+    const char *line = arena_printf(&fe->arena, "layerc: target: %s\n", target_describe(&fe->arena, t));
+    if (opt->verbose) {
+        fputs(line, opt->verbose);
+        fprintf(opt->verbose, "layerc: CPU features create() requires: %s\n", *t->checked ? t->checked : "none beyond the baseline");
+    }
+    if (opt->time_report && opt->time_report != opt->verbose) fputs(line, opt->time_report);
     return true;
 }
 

@@ -266,8 +266,6 @@ const char *target_describe(Arena *a, const Target *t)
 static void print_cpus(FILE *out, const ArchInfo *ai)
 {
     static const char *const UNITS[] = {"AVX-512", "AVX2", "SSE", "NEON"};
-    Arena a;
-    arena_init(&a);
     for (int u = 0; u < 4; u++) {
         const char *names[NCPUS];
         int n = 0;
@@ -281,7 +279,6 @@ static void print_cpus(FILE *out, const ArchInfo *ai)
         fprintf(out, "    %s:\n", UNITS[u]);
         print_names(out, names, n, 6);
     }
-    arena_free(&a);
 }
 
 void targets_print(FILE *out)
@@ -290,8 +287,8 @@ void targets_print(FILE *out)
     arena_init(&a);
     Target host;
     bool ok = target_resolve(&a, NULL, NULL, NULL, &host, stderr);
-    fprintf(out, "layerc compiles for these targets (--target TRIPLE; the default is this machine%s%s%s):\n",
-            ok ? ": " : "", ok ? target_describe(&a, &host) : "", "");
+    fprintf(out, "layerc compiles for these targets (--target TRIPLE; the default is this machine%s%s):\n", ok ? ": " : "",
+            ok ? target_describe(&a, &host) : "");
     for (int i = 0; i < NARCHES; i++) {
         const ArchInfo *ai = &ARCHES[i];
         bool here = ok && host.arch == ai->arch;

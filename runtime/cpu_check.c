@@ -38,24 +38,42 @@ static const X86Feature FEATURES[] = {
 #undef ARM
 };
 
-static uint64_t os_saved_state(void)
+/* The cpuid leaves the table reads, and the OS-saved state (XCR0), read once
+ * per check: cpuid is a VM exit under a hypervisor. */
+typedef struct CpuState {
+    unsigned leaf1[4], leaf7[4], leaf7_1[4], extended1[4];
+    uint64_t xcr0;
+} CpuState;
+
+static CpuState read_state(void)
 {
-    unsigned r[4];
-    if (!__get_cpuid(1, &r[EAX], &r[EBX], &r[ECX], &r[EDX]) || !(r[ECX] & (1u << 27))) return 0; /* no OSXSAVE */
-    uint32_t lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (uint64_t)hi << 32 | lo;
+    CpuState s = {{0}, {0}, {0}, {0}, 0};
+    __get_cpuid_count(1, 0, &s.leaf1[EAX], &s.leaf1[EBX], &s.leaf1[ECX], &s.leaf1[EDX]);
+    __get_cpuid_count(7, 0, &s.leaf7[EAX], &s.leaf7[EBX], &s.leaf7[ECX], &s.leaf7[EDX]);
+    __get_cpuid_count(7, 1, &s.leaf7_1[EAX], &s.leaf7_1[EBX], &s.leaf7_1[ECX], &s.leaf7_1[EDX]);
+    __get_cpuid_count(0x80000001u, 0, &s.extended1[EAX], &s.extended1[EBX], &s.extended1[ECX], &s.extended1[EDX]);
+    if (s.leaf1[ECX] & (1u << 27)) { /* OSXSAVE: xgetbv may run */
+        uint32_t lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        s.xcr0 = (uint64_t)hi << 32 | lo;
+    }
+    return s;
 }
 
-static int has_feature(const char *name)
+static const unsigned *leaf_of(const CpuState *s, unsigned leaf, unsigned subleaf)
+{
+    if (leaf == 1) return s->leaf1;
+    if (leaf == 7) return subleaf ? s->leaf7_1 : s->leaf7;
+    return s->extended1;
+}
+
+static int has_feature(const char *name, const CpuState *s)
 {
     for (size_t i = 0; i < sizeof FEATURES / sizeof FEATURES[0]; i++) {
         const X86Feature *f = &FEATURES[i];
         if (strcmp(f->name, name) != 0) continue;
-        unsigned r[4] = {0, 0, 0, 0};
-        if (!__get_cpuid_count(f->leaf, f->subleaf, &r[EAX], &r[EBX], &r[ECX], &r[EDX])) return 0;
-        if (!(r[f->reg] >> f->bit & 1)) return 0;
-        return (os_saved_state() & f->os_state) == f->os_state;
+        if (!(leaf_of(s, f->leaf, f->subleaf)[f->reg] >> f->bit & 1)) return 0;
+        return (s->xcr0 & f->os_state) == f->os_state;
     }
     return 1; /* not a feature this runtime knows: the compiler lists only those it does */
 }
@@ -76,28 +94,39 @@ static const ArmFeature FEATURES[] = {
 #undef ARM
 };
 
-static int has_feature(const char *name)
+/* The kernel's hardware capability words. */
+typedef struct CpuState {
+    unsigned long hwcap, hwcap2;
+} CpuState;
+
+static CpuState read_state(void) { return (CpuState){getauxval(AT_HWCAP), getauxval(AT_HWCAP2)}; }
+
+static int has_feature(const char *name, const CpuState *s)
 {
     for (size_t i = 0; i < sizeof FEATURES / sizeof FEATURES[0]; i++) {
         const ArmFeature *f = &FEATURES[i];
         if (strcmp(f->name, name) != 0) continue;
-        unsigned long caps = getauxval(f->word == 1 ? AT_HWCAP : AT_HWCAP2);
-        return (int)(caps >> f->bit & 1);
+        return (int)((f->word == 1 ? s->hwcap : s->hwcap2) >> f->bit & 1);
     }
     return 1;
 }
 
 #else
-static int has_feature(const char *name)
+typedef int CpuState;
+
+static CpuState read_state(void) { return 0; }
+
+static int has_feature(const char *name, const CpuState *s)
 {
-    (void)name;
+    (void)name, (void)s;
     return 1;
 }
 #endif
 
 HIDDEN const char *__layerc_rt_cpu_unsupported(void)
 {
+    CpuState state = read_state();
     for (int i = 0; __layerc_cpu_features[i]; i++)
-        if (!has_feature(__layerc_cpu_features[i])) return __layerc_cpu_messages[i];
+        if (!has_feature(__layerc_cpu_features[i], &state)) return __layerc_cpu_messages[i];
     return NULL;
 }
