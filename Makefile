@@ -3,6 +3,7 @@
 #   make test     installs missing packages (as root), builds, runs every test suite
 #                 (also under AddressSanitizer + UndefinedBehaviorSanitizer)
 #   make demo     builds, then compiles and runs the digits demo (examples/digits)
+#   make test-cross  every golden case for aarch64 under qemu-aarch64
 #   make deps     installs the Debian packages the build and tests need (and numpy for the python3 on PATH)
 LLVM_CONFIG ?= llvm-config-19
 CC ?= cc
@@ -18,24 +19,40 @@ LDLIBS = -lcjson -lm -lpthread $(LLVM_LIBS)
 
 SRCS := $(wildcard compiler/*.c)
 GEN_SRCS := $(BUILD)/parser.c $(BUILD)/lexer.c
-HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(BUILD)/parser.h $(BUILD)/lexer.h
+HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def compiler/cpu_features.def runtime/cpu_check.def $(BUILD)/parser.h $(BUILD)/lexer.h
 
 # Debian packages: build tools, libraries, and what the test scripts use.
-DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 python3-numpy valgrind
+DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 python3-numpy valgrind \
+                gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 
-.PHONY: all test deps clean unit-tests bench fuzz fuzz-models demo
+.PHONY: all test test-cross deps clean unit-tests bench fuzz fuzz-models demo
 all: layerc $(BUILD)/liblayerc_rt.a
 
-# The runtime linked into every generated library: position-independent, symbols hidden.
-RUNTIME_SRCS := $(wildcard runtime/*.c)
-$(BUILD)/liblayerc_rt.a: $(RUNTIME_SRCS) $(wildcard runtime/*.h) | $(BUILD)
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden -c -o $(BUILD)/runtime.o runtime/runtime.c
-	ar rcs $@ $(BUILD)/runtime.o
+# The runtime linked into every generated library: position-independent, symbols hidden; with it
+# the program of --emit exe (layerc_main.o).  Built for this machine, for each cross target whose
+# Debian cross compiler is installed (build/TRIPLE/), and instrumented for `layerc test --sanitize`.
+RUNTIME_SRCS := runtime/runtime.c runtime/cpu_check.c
+RUNTIME_DEPS := $(RUNTIME_SRCS) runtime/exe_main.c $(wildcard runtime/*.h) runtime/cpu_check.def
+RT_FLAGS := -std=gnu11 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden
+CROSS_TARGETS := aarch64-linux-gnu
+CROSS_RUNTIMES = $(foreach t,$(CROSS_TARGETS),$(if $(shell command -v $(t)-gcc 2>/dev/null),$(BUILD)/$(t)/liblayerc_rt.a))
+# runtime CC FLAGS DIR: the archive and the exe's main object in DIR.
+define runtime
+	@mkdir -p $(3)
+	$(1) $(RT_FLAGS) $(2) -c -o $(3)/runtime.o runtime/runtime.c
+	$(1) $(RT_FLAGS) $(2) -c -o $(3)/cpu_check.o runtime/cpu_check.c
+	$(1) $(RT_FLAGS) $(2) -c -o $(3)/layerc_main.o runtime/exe_main.c
+	rm -f $(3)/liblayerc_rt.a && ar rcs $(3)/liblayerc_rt.a $(3)/runtime.o $(3)/cpu_check.o
+endef
+all: $(CROSS_RUNTIMES)
+$(BUILD)/liblayerc_rt.a: $(RUNTIME_DEPS) | $(BUILD)
+	$(call runtime,$(CC),-O2,$(BUILD)/rt)
+	cp $(BUILD)/rt/liblayerc_rt.a $@ && cp $(BUILD)/rt/layerc_main.o $(BUILD)/layerc_main.o
+$(BUILD)/%/liblayerc_rt.a: $(RUNTIME_DEPS) | $(BUILD)
+	$(call runtime,$*-gcc,-O2,$(BUILD)/$*)
 
-# The same runtime instrumented, for `layerc test --sanitize` (AddressSanitizer + UBSan).
-$(BUILD)/san/liblayerc_rt.a: $(RUNTIME_SRCS) $(wildcard runtime/*.h) | $(BUILD)
-	$(CC) -std=gnu11 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden $(SAN_FLAGS) -c -o $(BUILD)/san/runtime.o runtime/runtime.c
-	ar rcs $@ $(BUILD)/san/runtime.o
+$(BUILD)/san/liblayerc_rt.a: $(RUNTIME_DEPS) | $(BUILD)
+	$(call runtime,$(CC),$(SAN_FLAGS),$(BUILD)/san)
 
 $(BUILD):
 	mkdir -p $(BUILD) $(BUILD)/san
@@ -46,7 +63,8 @@ $(BUILD)/parser.c $(BUILD)/parser.h: grammar/parser.y | $(BUILD)
 $(BUILD)/lexer.c $(BUILD)/lexer.h: grammar/lexer.l $(BUILD)/parser.h | $(BUILD)
 	flex --header-file=$(BUILD)/lexer.h -o $(BUILD)/lexer.c $<
 
-PATH_DEFINES = -DLAYERC_RUNTIME_DIR='"$(abspath $(BUILD))"' -DLAYERC_INCLUDE_DIR='"$(abspath runtime)"'
+PATH_DEFINES = -DLAYERC_RUNTIME_DIR='"$(abspath $(BUILD))"' -DLAYERC_INCLUDE_DIR='"$(abspath runtime)"' \
+               -DLAYERC_LLVM_BINDIR='"$(shell $(LLVM_CONFIG) --bindir 2>/dev/null)"'
 OBJS := $(SRCS:compiler/%.c=$(BUILD)/%.o) $(BUILD)/parser.o $(BUILD)/lexer.o
 SAN_OBJS := $(OBJS:$(BUILD)/%.o=$(BUILD)/san/%.o)
 # flex's generated code is not ours to fix: it alone is built without the unused-code warnings.
@@ -79,7 +97,7 @@ $(BUILD)/san/unit/%: tests/%.c tests/unit_check.h $(SAN_LIB_OBJS)
 	$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(LDLIBS)
 # The runtime's thread pool on its own (tests/runtime/test_pool.c with runtime/runtime.c): plain, ASan + UBSan,
 # and ThreadSanitizer.
-POOL_TEST_SRCS := tests/runtime/test_pool.c runtime/runtime.c
+POOL_TEST_SRCS := tests/runtime/test_pool.c runtime/runtime.c runtime/cpu_check.c
 POOL_TEST_DEPS := $(POOL_TEST_SRCS) $(wildcard runtime/*.h) tests/unit_check.h
 $(BUILD)/unit/runtime/test_pool: $(POOL_TEST_DEPS)
 	@mkdir -p $(dir $@)
@@ -130,6 +148,11 @@ deps:
 test: deps
 	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests $(BUILD)/fuzz_models
 	@bash tests/run.sh
+
+# Every golden case built for aarch64 and run under qemu-aarch64 (about 100 s; make test runs a few).
+test-cross: deps
+	$(MAKE) all
+	@SUITES=cross-all bash tests/run.sh
 
 clean:
 	rm -rf $(BUILD) layerc

@@ -20,13 +20,14 @@
 typedef struct BuildOptions {
     const char *weights_path; /* NULL: random weights from seed */
     uint64_t seed;
-    const char *output;       /* the .so */
+    const char *output;       /* the .so (or what emit.kind says) */
     const char *header;       /* NULL: none */
     EmitOptions emit;         /* emit.opt_level 0 also turns the graph passes off */
     PassOptions passes;
     bool quiet_random_weights; /* no warning (layerc test: its reference uses the same weights) */
     int inject_fault_layer;   /* test the tests: compiled layer K (1-based) adds 1 to its first output; 0: none */
     FILE *time_report;        /* --time-report: each stage's wall time goes here; NULL: none */
+    FILE *verbose;            /* -v: the target and its vector unit go here; NULL: none */
     /* Called once the weights are bound, before the passes rewrite the graph
      * (layerc test runs the reference interpreter on the graph as written);
      * returning false stops the build.  NULL: none. */

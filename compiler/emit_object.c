@@ -40,89 +40,37 @@ const char *include_dir(void)
     return env && *env ? env : LAYERC_INCLUDE_DIR;
 }
 
-/* LLVM 19's 64-bit x86 processors (llc -mcpu=help), checked here because LLVM
- * itself only prints a warning and falls back to a generic CPU. */
-static const char *const X86_64_CPUS[] = {
-    "native", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "generic", "nocona", "core2", "penryn", "bonnell",
-    "atom", "silvermont", "slm", "goldmont", "goldmont-plus", "tremont", "nehalem", "corei7", "westmere",
-    "sandybridge", "corei7-avx", "ivybridge", "core-avx-i", "haswell", "core-avx2", "broadwell", "skylake",
-    "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake", "icelake-client", "rocketlake",
-    "icelake-server", "tigerlake", "sapphirerapids", "alderlake", "raptorlake", "meteorlake", "arrowlake",
-    "arrowlake-s", "lunarlake", "gracemont", "pantherlake", "sierraforest", "grandridge", "graniterapids",
-    "graniterapids-d", "emeraldrapids", "clearwaterforest", "knl", "knm", "k8", "athlon64", "athlon-fx", "opteron",
-    "k8-sse3", "athlon64-sse3", "opteron-sse3", "amdfam10", "barcelona", "btver1", "btver2", "bdver1", "bdver2",
-    "bdver3", "bdver4", "znver1", "znver2", "znver3", "znver4", "znver5",
-};
-
-bool target_cpu_known(const char *name, const char **nearest)
+/* The LLVM targets layerc compiles for (target.h), initialised once per build. */
+static void initialise_llvm_targets(void)
 {
-    int n = (int)(sizeof X86_64_CPUS / sizeof X86_64_CPUS[0]);
-    for (int i = 0; i < n; i++)
-        if (strcmp(X86_64_CPUS[i], name) == 0) return true;
-    *nearest = nearest_word(name, X86_64_CPUS, n);
-    return false;
+    LLVMInitializeX86TargetInfo();
+    LLVMInitializeX86Target();
+    LLVMInitializeX86TargetMC();
+    LLVMInitializeX86AsmPrinter();
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64Target();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64AsmPrinter();
 }
 
-/* CPUs in X86_64_CPUS with AVX-512 (F), and those without AVX2. */
-static const char *const AVX512_CPUS[] = {"x86-64-v4", "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
-                                          "icelake-client", "rocketlake", "icelake-server", "tigerlake", "sapphirerapids",
-                                          "graniterapids", "graniterapids-d", "emeraldrapids", "knl", "knm", "znver4", "znver5"};
-static const char *const NO_AVX2_CPUS[] = {"x86-64", "x86-64-v2", "generic", "nocona", "core2", "penryn", "bonnell", "atom",
-                                           "silvermont", "slm", "goldmont", "goldmont-plus", "tremont", "nehalem", "corei7",
-                                           "westmere", "sandybridge", "corei7-avx", "ivybridge", "core-avx-i", "k8", "athlon64",
-                                           "athlon-fx", "opteron", "k8-sse3", "athlon64-sse3", "opteron-sse3", "amdfam10",
-                                           "barcelona", "btver1", "btver2", "bdver1", "bdver2", "bdver3"};
-
-static bool in_list(const char *name, const char *const *list, size_t n)
+static LLVMTargetMachineRef create_target_machine(Diag *d, const Target *t, const EmitOptions *opt)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], name) == 0) return true;
-    return false;
-}
-
-VectorShape target_vector_shape(const char *target_cpu)
-{
-    if (!target_cpu || strcmp(target_cpu, "native") == 0) {
-        char *features = LLVMGetHostCPUFeatures();
-        VectorShape v = strstr(features, "+avx512f") ? (VectorShape){16, 32}
-                        : strstr(features, "+avx2") && strstr(features, "+fma") ? (VectorShape){8, 16}
-                                                                                 : (VectorShape){4, 16};
-        LLVMDisposeMessage(features);
-        return v;
-    }
-    if (in_list(target_cpu, AVX512_CPUS, sizeof AVX512_CPUS / sizeof AVX512_CPUS[0])) return (VectorShape){16, 32};
-    if (in_list(target_cpu, NO_AVX2_CPUS, sizeof NO_AVX2_CPUS / sizeof NO_AVX2_CPUS[0])) return (VectorShape){4, 16};
-    return (VectorShape){8, 16};
-}
-
-/* LLVMInitializeNativeTarget and ...AsmPrinter must have run. */
-static LLVMTargetMachineRef create_target_machine(Diag *d, const EmitOptions *opt)
-{
-    char *triple = LLVMGetDefaultTargetTriple();
     LLVMTargetRef target;
     char *error = NULL;
-    if (LLVMGetTargetFromTriple(triple, &target, &error)) {
-        diag_error(d, (SrcSpan){0}, "no LLVM target for %s: %s", triple, error);
+    if (LLVMGetTargetFromTriple(t->llvm_triple, &target, &error)) {
+        diag_error(d, (SrcSpan){0}, "no LLVM target for %s: %s", t->llvm_triple, error);
         LLVMDisposeMessage(error);
-        LLVMDisposeMessage(triple);
         return NULL;
     }
-    char *host_cpu = LLVMGetHostCPUName(), *host_features = LLVMGetHostCPUFeatures();
-    bool host = !opt->target_cpu || strcmp(opt->target_cpu, "native") == 0;
-    const char *cpu = host ? host_cpu : opt->target_cpu;
-    const char *features = host ? host_features : "";
     static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
                                                    LLVMCodeGenLevelAggressive};
     /* A sanitized build is for finding memory errors, not for speed: its machine code is generated without
      * optimisation (the fast register allocator), which is many times quicker on the large unrolled kernels
      * with the address checks added.  The IR passes are the same as the optimised build's. */
     LLVMCodeGenOptLevel level = opt->sanitize ? LLVMCodeGenLevelNone : levels[opt->opt_level];
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, level, LLVMRelocPIC,
-                                                      LLVMCodeModelDefault);
-    LLVMDisposeMessage(host_cpu);
-    LLVMDisposeMessage(host_features);
-    LLVMDisposeMessage(triple);
-    if (!tm) diag_error(d, (SrcSpan){0}, "LLVM cannot create a target machine for CPU '%s'", cpu);
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, t->llvm_triple, t->cpu, t->llvm_features, level,
+                                                      LLVMRelocPIC, LLVMCodeModelDefault);
+    if (!tm) diag_error(d, (SrcSpan){0}, "LLVM cannot create a target machine for %s, CPU '%s'", t->name, t->cpu);
     return tm;
 }
 
@@ -222,12 +170,11 @@ static bool run_jobs(Diag *d, PartJob *jobs, int count)
     return ok;
 }
 
-int emit_objects(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char *const *obj_paths)
+int emit_objects(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const Target *t, const char *const *obj_paths)
 {
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
+    initialise_llvm_targets();
     PartJob jobs[SPLIT_MAX_PARTS] = {{0}};
-    jobs[0].tm = create_target_machine(d, opt);
+    jobs[0].tm = create_target_machine(d, t, opt);
     if (!jobs[0].tm) return 0;
     char *triple = LLVMGetTargetMachineTriple(jobs[0].tm);
     LLVMSetTarget(mod, triple);
@@ -239,7 +186,7 @@ int emit_objects(Diag *d, LLVMModuleRef mod, const EmitOptions *opt, const char 
     int count = verify(d, mod) ? split_module(mod, parts_wanted(opt), parts) : 0;
     bool ok = count > 0;
     for (int p = 0; p < count; p++) {
-        jobs[p] = (PartJob){.mod = parts[p].mod, .tm = p ? create_target_machine(d, opt) : jobs[0].tm, .opt = opt,
+        jobs[p] = (PartJob){.mod = parts[p].mod, .tm = p ? create_target_machine(d, t, opt) : jobs[0].tm, .opt = opt,
                             .path = obj_paths[p]};
         ok = ok && jobs[p].tm;
     }
@@ -300,35 +247,89 @@ static bool on_path(const char *name)
 
 bool linker_is_lld(void) { return on_path("ld.lld"); }
 
-bool link_shared_library(Diag *d, const char *const *objects, int nobjects, const char *so_path, bool sanitize)
+#ifndef LAYERC_LLVM_BINDIR
+#define LAYERC_LLVM_BINDIR "/usr/lib/llvm-19/bin"
+#endif
+
+/* "DIR/FILE" of the target's runtime build (the sanitized one when asked), or NULL after reporting it missing. */
+static const char *runtime_file(Diag *d, const EmitOptions *opt, const Target *t, const char *file, char *buf, size_t size)
 {
-    char runtime[4096];
-    snprintf(runtime, sizeof runtime, "%s/%sliblayerc_rt.a", runtime_dir(), sanitize ? "san/" : "");
-    if (access(runtime, R_OK) != 0) {
-        diag_error(d, (SrcSpan){0}, "cannot find the layerc runtime %s (set LAYERC_RUNTIME_DIR, or run 'make')", runtime);
-        return false;
-    }
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    enum { MAX_ARGS = 17 };
-    char *argv[MAX_ARGS + LINK_MAX_OBJECTS];
+    snprintf(buf, size, "%s/%s%s%s", runtime_dir(), t->runtime_subdir, opt->sanitize ? "san/" : "", file);
+    if (access(buf, R_OK) == 0) return buf;
+    diag_error(d, (SrcSpan){0}, "cannot find the layerc runtime for %s: %s", t->name, buf);
+    if (t->foreign)
+        diag_note(d, (SrcSpan){0}, "'make' builds it when the cross compiler %s-gcc is installed (Debian: apt-get install %s)",
+                  t->name, t->arch == ARCH_AARCH64 ? "gcc-aarch64-linux-gnu libc6-dev-arm64-cross" : "gcc-x86-64-linux-gnu");
+    else diag_note(d, (SrcSpan){0}, "set LAYERC_RUNTIME_DIR, or run 'make'");
+    return NULL;
+}
+
+/* The driver's command line to link a shared library or an executable (argv has room for 20 + LINK_MAX_OBJECTS). */
+static int final_link_args(char **argv, const EmitOptions *opt, const Target *t, const char *const *objects, int nobjects,
+                           const char *path, char *runtime, char *main_object)
+{
     int n = 0;
-    argv[n++] = (char *)cc;
-    argv[n++] = "-shared";
+    argv[n++] = (char *)t->cc;
+    if (t->cc_target) argv[n++] = (char *)t->cc_target;
+    if (opt->kind == EMIT_SO) argv[n++] = "-shared";
     if (linker_is_lld()) {
         argv[n++] = "-fuse-ld=lld";
         /* The weights are written after the link (emit_weights.h): a build ID
          * computed by the linker would not cover them. */
         argv[n++] = "-Wl,--build-id=none";
     }
-    if (sanitize) argv[n++] = "-fsanitize=address,undefined";
+    if (opt->sanitize) argv[n++] = "-fsanitize=address,undefined";
     argv[n++] = "-o";
-    argv[n++] = (char *)so_path;
+    argv[n++] = (char *)path;
     for (int i = 0; i < nobjects && i < LINK_MAX_OBJECTS; i++) argv[n++] = (char *)objects[i];
+    if (main_object) argv[n++] = main_object;
     argv[n++] = runtime;
     argv[n++] = "-lm";
     argv[n++] = "-lpthread";
     argv[n++] = "-Wl,-z,noexecstack";
-    if (!sanitize) argv[n++] = "-Wl,--no-undefined";
+    if (!opt->sanitize && opt->kind == EMIT_SO) argv[n++] = "-Wl,--no-undefined";
     argv[n] = NULL;
+    return n;
+}
+
+/* One relocatable object of the objects and the runtime members they use, its
+ * hidden symbols made local (and layerc_model, so several models link into one
+ * program: each has its <prefix>_model()); then, for EMIT_STATIC, an archive of it. */
+static bool link_relocatable(Diag *d, const EmitOptions *opt, const Target *t, const char *const *objects, int nobjects,
+                             const char *path, char *runtime)
+{
+    char merged[4096];
+    snprintf(merged, sizeof merged, "%s%s", path, opt->kind == EMIT_STATIC ? ".o" : "");
+    char *argv[16 + LINK_MAX_OBJECTS];
+    int n = 0;
+    argv[n++] = (char *)t->cc;
+    if (t->cc_target) argv[n++] = (char *)t->cc_target;
+    argv[n++] = "-r";
+    argv[n++] = "-nostdlib";
+    if (linker_is_lld()) argv[n++] = "-fuse-ld=lld";
+    argv[n++] = "-o";
+    argv[n++] = merged;
+    for (int i = 0; i < nobjects && i < LINK_MAX_OBJECTS; i++) argv[n++] = (char *)objects[i];
+    argv[n++] = runtime;
+    argv[n] = NULL;
+    char *objcopy[] = {LAYERC_LLVM_BINDIR "/llvm-objcopy", "--localize-hidden", "--localize-symbol=layerc_model", merged, NULL};
+    bool ok = run_tool(d, argv) && run_tool(d, objcopy);
+    if (ok && opt->kind == EMIT_STATIC) {
+        remove(path); /* ar adds to an archive that exists */
+        char *ar[] = {LAYERC_LLVM_BINDIR "/llvm-ar", "rcs", (char *)path, merged, NULL};
+        ok = run_tool(d, ar);
+        remove(merged);
+    }
+    return ok;
+}
+
+bool link_output(Diag *d, const EmitOptions *opt, const Target *t, const char *const *objects, int nobjects, const char *path)
+{
+    char runtime[4096], main_object[4096];
+    if (!runtime_file(d, opt, t, "liblayerc_rt.a", runtime, sizeof runtime)) return false;
+    if (opt->kind == EMIT_OBJ || opt->kind == EMIT_STATIC) return link_relocatable(d, opt, t, objects, nobjects, path, runtime);
+    if (opt->kind == EMIT_EXE && !runtime_file(d, opt, t, "layerc_main.o", main_object, sizeof main_object)) return false;
+    char *argv[20 + LINK_MAX_OBJECTS];
+    final_link_args(argv, opt, t, objects, nobjects, path, runtime, opt->kind == EMIT_EXE ? main_object : NULL);
     return run_tool(d, argv);
 }

@@ -42,7 +42,7 @@ static Elf64_Shdr section(const char *name, Elf64_Word type, Elf64_Xword flags, 
 
 static bool write_all(FILE *f, const void *data, size_t len) { return len == 0 || fwrite(data, 1, len, f) == len; }
 
-int emit_weights_object(const ConstantPool *pool, const char *path, bool reserve_only)
+int emit_weights_object(const ConstantPool *pool, const char *path, bool reserve_only, int elf_machine)
 {
     Elf64_Sym symbols[2] = {{0}, {
         .st_name = 1,
@@ -74,7 +74,7 @@ int emit_weights_object(const ConstantPool *pool, const char *path, bool reserve
     Elf64_Ehdr header = {
         .e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE},
         .e_type = ET_REL,
-        .e_machine = EM_X86_64,
+        .e_machine = (Elf64_Half)elf_machine,
         .e_version = EV_CURRENT,
         .e_shoff = headers_at,
         .e_ehsize = sizeof(Elf64_Ehdr),

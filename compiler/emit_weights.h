@@ -21,9 +21,10 @@
 
 #include "constant_pool.h"
 
-/* Writes the object to path, holding the pool's bytes or (reserve_only) only
- * reserving their room: 0, or the errno of what failed. */
-int emit_weights_object(const ConstantPool *pool, const char *path, bool reserve_only);
+/* Writes the object to path for ELF machine elf_machine (EM_X86_64,
+ * EM_AARCH64), holding the pool's bytes or (reserve_only) only reserving
+ * their room: 0, or the errno of what failed. */
+int emit_weights_object(const ConstantPool *pool, const char *path, bool reserve_only, int elf_machine);
 
 /* Writes the pool into the room reserved for it in the linked library
  * `library`, and makes the section an ordinary one holding bytes (so strip

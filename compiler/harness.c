@@ -25,6 +25,7 @@
 #include "passes.h"
 #include "reference.h"
 #include "splitmix.h"
+#include "target.h"
 
 static double uniform01(uint64_t *state) { return ((double)(splitmix64(state) >> 11) + 0.5) / 9007199254740992.0; }
 
@@ -248,7 +249,7 @@ static const char HARNESS_BODY[] =
     "    const layerc_model_desc *m = entry();\n"
     "    if (m->abi_version != LAYERC_ABI_VERSION) { fprintf(stderr, \"harness: ABI %u, expected %d\\n\", m->abi_version, LAYERC_ABI_VERSION); return 2; }\n"
     "    layerc_ctx *ctx = m->create();\n"
-    "    if (!ctx) { fprintf(stderr, \"harness: create failed\\n\"); return 2; }\n"
+    "    if (!ctx) { fprintf(stderr, \"harness: %s\\n\", m->cpu_unsupported() ? m->cpu_unsupported() : \"create failed: out of memory\"); return 2; }\n"
     "    if (m->set_threads(ctx, THREADS) != 0) { fprintf(stderr, \"harness: %s\\n\", m->error(ctx)); return 2; }\n"
     "    const void *in[NUM_IN];\n"
     "    void *out[NUM_OUT];\n"
@@ -385,16 +386,21 @@ static bool write_test_data(Frontend *fe, const char *dir, const RunData *rd, fl
     return ok;
 }
 
-static bool compile_harness(Frontend *fe, const char *dir, bool sanitize)
+static bool compile_harness(Frontend *fe, const char *dir, bool sanitize, const Target *t)
 {
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    char *include = arena_printf(&fe->arena, "-I%s", include_dir());
-    char *plain[] = {(char *)cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Werror", include, "harness.c", "-o", "harness", "-ldl",
-                     "-lm", NULL};
-    char *instrumented[] = {(char *)cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Werror", "-fsanitize=address,undefined",
-                            "-fno-omit-frame-pointer",
-                            include, "harness.c", "-o", "harness", "-ldl", "-lm", NULL};
-    int status = run_command(&fe->diag, dir, sanitize ? instrumented : plain);
+    char *argv[24];
+    int n = 0;
+    argv[n++] = (char *)t->cc;
+    if (t->cc_target) argv[n++] = (char *)t->cc_target;
+    char *flags[] = {"-std=gnu11", "-O1", "-g", "-Wall", "-Werror", arena_printf(&fe->arena, "-I%s", include_dir())};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) argv[n++] = flags[i];
+    if (sanitize) {
+        argv[n++] = "-fsanitize=address,undefined";
+        argv[n++] = "-fno-omit-frame-pointer";
+    }
+    char *files[] = {"harness.c", "-o", "harness", "-ldl", "-lm", NULL};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) argv[n++] = files[i];
+    int status = run_command(&fe->diag, dir, argv);
     if (status > 0) diag_error(&fe->diag, (SrcSpan){0}, "the generated harness %s/harness.c does not compile", dir);
     return status == 0;
 }
@@ -435,12 +441,17 @@ int harness_test(Frontend *fe, const TestOptions *opt)
     build.weights_bound_ctx = &t;
     int status = 1;
     int original_nodes = fe->graph->nodes.len;
-    if (backend_build(fe, &build) && write_harness(fe, t.dir, "./libmodel.so", &t.rd, opt) &&
-        compile_harness(fe, t.dir, opt->sanitize)) {
-        char *argv[] = {"./harness", NULL};
+    Target target;
+    const EmitOptions *e = &build.emit;
+    if (target_resolve(&fe->arena, e->target_triple, e->target_cpu, e->target_features, &target, fe->diag.out) &&
+        backend_build(fe, &build) && write_harness(fe, t.dir, "./libmodel.so", &t.rd, opt) &&
+        compile_harness(fe, t.dir, opt->sanitize, &target)) {
+        /* Another architecture's harness runs under its emulator, with its libraries (ld.so, libc, libm). */
+        char *native[] = {"./harness", NULL};
+        char *emulated[] = {(char *)target.emulator, "-L", (char *)target.sysroot, "./harness", NULL};
         progress_end(&fe->progress); /* the harness prints the results */
         fflush(stdout);
-        status = run_command(&fe->diag, t.dir, argv);
+        status = run_command(&fe->diag, t.dir, target.foreign ? emulated : native);
         if (status < 0) status = 1;
     }
     if (opt->keep_dir) fprintf(stderr, "layerc: kept the library, data and harness in %s\n", t.dir);

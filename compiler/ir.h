@@ -19,8 +19,8 @@ typedef struct Ir {
     LLVMBuilderRef b;
     LLVMTypeRef i1, i32, i64, f32, f64, ptr, void_t;
     LLVMValueRef fn; /* the function being built */
-    int vector_width;     /* floats per vector register of the target: 4 (SSE), 8 (AVX2), 16 (AVX-512) */
-    int vector_registers; /* how many of them: 16, or 32 with AVX-512 */
+    int vector_width;     /* floats per vector register of the target: 4 (SSE, NEON), 8 (AVX2), 16 (AVX-512) */
+    int vector_registers; /* how many of them: 16, or 32 with AVX-512 and NEON (target.c) */
     struct ConstantPool *constants;  /* where lower_constant_floats puts weight arrays */
     LLVMValueRef constants_global;   /* their base address in the module (NULL until the first) */
     LLVMValueRef layer_constants;    /* the current layer's arrays are addressed from it (NULL until its first) */

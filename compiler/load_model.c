@@ -43,7 +43,8 @@ bool load_model(Frontend *fe, const BuildOptions *opt, int threads, LoadedModel 
     lm->m = m;
     lm->ctx = m->create();
     if (!lm->ctx) {
-        diag_error(d, (SrcSpan){0}, "cannot create a context of the compiled model: out of memory");
+        const char *why = m->cpu_unsupported();
+        diag_error(d, (SrcSpan){0}, "cannot create a context of the compiled model: %s", why ? why : "out of memory");
         return false;
     }
     if (m->set_threads(lm->ctx, threads > 0 ? threads : 1) != 0) {

@@ -16,6 +16,7 @@
 #include "constant_pool.h"
 #include "diag.h"
 #include "graph.h"
+#include "target.h"
 #include "ir.h"
 #include "conv_plan.h"
 #include "plan_memory.h"
@@ -27,9 +28,11 @@ bool op_is_lowered(OpKind op);
 
 /* Builds the module for g; the weights must be bound.  `symbol_prefix` names
  * the model-named functions (<prefix>_create, ...).  The weight arrays go to
- * `constants`, which the module refers to by CONSTANT_POOL_SYMBOL. */
+ * `constants`, which the module refers to by CONSTANT_POOL_SYMBOL.  The
+ * kernels are shaped for the target's vector unit, and the library requires
+ * its CPU features when a context is created (runtime/cpu_check.c). */
 LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
-                          int vector_width, int vector_registers, int inject_fault_layer, ConstantPool *constants);
+                          const Target *target, int inject_fault_layer, ConstantPool *constants);
 
 /* ---- between lower_llvm.c and lower_kernels.c ---- */
 

@@ -173,7 +173,7 @@ static void finish_constants(Ir *ir)
     ir->constants_global = pool;
 }
 
-enum { DESC_FIELDS = 24 };
+enum { DESC_FIELDS = 27 };
 
 typedef struct Lowering {
     Ir ir;
@@ -186,6 +186,7 @@ typedef struct Lowering {
     PerSampleKernel *per_sample;
     LLVMTypeRef tensor_info_t, desc_t, parallel_t, observe_t;
     int fault_layer; /* --inject-fault */
+    const Target *target;
 } Lowering;
 
 static LLVMValueRef constant_string(Ir *ir, const char *text, const char *name)
@@ -217,7 +218,7 @@ static void define_types(Lowering *lw)
     LLVMTypeRef p = ir->ptr;
     /* Field for field, runtime/layerc.h's layerc_model_desc. */
     LLVMTypeRef desc[DESC_FIELDS] = {ir->i32, ir->i32, p, lw->tensor_info_t, lw->tensor_info_t, ir->i64, p, p, p, p, p, p, p,
-                                     p, p, ir->i64, ir->i32, ir->i32, p, p, p, p, p, p};
+                                     p, p, ir->i64, ir->i32, ir->i32, p, p, p, p, p, p, p, p, p};
     lw->desc_t = LLVMStructTypeInContext(ir->ctx, desc, DESC_FIELDS, 0);
     LLVMTypeRef par[8] = {p, p, p, p, ir->i64, ir->i64, ir->i64, ir->i64};
     lw->parallel_t = LLVMFunctionType(ir->void_t, par, 8, 0);
@@ -497,11 +498,58 @@ static void lower_descriptor(Lowering *lw, LLVMValueRef forward)
         io_names(lw, &g->outputs, "model.output_names"),
         input_id_limits(lw),
         declare(ir, "__layerc_rt_run_multi", empty),
+        constant_string(ir, target_describe(&lw->arena, lw->target), "model.target"),
+        constant_string(ir, lw->target->checked, "model.cpu_features"),
+        declare(ir, "__layerc_rt_cpu_unsupported", empty),
     };
     LLVMValueRef desc = LLVMAddGlobal(ir->mod, lw->desc_t, "__layerc_desc");
     LLVMSetInitializer(desc, LLVMConstNamedStruct(lw->desc_t, fields, DESC_FIELDS));
     LLVMSetGlobalConstant(desc, 1);
     LLVMSetVisibility(desc, LLVMHiddenVisibility);
+}
+
+/* The CPU features the code relies on, NULL-terminated, and the message
+ * create() gives for each when this machine lacks it (runtime/cpu_check.c). */
+static void lower_cpu_features(Lowering *lw)
+{
+    Ir *ir = &lw->ir;
+    const Target *t = lw->target;
+    const char *list = t->checked;
+    int count = 1;
+    for (const char *p = list; *p; p++) count += *p == ',';
+    LLVMValueRef *names = arena_alloc_array(&lw->arena, (size_t)count + 1, sizeof *names);
+    LLVMValueRef *messages = arena_alloc_array(&lw->arena, (size_t)count + 1, sizeof *messages);
+    int n = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *name = arena_strndup(&lw->arena, p, len);
+        names[n] = constant_string(ir, name, "cpu.feature");
+        messages[n++] = constant_string(
+            ir, arena_printf(&lw->arena, "this machine's CPU lacks %s, which model %s was compiled for (%s, CPU %s): build it "
+                                         "with --target-cpu native, or for the CPU of the machine that runs it",
+                             name, lw->g->model_name, t->name, t->cpu),
+            "cpu.message");
+        p += len + (p[len] == ',');
+    }
+    names[n] = messages[n] = LLVMConstNull(ir->ptr);
+    static const char *const symbols[2] = {"__layerc_cpu_features", "__layerc_cpu_messages"};
+    LLVMValueRef *arrays[2] = {names, messages};
+    for (int k = 0; k < 2; k++) {
+        LLVMValueRef init = LLVMConstArray2(ir->ptr, arrays[k], (uint64_t)n + 1);
+        LLVMValueRef g = LLVMAddGlobal(ir->mod, LLVMTypeOf(init), symbols[k]);
+        LLVMSetInitializer(g, init);
+        LLVMSetGlobalConstant(g, 1);
+        LLVMSetVisibility(g, LLVMHiddenVisibility);
+    }
+}
+
+/* <prefix>_model(): the descriptor, as layerc_model() gives it (which an object or archive keeps local). */
+static void lower_model_entry(Lowering *lw, const char *prefix)
+{
+    Ir *ir = &lw->ir;
+    LLVMValueRef fn = LLVMAddFunction(ir->mod, arena_printf(&lw->arena, "%s_model", prefix), LLVMFunctionType(ir->ptr, NULL, 0, 0));
+    ir_begin_function(ir, fn);
+    LLVMBuildRet(ir->b, LLVMGetNamedGlobal(ir->mod, "__layerc_desc"));
 }
 
 /* <prefix>_create() etc.: thin exported wrappers over the runtime. */
@@ -547,18 +595,19 @@ static void lower_entry_points(Lowering *lw, const char *prefix)
     lower_entry_point(lw, prefix, "error", p, one, 1);
     lower_entry_point(lw, prefix, "set_threads", i32, threads, 2);
     lower_run_multi_entry(lw, prefix);
+    lower_model_entry(lw, prefix);
 }
 
 LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *plan, const char *symbol_prefix,
-                          int vector_width, int vector_registers, int inject_fault_layer, ConstantPool *constants)
+                          const Target *target, int inject_fault_layer, ConstantPool *constants)
 {
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
-    Lowering lw = {.g = g, .plan = plan, .fault_layer = inject_fault_layer};
+    Lowering lw = {.g = g, .plan = plan, .fault_layer = inject_fault_layer, .target = target};
     arena_init(&lw.arena);
     lw.share.arena = &lw.arena;
     ir_init(&lw.ir, ctx, mod);
-    lw.ir.vector_width = vector_width;
-    lw.ir.vector_registers = vector_registers;
+    lw.ir.vector_width = target->vector.width;
+    lw.ir.vector_registers = target->vector.registers;
     lw.ir.constants = constants;
     define_types(&lw);
     lw.steps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.steps);
@@ -566,6 +615,7 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
     lw.per_sample = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.per_sample);
     lower_kernels(&lw);
     LLVMValueRef forward = lower_forward(&lw);
+    lower_cpu_features(&lw);
     lower_descriptor(&lw, forward);
     lower_entry_points(&lw, symbol_prefix);
     finish_constants(&lw.ir);

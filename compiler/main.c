@@ -226,7 +226,8 @@ static int run_dot(int argc, char **argv)
 
 /* ---- layerc build ---- */
 
-static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target-cpu", "--emit-llvm", "--winograd", "--winograd-tile",
+static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target", "--target-cpu", "--target-features",
+                                            "--emit", "--emit-llvm", "--winograd", "--winograd-tile", "--verbose", "-v",
                                             "--time-report", "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--disable-pass", "--help", NULL};
 
 /* Value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL after reporting a missing one. */
@@ -288,13 +289,29 @@ static bool add_disabled_pass(PassOptions *po, const char *name)
     return true;
 }
 
-static bool check_target_cpu(const char *cpu)
+/* The --target, --target-cpu and --target-features of a command, checked
+ * once all its options are read; false after a usage error naming the valid
+ * ones.  *foreign: the target is another architecture than this machine's. */
+static bool check_target(const EmitOptions *e, bool *foreign)
 {
-    const char *near = NULL;
-    if (target_cpu_known(cpu, &near)) return true;
-    fprintf(stderr, "layerc: error: unknown --target-cpu '%s'%s%s%s\n", cpu, near ? "; did you mean '" : "", near ? near : "",
-            near ? "'?" : " (x86-64 CPUs such as x86-64-v3, skylake-avx512, znver4, or native)");
-    return false;
+    Arena a;
+    arena_init(&a);
+    Target t;
+    bool ok = target_resolve(&a, e->target_triple, e->target_cpu, e->target_features, &t, stderr);
+    if (foreign) *foreign = ok && t.foreign;
+    arena_free(&a);
+    return ok;
+}
+
+/* run and bench load the model into this process: this architecture only. */
+static int refuse_foreign(const char *cmd, const EmitOptions *e)
+{
+    fprintf(stderr, "layerc: error: layerc %s loads the compiled model into this process, so it runs only for this "
+                    "machine's architecture, not --target %s\n"
+                    "layerc: note: 'layerc test --target %s' runs the model under the emulator; 'layerc build --target %s "
+                    "--emit exe' makes a program for that machine\n",
+            cmd, e->target_triple, e->target_triple, e->target_triple);
+    return EXIT_USAGE;
 }
 
 /* Parses one option shared by build, test and run; returns 1 when consumed,
@@ -306,13 +323,12 @@ static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, 
         const char *name;
         const char **slot;
     } string_options[] = {{"--weights", &opt->weights_path}, {"--header", &opt->header},
-                          {"--target-cpu", &opt->emit.target_cpu}, {"--emit-llvm", &opt->emit.emit_llvm}};
+                          {"--target-cpu", &opt->emit.target_cpu}, {"--target-features", &opt->emit.target_features},
+                          {"--target", &opt->emit.target_triple}, {"--emit-llvm", &opt->emit.emit_llvm}};
     for (size_t k = 0; k < sizeof string_options / sizeof string_options[0]; k++) {
         if (!is_option(a, string_options[k].name)) continue;
         *string_options[k].slot = option_value(argc, argv, i, string_options[k].name, cmd);
-        if (!*string_options[k].slot) return -1;
-        if (string_options[k].slot == &opt->emit.target_cpu && !check_target_cpu(opt->emit.target_cpu)) return -1;
-        return 1;
+        return *string_options[k].slot ? 1 : -1;
     }
     if (is_option(a, "--seed")) {
         const char *v = option_value(argc, argv, i, "--seed", cmd);
@@ -397,6 +413,17 @@ static bool take_path(const char **path, const char *arg, const char *cmd)
     return true;
 }
 
+static bool parse_emit_kind(const char *v, EmitKind *kind)
+{
+    static const char *const kinds[] = {"so", "obj", "static", "exe"}; /* EmitKind's order */
+    for (int k = 0; k < 4; k++)
+        if (strcmp(v, kinds[k]) == 0) {
+            *kind = (EmitKind)k;
+            return true;
+        }
+    return false;
+}
+
 static int run_build(int argc, char **argv)
 {
     const char *path = NULL;
@@ -408,6 +435,12 @@ static int run_build(int argc, char **argv)
         if (used) continue;
         if (strcmp(a, "--time-report") == 0) {
             opt.time_report = stderr;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            opt.verbose = stderr;
+        } else if (is_option(a, "--emit")) {
+            const char *v = option_value(argc, argv, &i, "--emit", "build");
+            if (!v) return EXIT_USAGE;
+            if (!parse_emit_kind(v, &opt.emit.kind)) return usage_error("build", "--emit needs so, obj, static or exe, got '%s'", v, NULL);
         } else if (strcmp(a, "-o") == 0 || is_option(a, "--output")) {
             if (!(opt.output = option_value(argc, argv, &i, a[1] == 'o' ? "-o" : "--output", "build"))) return EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
@@ -417,10 +450,15 @@ static int run_build(int argc, char **argv)
         }
     }
     if (!path) return usage_error("build", "no model file given%s", "", NULL);
+    if (!check_target(&opt.emit, NULL)) return EXIT_USAGE;
+    if (opt.header && opt.emit.kind == EMIT_EXE)
+        return usage_error("build", "--header goes with --emit so, obj or static: a program (--emit exe) has no C interface%s", "", NULL);
     Frontend fe;
     bool ok = frontend_run(&fe, path, stderr);
     if (ok) {
-        if (!opt.output) opt.output = arena_printf(&fe.arena, "lib%s.so", model_symbol_prefix(&fe.arena, fe.graph->model_name));
+        static const char *const default_names[] = {"lib%s.so", "%s.o", "lib%s.a", "%s"}; /* by EmitKind */
+        if (!opt.output)
+            opt.output = arena_printf(&fe.arena, default_names[opt.emit.kind], model_symbol_prefix(&fe.arena, fe.graph->model_name));
         if (!opt.time_report) begin_progress(&fe, "building", path); /* --time-report prints the stages itself */
         ok = backend_build(&fe, &opt);
     }
@@ -431,7 +469,7 @@ static int run_build(int argc, char **argv)
 /* ---- layerc test ---- */
 
 static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--winograd", "--winograd-tile", "--input", "--expect", "--atol", "--rtol", "--batch",
-                                           "--keep", "--threads", "--sanitize", "--target-cpu", "--disable-pass", "--inject-fault", "-O0", "-O1", "-O2", "-O3",
+                                           "--keep", "--threads", "--sanitize", "--target", "--target-cpu", "--target-features", "--disable-pass", "--inject-fault", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
 static bool parse_number(const char *text, double *out)
@@ -488,6 +526,10 @@ static int run_test(int argc, char **argv)
         }
     }
     if (!path) return usage_error("test", "no model file given%s", "", NULL);
+    bool foreign;
+    if (!check_target(&opt.build.emit, &foreign)) return EXIT_USAGE;
+    if (foreign && opt.sanitize)
+        return usage_error("test", "--sanitize runs only for this machine's architecture, not --target %s", opt.build.emit.target_triple, NULL);
     Frontend fe;
     int status = EXIT_MODEL_ERROR;
     if (frontend_run(&fe, path, stderr)) {
@@ -500,7 +542,7 @@ static int run_test(int argc, char **argv)
 
 /* ---- layerc run ---- */
 
-static const char *const RUN_OPTIONS[] = {"--input", "-o", "--winograd", "--winograd-tile", "--weights", "--seed", "--threads", "--target-cpu", "--help", NULL};
+static const char *const RUN_OPTIONS[] = {"--input", "-o", "--winograd", "--winograd-tile", "--weights", "--seed", "--threads", "--target-cpu", "--target-features", "--help", NULL};
 
 static int run_run(int argc, char **argv)
 {
@@ -528,6 +570,9 @@ static int run_run(int argc, char **argv)
     if (!path) return usage_error("run", "no model file given%s", "", NULL);
     if (!opt.ninput_npy) return usage_error("run", "--input X.npy is required%s", "", NULL);
     if (!opt.noutput_npy) return usage_error("run", "-o Y.npy is required%s", "", NULL);
+    bool foreign;
+    if (!check_target(&opt.build.emit, &foreign)) return EXIT_USAGE;
+    if (foreign) return refuse_foreign("run", &opt.build.emit);
     Frontend fe;
     int status = EXIT_MODEL_ERROR;
     if (frontend_run(&fe, path, stderr)) {
@@ -541,7 +586,7 @@ static int run_run(int argc, char **argv)
 /* ---- layerc bench ---- */
 
 static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--winograd", "--winograd-tile", "--per-layer", "--json", "--min-time", "--weights",
-                                            "--seed", "--target-cpu", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
+                                            "--seed", "--target-cpu", "--target-features", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
                                             "--help", NULL};
 
 static int run_bench(int argc, char **argv)
@@ -569,6 +614,9 @@ static int run_bench(int argc, char **argv)
         }
     }
     if (!path) return usage_error("bench", "no model file given%s", "", NULL);
+    bool foreign;
+    if (!check_target(&opt.build.emit, &foreign)) return EXIT_USAGE;
+    if (foreign) return refuse_foreign("bench", &opt.build.emit);
     Frontend fe;
     int status = EXIT_MODEL_ERROR;
     if (frontend_run(&fe, path, stderr)) {
@@ -577,6 +625,17 @@ static int run_bench(int argc, char **argv)
     }
     frontend_free(&fe);
     return status;
+}
+
+/* ---- layerc targets ---- */
+
+static const char *const TARGETS_OPTIONS[] = {"--help", NULL};
+
+static int run_targets(int argc, char **argv)
+{
+    if (argc > 0) return usage_error("targets", argv[0][0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", argv[0], TARGETS_OPTIONS);
+    targets_print(stdout);
+    return 0;
 }
 
 static const Command commands[] = {
@@ -611,15 +670,22 @@ static const Command commands[] = {
      "how it is computed); ellipses for the inputs and outputs; dashed edges for the skip tensor a\n"
      "convolution adds in its kernel\n",
      DOT_OPTIONS, run_dot},
-    {"build", "compile the model to a self-contained shared library (weights embedded)",
+    {"build", "compile the model to a self-contained shared library (weights embedded), object, archive or program",
      "usage: layerc build [OPTIONS] MODEL.nn\n"
      "  --weights FILE     a .safetensors file with the PyTorch state_dict (else random weights)\n"
      "  --seed N           seed of the random weights (default 0)\n"
-     "  -o FILE            the library to write (default libMODEL.so)\n"
+     "  --emit KIND        so (default): a shared library; obj: one relocatable object; static: an archive\n"
+     "                     (both hold the code, weights and runtime); exe: a program that reads input .npy\n"
+     "                     files and writes the output .npy files (run it with --help)\n"
+     "  -o FILE            the file to write (default libMODEL.so, MODEL.o, libMODEL.a or MODEL)\n"
      "  --header FILE      also write a C header declaring the model's functions\n"
      "  -O0 .. -O3         optimisation level (default -O3); -O0 also runs no graph pass\n"
      "  --disable-pass P   skip one graph pass (repeatable; see 'layerc dump-ir --help')\n"
-     "  --target-cpu CPU   compile for CPU (e.g. x86-64-v3, skylake-avx512) instead of this machine's\n"
+     "  --target TRIPLE    compile for x86_64-linux-gnu or aarch64-linux-gnu (default: this machine)\n"
+     "  --target-cpu CPU   compile for CPU (e.g. x86-64-v3, haswell, cortex-a76) instead of this machine's;\n"
+     "                     'layerc targets' lists them with the vector unit each gets\n"
+     "  --target-features +F,-F  add or remove CPU features (e.g. +avx512f; see 'layerc targets')\n"
+     "  -v, --verbose      print the target, its vector unit and the CPU features the library requires\n"
      "  --emit-llvm FILE   also write the optimised LLVM IR (the weights are not in it)\n"
      "  --winograd W       auto (default), always or never: which 3x3 and 5x5 stride-1 convolutions\n"
      "                     run as Winograd (see 'layerc dump-ir --help')\n"
@@ -638,8 +704,10 @@ static const Command commands[] = {
      "  --keep DIR         keep the library, data and generated harness.c in DIR\n"
      "  --sanitize         build the harness, runtime and generated code with AddressSanitizer + UBSan\n"
      "  --inject-fault K   make compiled layer K wrong on purpose (to see the divergence report)\n"
-     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass, --winograd, --winograd-tile\n"
-     "                     as for build\n",
+     "  --target TRIPLE    build for another architecture and run the harness under its emulator\n"
+     "                     (aarch64-linux-gnu: qemu-aarch64 -L /usr/aarch64-linux-gnu)\n"
+     "  --weights, --seed, -O0..-O3, --target-cpu, --target-features, --disable-pass, --winograd,\n"
+     "  --winograd-tile    as for build\n",
      TEST_OPTIONS, run_test},
     {"run", "compile the model and run it on an input .npy, writing the output .npy",
      "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n"
@@ -656,6 +724,8 @@ static const Command commands[] = {
      "GFLOP/s counts 2 x the multiply-accumulates of the model as written (before the passes),\n"
      "so builds with and without fusion are credited with the same work.\n",
      BENCH_OPTIONS, run_bench},
+    {"targets", "list the target triples, CPUs and CPU features layerc compiles for, and this machine's",
+     "usage: layerc targets\n", TARGETS_OPTIONS, run_targets},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

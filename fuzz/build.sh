@@ -27,7 +27,7 @@ GEN_CFLAGS=(-Wno-unused-function -Wno-sign-compare -Wno-unused-parameter -Wno-un
 LDLIBS=(-lcjson -lm -L"$LLVM_LIB" -lLLVM-19)
 mkdir -p "$OBJ"
 
-HDRS=(compiler/*.h compiler/layers.def runtime/*.h build/parser.h build/lexer.h)
+HDRS=(compiler/*.h compiler/layers.def compiler/cpu_features.def runtime/*.h runtime/cpu_check.def build/parser.h build/lexer.h)
 newest_hdr=$(ls -t "${HDRS[@]}" | head -n 1)
 
 # compile SRC OBJ [EXTRA FLAGS...]: only when the object is older than its source or any header.

@@ -15,6 +15,9 @@
  * (LAYERC_ERR_INPUT, with the id and its position in error()), never an
  * out-of-bounds read.
  *
+ * A library checks when a context is created that the CPU has the features
+ * it was compiled for (cpu_unsupported below).
+ *
  * Threading: a context is used by one thread at a time; separate contexts may
  * run concurrently.  There is no global mutable state.  Every function that
  * takes a context returns an error code for a NULL context, NULL buffers or a
@@ -66,7 +69,8 @@ typedef struct layerc_model_desc {
     layerc_tensor_info output;
     int64_t workspace_bytes; /* planned peak activation memory (per sample when the batch is named) */
 
-    /* Allocates a context with every activation buffer; NULL when out of memory. */
+    /* Allocates a context with every activation buffer; NULL when out of
+     * memory or when the CPU lacks a feature the code needs (cpu_unsupported). */
     layerc_ctx *(*create)(void);
     /* Runs the model.  batch: the run-time batch when the input's first
      * dimension is named (>= 1), otherwise 0 or the declared first dimension. */
@@ -109,6 +113,17 @@ typedef struct layerc_model_desc {
      * LAYERC_ERR_ARITY. */
     int (*run_multi)(layerc_ctx *ctx, const void *const *inputs, void *const *outputs, int64_t batch,
                      layerc_observer observe, void *user);
+
+    /* What the code was compiled for, e.g. "x86_64-linux-gnu, CPU haswell,
+     * AVX2: 8 floats a vector, 16 registers", and the CPU features it relies
+     * on ("sse3,...,avx2"; "" for the architecture's baseline). */
+    const char *target;
+    const char *cpu_features;
+    /* NULL when this machine's CPU has all of cpu_features; else why not
+     * ("this machine's CPU lacks amx-fp16, which ... was compiled for ...").
+     * create() then returns NULL and error(NULL) returns this text, so a
+     * library built for a newer CPU fails with a message, not SIGILL. */
+    const char *(*cpu_unsupported)(void);
 } layerc_model_desc;
 
 const layerc_model_desc *layerc_model(void);

@@ -127,6 +127,8 @@ static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
 #endif
 }
 
@@ -270,6 +272,7 @@ static int reserve_workspace(layerc_ctx *ctx, int64_t batch)
 
 HIDDEN layerc_ctx *__layerc_rt_create(void)
 {
+    if (__layerc_rt_cpu_unsupported()) return NULL; /* error(NULL) says why */
     layerc_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     ctx->desc = &__layerc_desc;
@@ -291,7 +294,10 @@ HIDDEN void __layerc_rt_destroy(layerc_ctx *ctx)
 
 HIDDEN const char *__layerc_rt_error(const layerc_ctx *ctx)
 {
-    if (!ctx) return "NULL context";
+    if (!ctx) {
+        const char *why = __layerc_rt_cpu_unsupported();
+        return why ? why : "NULL context";
+    }
     return ctx->error;
 }
 

@@ -24,4 +24,8 @@ void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const void *inp
 /* Reports layer `layer`'s output to the observer, if one is set. */
 void __layerc_rt_observe(layerc_ctx *ctx, int32_t layer, const float *data, int64_t batch);
 
+/* NULL when this machine's CPU has every feature the code was compiled for,
+ * else why not (cpu_check.c); create() refuses to run then. */
+const char *__layerc_rt_cpu_unsupported(void);
+
 #endif

@@ -22,6 +22,12 @@
 #   passes        every golden case with no passes (-O0) against PyTorch, and -O3 against -O0 (atol, rtol 1e-5)
 #   targets       every golden case built for SSE (--target-cpu x86-64: 4-float vectors, other tails)
 #                 against PyTorch; AVX-512 builds (which this machine cannot run) use zmm registers
+#   cross         other targets (README "Targets"): a few golden cases (conv, pooling, linear, LSTM, the
+#                 graph form, CIFAR-10) built for aarch64 and run under qemu-aarch64, built for AVX2
+#                 (--target-cpu haswell) and for this machine's best; --emit obj and static linked into
+#                 tests/emit/link_model.c, --emit exe run, against PyTorch; a library built for a CPU
+#                 feature this machine lacks refused at create with the reason; target errors and -v
+#   cross-all     every golden case for aarch64 under qemu (make test-cross; not in make test)
 #   models        the random-model differential tester (fuzz/models/fuzz_models.c): a fixed-seed set of
 #                 generated models and every saved regression case (tests/models/*.nn), each built at
 #                 -O0, -O3, -O3 with forced Winograd and for every lesser vector extension the CPU has,
@@ -340,6 +346,165 @@ suite_targets() {
     fi
 }
 
+# The golden cases of the cross suite: conv, pooling, linear, LSTM, the graph form (blocks, residual), CIFAR-10.
+CROSS_CASES="conv2d_basic maxpool2d_basic avgpool2d_pad_exclude linear lstm_batch_first graph_stack_model_blocks
+graph_residual_downsample example_cifar10"
+
+# The vector unit this machine's best build gets, from /proc/cpuinfo (target.c's rule).
+host_vector_unit() {
+    local flags
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    if [[ " $flags " == *" avx512f "* ]]; then echo "AVX-512: 16 floats a vector, 32 registers"
+    elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then echo "AVX2: 8 floats a vector, 16 registers"
+    else echo "SSE: 4 floats a vector, 16 registers"; fi
+}
+
+# A checked CPU feature (LLVM's name) this machine lacks, or nothing: from /proc/cpuinfo.
+missing_cpu_feature() {
+    local flags pair
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    for pair in amx-fp16:amx_fp16 avxvnniint16:avx_vnni_int16 avxifma:avx_ifma avxvnniint8:avx_vnni_int8 \
+                avx512fp16:avx512_fp16 avx512bf16:avx512_bf16 amx-tile:amx_tile avx512f:avx512f avx2:avx2; do
+        [[ " $flags " == *" ${pair#*:} "* ]] || { echo "${pair%%:*}"; return; }
+    done
+}
+
+# cross_emit TAG NAME CASE_DIR RUNNER TARGET_OPTS...: --emit obj and static linked into link_model.c, and --emit
+# exe, each run (by RUNNER: nothing, or the emulator) on the case's input and checked against PyTorch.
+cross_emit() {
+    local tag=$1 name=$2 dir=$3 runner=$4 tol out kind prefix cc
+    shift 4
+    read -r -a tol < <(case_tolerance "$dir/case.json")
+    local w="$TMP/emit-$name-${runner%% *}"
+    mkdir -p "$w"
+    prefix=$(grep -m1 '^model ' "$dir/model.nn" | awk '{print tolower($2)}')
+    cc=(cc)
+    [ -n "$runner" ] && cc=(clang-19 --target=aarch64-linux-gnu -fuse-ld=lld)
+    for kind in obj static; do
+        local file="$w/model.o"
+        [ $kind = static ] && file="$w/libmodel.a"
+        if out=$("$L" build "$dir/model.nn" --weights "$dir/weights.safetensors" "$@" --emit $kind -o "$file" \
+                  --header "$w/model.h" 2>&1) \
+            && out=$("${cc[@]}" -Wall -Werror -Iruntime -DMODEL="$prefix" -include "$w/model.h" tests/emit/link_model.c \
+                     "$file" -o "$w/prog" -lm -lpthread 2>&1) \
+            && out=$($runner "$w/prog" "$dir/input.npy" "$w/out.bin" 2>&1) \
+            && out=$(python3 tests/compare_npy.py "$w/out.bin" "$dir/expected.npy" "${tol[@]}" 2>&1); then
+            pass "$tag --emit $kind $name"
+        else
+            fail "$tag --emit $kind $name" "$out"
+        fi
+    done
+    if out=$("$L" build "$dir/model.nn" --weights "$dir/weights.safetensors" "$@" --emit exe -o "$w/model" 2>&1) \
+        && out=$($runner "$w/model" "$dir/input.npy" -o "$w/out.npy" 2>&1) \
+        && out=$(python3 tests/compare_npy.py "$w/out.npy" "$dir/expected.npy" "${tol[@]}" 2>&1); then
+        pass "$tag --emit exe $name"
+    else
+        fail "$tag --emit exe $name" "$out"
+    fi
+}
+
+# expect_refusal TEST EXPECTED_STATUS EXPECTED_TEXT COMMAND...: the command fails with that status and text.
+expect_refusal() {
+    local test=$1 status=$2 text=$3 out rc
+    shift 3
+    out=$("$@" 2>&1); rc=$?
+    [ $rc = "$status" ] && grep -qF -- "$text" <<<"$out" && pass "$test" || fail "$test" "exit $rc: $out"
+}
+
+suite_cross() {
+    local L=$1 tag=$2 name dir qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+    local arm="--target aarch64-linux-gnu"
+    for name in $CROSS_CASES; do
+        dir=tests/golden/outputs/$name
+        golden_case "$L" "$tag aarch64 golden $name" "$dir" $arm
+        golden_case "$L" "$tag avx2 golden $name" "$dir" --target-cpu haswell
+    done
+    golden_case "$L" "$tag aarch64 golden cortex-a76 conv2d_depthwise" tests/golden/outputs/conv2d_depthwise $arm --target-cpu cortex-a76
+    golden_case "$L" "$tag aarch64 golden 2 threads example_cifar10" tests/golden/outputs/example_cifar10 $arm --threads 2
+    cross_emit "$tag" conv2d_basic tests/golden/outputs/conv2d_basic ""
+    cross_emit "$tag" lstm_batch_first tests/golden/outputs/lstm_batch_first ""
+    cross_emit "$tag aarch64" example_cifar10 tests/golden/outputs/example_cifar10 "$qemu" $arm
+    # Two models' objects in one program: each keeps its runtime to itself.
+    local g=tests/golden/outputs out
+    if out=$("$L" build $g/linear/model.nn --weights $g/linear/weights.safetensors --emit static -o "$TMP/liblinear.a" \
+              --header "$TMP/linear.h" 2>&1) \
+        && out=$("$L" build $g/conv2d_basic/model.nn --weights $g/conv2d_basic/weights.safetensors --emit obj \
+                 -o "$TMP/conv.o" --header "$TMP/conv.h" 2>&1) \
+        && out=$(cc -Wall -Werror -Iruntime -DMODEL=linear -DOTHER=conv2dbasic -include "$TMP/linear.h" -include "$TMP/conv.h" \
+                 tests/emit/link_model.c "$TMP/liblinear.a" "$TMP/conv.o" -o "$TMP/two" -lm -lpthread 2>&1) \
+        && out=$("$TMP/two" $g/linear/input.npy "$TMP/two.bin" 2>&1) \
+        && out=$(python3 tests/compare_npy.py "$TMP/two.bin" $g/linear/expected.npy 1e-4 1e-4 2>&1); then
+        pass "$tag two models linked into one program"
+    else
+        fail "$tag two models linked into one program" "$out"
+    fi
+    # The exe: raw floats on stdin, the .npy to stdout; a wrong input is an error naming it.
+    if out=$("$L" build $g/conv2d_basic/model.nn --weights $g/conv2d_basic/weights.safetensors --emit exe \
+              -o "$TMP/conv_exe" 2>&1) \
+        && tail -c $((2 * 3 * 7 * 9 * 4)) $g/conv2d_basic/input.npy | "$TMP/conv_exe" - -o - >"$TMP/stdout.npy" \
+        && out=$(python3 tests/compare_npy.py "$TMP/stdout.npy" $g/conv2d_basic/expected.npy 1e-4 1e-4 2>&1); then
+        pass "$tag --emit exe raw stdin to stdout"
+    else
+        fail "$tag --emit exe raw stdin to stdout" "$out"
+    fi
+    expect_refusal "$tag --emit exe wrong input shape" 1 "error: $g/linear/input.npy: has shape (2, 8), the model's input is (N, 3, 7, 9)" \
+        "$TMP/conv_exe" $g/linear/input.npy -o "$TMP/never.npy"
+    expect_refusal "$tag --emit exe wrong count" 2 "error: the model takes 1 input and 1 -o, given 1 and 0" \
+        "$TMP/conv_exe" $g/conv2d_basic/input.npy
+    # This machine's best, and what -v, --time-report and the library say about it.
+    golden_case "$L" "$tag host golden example_cifar10" $g/example_cifar10
+    local unit
+    unit=$(host_vector_unit)
+    expect_refusal "$tag build -v: this machine's vector unit" 0 ", CPU $("$L" targets | sed -n 's/.*this machine: x86_64-linux-gnu, CPU \([^ ]*\) .*/\1/p') (native: the compiling machine's), $unit" \
+        "$L" build -v examples/lenet5.nn -o "$TMP/v.so"
+    expect_refusal "$tag build --time-report: the target" 0 "layerc: target: x86_64-linux-gnu, CPU haswell, AVX2: 8 floats a vector, 16 registers" \
+        "$L" build --time-report --target-cpu haswell examples/lenet5.nn -o "$TMP/v.so"
+    expect_refusal "$tag build -v aarch64: NEON" 0 "layerc: target: aarch64-linux-gnu, CPU generic, NEON: 4 floats a vector, 32 registers" \
+        "$L" build -v $arm examples/lenet5.nn -o "$TMP/a.so"
+    expect_refusal "$tag build -v: features added" 0 "layerc: target: x86_64-linux-gnu, CPU x86-64, AVX2: 8 floats a vector, 16 registers" \
+        "$L" build -v --target-cpu x86-64 --target-features +avx2,+fma examples/lenet5.nn -o "$TMP/v.so"
+    # A library for a CPU feature this machine lacks: refused at create with the reason, not SIGILL.
+    local missing
+    missing=$(missing_cpu_feature)
+    if [ -n "$missing" ]; then
+        local why="this machine's CPU lacks $missing, which model LeNet5 was compiled for (x86_64-linux-gnu, CPU haswell): build it with --target-cpu native, or for the CPU of the machine that runs it"
+        expect_refusal "$tag test: +$missing refused at create" 1 "harness: $why" \
+            "$L" test examples/lenet5.nn --target-cpu haswell --target-features "+$missing"
+        head -c $((1 * 32 * 32 * 4)) /dev/zero >"$TMP/lenet_in.f32"
+        "$L" build examples/lenet5.nn --target-cpu haswell --target-features "+$missing" --emit exe -o "$TMP/lenet_new" 2>/dev/null
+        expect_refusal "$tag exe: +$missing refused at create" 1 "error: $why" "$TMP/lenet_new" - -o "$TMP/never.npy" <"$TMP/lenet_in.f32"
+        expect_refusal "$tag run: +$missing refused at create" 1 "cannot create a context of the compiled model: $why" \
+            "$L" run examples/lenet5.nn --target-cpu haswell --target-features "+$missing" --input $g/example_lenet5/input.npy -o "$TMP/never.npy"
+    else
+        pass "$tag cpu check (skipped: this CPU has every checked feature)"
+    fi
+    [ ! -e "$TMP/never.npy" ] && pass "$tag refused runs write no output" || fail "$tag refused runs write no output"
+    # Wrong targets: usage errors (exit 2) naming the valid ones.
+    expect_refusal "$tag unknown --target" 2 "layerc: error: unknown --target 'arm-linux'; layerc compiles for x86_64-linux-gnu and aarch64-linux-gnu (see 'layerc targets')" \
+        "$L" build --target arm-linux examples/lenet5.nn
+    expect_refusal "$tag unknown --target nearest" 2 "unknown --target 'aarch64-linux'; did you mean 'aarch64-linux-gnu'?" \
+        "$L" test --target aarch64-linux examples/lenet5.nn
+    expect_refusal "$tag unknown --target-cpu" 2 "layerc: error: unknown --target-cpu 'haswel' for x86_64-linux-gnu; did you mean 'haswell'? ('layerc targets' lists the CPUs)" \
+        "$L" build --target-cpu haswel examples/lenet5.nn
+    expect_refusal "$tag x86 cpu for aarch64" 2 "unknown --target-cpu 'haswell' for aarch64-linux-gnu" \
+        "$L" build $arm --target-cpu haswell examples/lenet5.nn
+    expect_refusal "$tag unknown --target-features" 2 "layerc: error: --target-features: '+avx3' is not +FEATURE or -FEATURE with a feature layerc checks on x86_64-linux-gnu" \
+        "$L" build --target-features +avx3 examples/lenet5.nn
+    expect_refusal "$tag run for aarch64 refused" 2 "layerc run loads the compiled model into this process" \
+        "$L" run $arm examples/lenet5.nn --input $g/example_lenet5/input.npy -o "$TMP/never.npy"
+    expect_refusal "$tag targets lists both" 0 "aarch64-linux-gnu (linked by clang-19 --target=aarch64-linux-gnu, tests run under qemu-aarch64" \
+        "$L" targets
+}
+
+# Every golden case for aarch64 under qemu (make test-cross).
+suite_cross_all() {
+    local L=$1 tag=$2 dir name
+    for dir in tests/golden/outputs/*/; do
+        name=$(basename "$dir")
+        grep -qx "$name" tests/golden/outputs/NOT_LOWERED || golden_case "$L" "$tag aarch64 golden $name" "$dir" --target aarch64-linux-gnu
+    done
+}
+
 # Every example compiles and passes its harness (random weights, against the reference interpreter).
 suite_examples() {
     local L=$1 tag=$2 extra=$3 src name out rc
@@ -604,6 +769,8 @@ run_all() {
     [ -z "$3" ] && want passes && timed suite_passes "$L" "$tag" # the plain pass only: it rebuilds every case twice more
     [ -z "$3" ] && want valgrind && timed suite_valgrind "$L" "$tag"
     [ -z "$3" ] && want targets && timed suite_targets "$L" "$tag"
+    [ -z "$3" ] && want cross && timed suite_cross "$L" "$tag"
+    [ -z "$3" ] && [[ " ${SUITES:-} " == *" cross-all "* ]] && timed suite_cross_all "$L" "$tag"
     [ -z "$3" ] && want models && timed suite_models "$tag"
     [ -z "$3" ] && want python && timed suite_python "$L" "$tag"
     [ -z "$3" ] && want demo && timed suite_demo "$L" "$tag"

@@ -96,7 +96,11 @@ static void add_config(Tester *t, const char *label, int opt_level, const char *
 
 static void choose_configs(Tester *t)
 {
-    int host_width = target_vector_shape(NULL).width;
+    Arena a;
+    arena_init(&a);
+    Target host;
+    int host_width = target_resolve(&a, NULL, NULL, NULL, &host, stderr) ? host.vector.width : 8;
+    arena_free(&a);
     add_config(t, "-O0", 0, NULL, WINOGRAD_AUTO, 1);
     add_config(t, "-O3 (2 threads)", 3, NULL, WINOGRAD_AUTO, 2);
     add_config(t, "-O3 --winograd always", 3, NULL, WINOGRAD_ALWAYS, 1);

@@ -64,7 +64,7 @@ static bool link_reserved(Ctx *t, const ConstantPool *pool, const char *so)
 {
     char object[128], command[512];
     snprintf(object, sizeof object, "%s/weights.o", t->dir);
-    if (emit_weights_object(pool, object, true) != 0) return false;
+    if (emit_weights_object(pool, object, true, EM_X86_64) != 0) return false;
     snprintf(command, sizeof command, "cc -shared -fuse-ld=lld -Wl,--build-id=none -o %s %s", so, object);
     return system(command) == 0;
 }
@@ -158,7 +158,7 @@ static void test_no_room(Ctx *t)
     snprintf(object, sizeof object, "%s/bytes.o", t->dir);
     snprintf(so, sizeof so, "%s/bytes.so", t->dir);
     snprintf(command, sizeof command, "cc -shared -fuse-ld=lld -o %s %s", so, object);
-    check(t, emit_weights_object(&pool, object, false) == 0 && system(command) == 0, "no room: the object with bytes links", "");
+    check(t, emit_weights_object(&pool, object, false, EM_X86_64) == 0 && system(command) == 0, "no room: the object with bytes links", "");
     const char *library = NULL;
     const char *why = splice_weights(&pool, so, so, &library);
     check(t, why && strstr(why, "left no room in the file for the weights"), "no room: refused with the reason", why);

@@ -16,6 +16,9 @@
 
 /* The runtime reads the model's descriptor when a context is made: no workspace, a fixed batch. */
 const layerc_model_desc __layerc_desc __attribute__((visibility("hidden"))) = {.workspace_bytes = 0};
+/* ... and the CPU features it needs (runtime/cpu_check.c): none. */
+const char *const __layerc_cpu_features[] __attribute__((visibility("hidden"))) = {NULL};
+const char *const __layerc_cpu_messages[] __attribute__((visibility("hidden"))) = {NULL};
 
 layerc_ctx *__layerc_rt_create(void);
 void __layerc_rt_destroy(layerc_ctx *ctx);
