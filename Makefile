@@ -3,7 +3,7 @@
 #   make test     installs missing packages (as root), builds, runs every test suite
 #                 (also under AddressSanitizer + UndefinedBehaviorSanitizer)
 #   make demo     builds, then compiles and runs the digits demo (examples/digits)
-#   make test-cross  every golden case for aarch64 under qemu-aarch64
+#   make test-cross  every golden case for aarch64 under qemu-aarch64 and for AVX2 (.ci/run runs it too)
 #   make deps     installs the Debian packages the build and tests need (and numpy for the python3 on PATH)
 LLVM_CONFIG ?= llvm-config-19
 CC ?= cc

@@ -27,7 +27,8 @@
 #                 (--target-cpu haswell) and for this machine's best; --emit obj and static linked into
 #                 tests/emit/link_model.c, --emit exe run, against PyTorch; a library built for a CPU
 #                 feature this machine lacks refused at create with the reason; target errors and -v
-#   cross-all     every golden case for aarch64 under qemu (make test-cross; not in make test)
+#   cross-all     every golden case for aarch64 under qemu and for AVX2 (--target-cpu haswell)
+#                 (make test-cross, which .ci/run runs after make test)
 #   models        the random-model differential tester (fuzz/models/fuzz_models.c): a fixed-seed set of
 #                 generated models and every saved regression case (tests/models/*.nn), each built at
 #                 -O0, -O3, -O3 with forced Winograd and for every lesser vector extension the CPU has,
@@ -501,8 +502,11 @@ suite_cross_all() {
     local L=$1 tag=$2 dir name
     for dir in tests/golden/outputs/*/; do
         name=$(basename "$dir")
-        grep -qx "$name" tests/golden/outputs/NOT_LOWERED || golden_case "$L" "$tag aarch64 golden $name" "$dir" --target aarch64-linux-gnu
+        grep -qx "$name" tests/golden/outputs/NOT_LOWERED && continue
+        spawn golden_case "$L" "$tag aarch64 golden $name" "$dir" --target aarch64-linux-gnu
+        spawn golden_case "$L" "$tag avx2 golden $name" "$dir" --target-cpu haswell
     done
+    collect
 }
 
 # Every example compiles and passes its harness (random weights, against the reference interpreter).
