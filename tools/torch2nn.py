@@ -38,6 +38,7 @@ tools/test_torch2nn.py tests it (`make test-export`).
 import argparse
 import ast
 import builtins
+import dis
 import importlib
 import importlib.util
 import inspect
@@ -508,11 +509,28 @@ def has_state(m):
 
 # ---------------------------------------------------------------- forward: the traced graph as statements
 
+class UnpackableProxy(fx.Proxy):
+    """fx.Proxy whose unpacking (out, state = self.lstm(x)) also works on Python 3.11: torch 1.13 finds the
+    UNPACK_SEQUENCE instruction at f_lasti // 2, which 3.11's inline caches moved."""
+
+    def __iter__(self):
+        frame = inspect.currentframe().f_back
+        for inst in dis.get_instructions(frame.f_code):
+            if inst.offset == frame.f_lasti:
+                if inst.opname == "UNPACK_SEQUENCE":
+                    return (self[i] for i in range(inst.argval))
+                break
+        raise fx.proxy.TraceError("Proxy object cannot be iterated (a loop over a tensor, or *args)")
+
+
 class LeafTracer(fx.Tracer):
     """Every submodule is a leaf: a module's forward is traced one level at a time."""
 
     def is_leaf_module(self, m, qualname):
         return True
+
+    def proxy(self, node):
+        return UnpackableProxy(node, self)
 
 
 class Op:
@@ -833,8 +851,8 @@ def binary(symbol, layer_name):
             c.refuse("forward calls %s with alpha=%r, which the layer language has no form for" % (what, a["alpha"]))
         for side in ("input", "other"):
             if not isinstance(a[side], fx.Node):
-                c.refuse("forward computes %s with the constant %r; the layer language %ss tensors only"
-                         % (what, a[side], layer_name))
+                c.refuse("forward calls %s with the constant %r; the layer language %s tensors only"
+                         % (what, a[side], "adds" if layer_name == "add" else "multiplies"))
         c.add(node, "{0} %s {1}" % symbol, [a["input"], a["other"]])
     return handle
 
@@ -1120,6 +1138,10 @@ class Exporter:
     def model(self, name, inputs):
         """(blocks text, model body lines)."""
         m = self.root
+        own = list(m._parameters) + list(m._buffers)
+        if own:
+            raise ExportError("%s: has parameters of its own (%s); in the layer language only layers have "
+                              "parameters" % (label("", m), ", ".join(own)))
         if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:
             names = list(m._modules)
             lines = [(None if n == str(i) else n, self.declaration(n, c)) for i, (n, c) in enumerate(m._modules.items())]
@@ -1282,6 +1304,8 @@ def sanitize(name):
 
 def load_object(spec):
     """MODULE.ATTR (torchvision.models.resnet18), MODULE:ATTR, FILE.py:ATTR, or a whole-module FILE.pt."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())   # as `python3 -m` does: the classes of a saved module, MODULE:ATTR
     if os.path.isfile(spec) and not spec.endswith(".py"):
         try:
             return torch.load(spec, map_location="cpu"), os.path.splitext(os.path.basename(spec))[0]
@@ -1603,46 +1627,64 @@ def parse_args(argv):
     return args
 
 
+class Exported:
+    """What export() found: the .nn text, the state_dict to save, the sample input and the module's output on it,
+    the submodules left out (never called) and what layerc said when checking the text."""
+
+    def __init__(self, text, state, inputs, outputs, dropped, notes, checked):
+        self.text, self.state, self.inputs, self.outputs = text, state, inputs, outputs
+        self.dropped, self.notes, self.checked = dropped, notes, checked
+
+
+def export(model, shapes, dtypes=(), name=None, source=None, batch=SAMPLE_BATCH, seed=0, layerc=None, inputs=None):
+    """Export an nn.Module (put in eval mode).  shapes: one list of dims per input (the first may be a name);
+    dtypes: "f32"/"i64" per input (default: guessed); inputs: the sample input tensors (default: drawn with seed);
+    layerc: the layerc that checks the text (None: no check).  Raises ExportError."""
+    model.eval()
+    drawn, decls = make_inputs(model, shapes, list(dtypes), batch, seed)
+    inputs = list(inputs) if inputs is not None else drawn
+    outputs, records = sample_run(model, inputs)
+    name = name or sanitize(type(model).__name__)
+    if name in NN_KEYWORDS or name in LANGUAGE_NAMES:
+        name += "Model"
+    ex = Exporter(model, records)
+    text = build_text(ex, source or class_name(model), name, decls, input_names_of(model, len(shapes)), model)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()
+             if not any(k.startswith(p + ".") for p in ex.dropped)}
+    notes = []
+    if layerc:
+        batch_names = {d[0] for d, _ in decls if isinstance(d[0], str)}
+        notes = check_with_layerc(layerc, text, state, outputs, next(iter(batch_names), None),
+                                  inputs[0].shape[0] if batch_names else batch)
+    return Exported(text, state, inputs, outputs, ex.dropped, notes, bool(layerc))
+
+
 def run(argv):
     args = parse_args(argv)
     shapes = [parse_shape(s) for s in args.input_shape]
     torch.manual_seed(args.seed)
     model, stem = make_module(args.module, args.kwargs, args.state_dict)
-    model.eval()
-    inputs, decls = make_inputs(model, shapes, args.input_dtype, args.batch, args.seed)
-    outputs, records = sample_run(model, inputs)
-    name = args.name or sanitize(type(model).__name__)
-    if name in NN_KEYWORDS:
-        name += "Model"
-    ex = Exporter(model, records)
-    text = build_text(ex, args.module, name, decls, input_names_of(model, len(shapes)), model)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()
-             if not any(k.startswith(p + ".") for p in ex.dropped)}
     layerc = None if args.no_check else find_layerc(args.layerc)
-    notes = []
-    if layerc:
-        batch_names = {d[0] for d, _ in decls if isinstance(d[0], str)}
-        notes = check_with_layerc(layerc, text, state, outputs, next(iter(batch_names), None), args.batch)
+    r = export(model, shapes, args.input_dtype, args.name, args.module, args.batch, args.seed, layerc)
     out = args.output or stem + ".nn"
     weights = args.weights or (out[:-3] if out.endswith(".nn") else out) + ".safetensors"
-    files = [(out, text.encode()), (weights, safetensors_bytes(state))]
+    files = [(out, r.text.encode()), (weights, safetensors_bytes(r.state))]
     if args.example_io:
-        files.append((os.path.join(args.example_io, "input.npy" if len(inputs) == 1 else "input0.npy"),
-                      npy_bytes(inputs[0])))
-        for k, t in enumerate(inputs[1:], 1):
-            files.append((os.path.join(args.example_io, "input%d.npy" % k), npy_bytes(t)))
-        for k, t in enumerate(outputs):
-            files.append((os.path.join(args.example_io, "expected.npy" if len(outputs) == 1 else "expected%d.npy" % k),
-                          npy_bytes(t)))
+        many = len(r.inputs) > 1
+        for k, t in enumerate(r.inputs):
+            files.append((os.path.join(args.example_io, "input%s.npy" % (k if many else "")), npy_bytes(t)))
+        many = len(r.outputs) > 1
+        for k, t in enumerate(r.outputs):
+            files.append((os.path.join(args.example_io, "expected%s.npy" % (k if many else "")), npy_bytes(t)))
     write_atomically(files)
-    if ex.dropped:
+    if r.dropped:
         print("note: %s: never called by forward in eval mode, left out of the .nn file and the weights"
-              % ", ".join(ex.dropped), file=sys.stderr)
-    for n in notes:
+              % ", ".join(r.dropped), file=sys.stderr)
+    for n in r.notes:
         print("layerc: %s" % n, file=sys.stderr)
-    print("wrote %s and %s (%d tensors)%s%s" % (out, weights, len(state),
+    print("wrote %s and %s (%d tensors)%s%s" % (out, weights, len(r.state),
                                                 " and %s" % args.example_io if args.example_io else "",
-                                                "" if layerc else "; not checked (no ./layerc built)"))
+                                                "" if r.checked else "; not checked (no ./layerc built)"))
     return 0
 
 
