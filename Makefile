@@ -22,7 +22,7 @@ HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def $(B
 # Debian packages: build tools, libraries, and what the test scripts use.
 DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 valgrind
 
-.PHONY: all test deps clean unit-tests bench fuzz fuzz-models
+.PHONY: all test test-export deps clean unit-tests bench fuzz fuzz-models
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden.
@@ -109,6 +109,11 @@ deps:
 test: deps
 	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests $(BUILD)/fuzz_models
 	@bash tests/run.sh
+
+# The PyTorch exporter (tools/torch2nn.py) against live PyTorch: Debian's python3-torch, torchvision; not part of
+# `make test` (which checks the committed exports, tests/export, without torch).  A few minutes.
+test-export: all
+	/usr/bin/python3 tools/test_torch2nn.py
 
 clean:
 	rm -rf $(BUILD) layerc

@@ -129,10 +129,16 @@ def layerc_test(d, atol=1e-4, rtol=1e-4):
     return rc == 0 and "\nPASS" in out, float(m.group(1)) if m else float("nan"), out
 
 
+def shapes_report(path, opts):
+    r = subprocess.run([LAYERC, "shapes"] + opts + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    return r.stdout + "exit %d\n" % r.returncode
+
+
 def same_report(a, b):
     """`layerc shapes` of two files (as written, and after the passes): equal, or the first difference."""
     for opts in ([], ["-O0"]):
-        ra, rb = layerc("shapes", *opts, a)[1], layerc("shapes", *opts, b)[1]
+        ra, rb = shapes_report(a, opts), shapes_report(b, opts)
         if ra != rb:
             for la, lb in zip(ra.splitlines() + [""] * 99, rb.splitlines() + [""] * 99):
                 if la != lb:

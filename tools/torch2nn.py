@@ -1645,7 +1645,7 @@ def export(model, shapes, dtypes=(), name=None, source=None, batch=SAMPLE_BATCH,
     inputs = list(inputs) if inputs is not None else drawn
     outputs, records = sample_run(model, inputs)
     name = name or sanitize(type(model).__name__)
-    if name in NN_KEYWORDS or name in LANGUAGE_NAMES:
+    if name in NN_KEYWORDS:
         name += "Model"
     ex = Exporter(model, records)
     text = build_text(ex, source or class_name(model), name, decls, input_names_of(model, len(shapes)), model)
