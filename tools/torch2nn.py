@@ -961,7 +961,8 @@ def forward_statements(conv, param_names, taken_names):
 
     for op in ops:
         expr = op.text.format(*[ref(i) for i in op.inputs])
-        inline = uses.get(op.node, 0) == 1 and len(re.sub("\0[^\0]*\0", "x1", expr)) <= 64
+        returned = op.node in conv.outputs   # used once by return: written there, however long
+        inline = uses.get(op.node, 0) == 1 and (returned or len(re.sub("\0[^\0]*\0", "x1", expr)) <= 64)
         if inline:
             text[op.node] = expr
         else:
