@@ -64,7 +64,6 @@ from gen_output_goldens import CASES_DIR, Stack, npy_bytes, perturb, read_safete
 from gen_shape_goldens import build as build_stack, parse_nn  # noqa: E402
 
 import torchvision  # noqa: E402
-from torchvision.models import resnet as tv_resnet  # noqa: E402
 from torchvision.ops import SqueezeExcitation, StochasticDepth  # noqa: E402
 from torchvision.ops.misc import Conv2dNormActivation  # noqa: E402
 

@@ -43,7 +43,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import keyword
 import operator
 import os
 import re
@@ -139,9 +138,9 @@ class Inst:
     """An instance of a block: the class, its lines (name or None, declaration), and
     its forward statements (None for a block without forward, a stack)."""
 
-    def __init__(self, path, module, base_name, lines, forward, params_text):
+    def __init__(self, path, module, base_name, lines, forward):
         self.path, self.module, self.base_name = path, module, base_name
-        self.lines, self.forward, self.params_text = lines, forward, params_text
+        self.lines, self.forward = lines, forward
         self.variant = None
         self.call_slots = None
 
@@ -950,7 +949,6 @@ def forward_statements(conv, param_names, taken_names):
             uses[i] = uses.get(i, 0) + 1
     for o in conv.outputs:
         uses[o] = uses.get(o, 0) + 1
-    by_node = {op.node: op for op in ops}
     text = {}       # node -> inline text (for inlined ops)
     statements = []  # (node, expression text)
 
@@ -1131,7 +1129,7 @@ class Exporter:
         return lines
 
     def new_instance(self, path, m, base, lines, forward):
-        inst = Inst(path, m, base, lines, forward, None)
+        inst = Inst(path, m, base, lines, forward)
         self.instances.append(inst)
         return inst
 
@@ -1144,7 +1142,6 @@ class Exporter:
             raise ExportError("%s: has parameters of its own (%s); in the layer language only layers have "
                               "parameters" % (label("", m), ", ".join(own)))
         if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:
-            names = list(m._modules)
             lines = [(None if n == str(i) else n, self.declaration(n, c)) for i, (n, c) in enumerate(m._modules.items())]
             forward = None
         else:
