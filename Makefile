@@ -3,6 +3,7 @@
 #   make test     installs missing packages (as root), builds, runs every test suite
 #                 (also under AddressSanitizer + UndefinedBehaviorSanitizer)
 #   make demo     builds, then compiles and runs the digits demo (examples/digits)
+#   make test-export  the PyTorch exporter against live PyTorch (needs python3-torch)
 #   make test-cross  every golden case for aarch64 under qemu-aarch64 and for AVX2 (.ci/run runs it too)
 #   make deps     installs the Debian packages the build and tests need (and numpy for the python3 on PATH)
 LLVM_CONFIG ?= llvm-config-19
@@ -25,7 +26,7 @@ HDRS := $(wildcard compiler/*.h) $(wildcard runtime/*.h) compiler/layers.def com
 DEB_PACKAGES := gcc make flex bison libcjson-dev llvm-19-dev clang-19 lld libclang-rt-19-dev python3 python3-numpy valgrind \
                 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 
-.PHONY: all test test-cross deps clean unit-tests bench fuzz fuzz-models demo
+.PHONY: all test test-cross test-export deps clean unit-tests bench fuzz fuzz-models demo
 all: layerc $(BUILD)/liblayerc_rt.a
 
 # The runtime linked into every generated library: position-independent, symbols hidden; with it
@@ -149,10 +150,15 @@ test: deps
 	$(MAKE) all $(BUILD)/san/layerc $(BUILD)/san/liblayerc_rt.a unit-tests $(BUILD)/fuzz_models
 	@bash tests/run.sh
 
-# Every golden case built for aarch64 and run under qemu-aarch64 (about 100 s; make test runs a few).
+# Every golden case built for aarch64 and run under qemu-aarch64 and for AVX2 (about two minutes; make test runs a few).
 test-cross: deps
 	$(MAKE) all
 	@SUITES=cross-all bash tests/run.sh
+
+# The PyTorch exporter (tools/torch2nn.py) against live PyTorch: Debian's python3-torch, torchvision; not part of
+# `make test` (which checks the committed exports, tests/export, without torch).  A few minutes.
+test-export: all
+	/usr/bin/python3 tools/test_torch2nn.py
 
 clean:
 	rm -rf $(BUILD) layerc

@@ -10,6 +10,8 @@
 #   unit          C unit tests of the .npy/safetensors readers, the reference interpreter and the
 #                 weights' splice into the library (tests/emit, needs ld.lld)
 #   golden        `layerc test` of every case in tests/golden/outputs against PyTorch's outputs
+#   export        the models tools/torch2nn.py exported from PyTorch (tests/export/*/): `layerc check` is clean,
+#                 `layerc test` against PyTorch's outputs (regenerated and compared by `make test-export`)
 #   examples      `layerc test` of every example (random weights, checked against the reference)
 #   ir            `layerc dump-ir --print-after-all` of tests/ir/*.nn vs their .expected (args from a
 #                 "# layerc-args:" line), and the emitted LLVM IR of a fused Conv2d + BatchNorm2d + ReLU
@@ -326,6 +328,20 @@ golden_case() {
     out=$(cd "$dir" && "$L" test model.nn --weights weights.safetensors --input input.npy --expect expected.npy \
           --atol "${tol[0]}" --rtol "${tol[1]}" "$@" 2>&1); rc=$?
     [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$test" || { fail "$test" "exit $rc: $out"; return 1; }
+}
+
+# What tools/torch2nn.py writes (committed by `tools/test_torch2nn.py --update committed`, which needs torch):
+# the text checks clean (no warning) and the library computes PyTorch's outputs.  In the sanitizer pass the
+# compiler runs instrumented but the library does not (--sanitize): these models hold no layer that the golden
+# suite does not already run that way, and instrumented they take half a minute.
+suite_export() {
+    local L=$1 tag=$2 dir name out rc
+    for dir in tests/export/*/; do
+        name=$(basename "$dir")
+        out=$("$L" check "$dir/model.nn" 2>&1); rc=$?
+        [ $rc = 0 ] && [ -z "$out" ] && pass "$tag export $name: check is clean" || fail "$tag export $name: check is clean" "exit $rc: $out"
+        golden_case "$L" "$tag export $name" "$dir"
+    done
 }
 
 # The kernels for other vector widths: SSE's 4 floats run here; AVX-512's 16 only compile on an
@@ -770,6 +786,7 @@ run_all() {
     want hostile && timed suite_hostile "$L" "$tag"
     want unit && timed suite_unit "$4" "$tag"
     want golden && timed suite_golden "$L" "$tag" "$3"
+    want export && timed suite_export "$L" "$tag"
     want examples && timed suite_examples "$L" "$tag" "$3"
     want winograd && timed suite_winograd "$L" "$tag" "$3"
     want ir && timed suite_ir "$L" "$tag"
