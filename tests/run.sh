@@ -692,17 +692,21 @@ suite_api() {
 # valgrind on the compiler itself (the sanitizer pass covers the rest): shapes of every example,
 # a diagnostics run, and a whole build.
 suite_valgrind() {
-    local L=$1 tag=$2 f out
-    local vg=(valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9 -q)
+    local L=$1 tag=$2 f
     for f in examples/*.nn; do
-        out=$("${vg[@]}" "$L" shapes "$f" 2>&1 >/dev/null) && pass "$tag valgrind shapes $(basename "$f")" \
-            || fail "$tag valgrind shapes $(basename "$f")" "$out"
+        spawn valgrind_case "$tag valgrind shapes $(basename "$f")" 0 "$L" shapes "$f"
     done
-    "${vg[@]}" "$L" check tests/diagnostics/several_mixed_errors.nn >/dev/null 2>"$TMP/vg.out"
-    [ $? = 1 ] && ! grep -q "==[0-9]*==" "$TMP/vg.out" && pass "$tag valgrind check (errors)" \
-        || fail "$tag valgrind check (errors)" "$(cat "$TMP/vg.out")"
-    out=$("${vg[@]}" "$L" build examples/relu_sigmoid.nn -o "$TMP/vg.so" 2>&1) && pass "$tag valgrind build" \
-        || fail "$tag valgrind build" "$out"
+    spawn valgrind_case "$tag valgrind check (errors)" 1 "$L" check tests/diagnostics/several_mixed_errors.nn
+    spawn valgrind_case "$tag valgrind build" 0 "$L" build examples/relu_sigmoid.nn -o "$TMP/vg.so"
+    collect
+}
+# valgrind_case NAME STATUS COMMAND...: the command exits with STATUS and valgrind reports nothing.
+valgrind_case() {
+    local test=$1 want=$2 out rc
+    shift 2
+    local vg=(valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9 -q)
+    out=$("${vg[@]}" "$@" 2>&1 >/dev/null); rc=$?
+    [ $rc = "$want" ] && ! grep -q "==[0-9]*==" <<<"$out" && pass "$test" || fail "$test" "exit $rc: $out"
 }
 
 # fuzz_models prints "FAIL ..." lines (with the minimised model) and ends with "models: N passed, M failed".
