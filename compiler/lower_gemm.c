@@ -284,9 +284,11 @@ static void emit_items(Gemm *t, const KernelArgs *a)
 static void emit_product_step(KernelBuilder *kb, Gemm *t, const KernelArgs *a, BufferRole src, BufferRole dst, int64_t rows)
 {
     emit_items(t, a);
-    /* An item is one row against one group's panels, padding included. */
+    /* An item is one row against one group's panels, padding included (a group of a small weight may have
+     * room for more panels than there are: it has them all). */
     const GemmPlan *p = &t->plan;
-    kernel_end(kb, src, dst, p->groups * rows, true, 2 * p->in_f * p->group_panels * p->panel);
+    int64_t panels = p->group_panels < p->panels ? p->group_panels : p->panels;
+    kernel_end(kb, src, dst, p->groups * rows, true, 2 * p->in_f * panels * p->panel);
 }
 
 void lower_linear_gemm(KernelBuilder *kb)

@@ -20,11 +20,16 @@ extern const layerc_model_desc __layerc_desc HIDDEN;
 
 enum { WORKSPACE_ALIGN = 64, MAX_THREADS = 256, ERROR_SIZE = 256 };
 
-/* Below this much work (about flops) a layer runs on the calling thread.
- * Handing a job to spinning workers costs about a microsecond; 256 K flops
- * is about 3 us of one core's FMA peak (1 M before: LeNet-5 at batch 1 on
- * 2 threads 0.0210 -> 0.0178 ms with 256 K). */
-static const int64_t MIN_PARALLEL_WORK = 1 << 18;
+/* Below this much work (about flops) a kernel step runs on the calling thread.
+ * Handing a step to spinning workers costs about a microsecond, and the other
+ * core then first fetches the data this one wrote; 1 M flops is about 5 us of
+ * one core's AVX-512 FMA peak.  Measured at batch 1 on 2 threads, against 1
+ * (Intel Xeon AVX-512, 2026-12-03): with 256 K, the digits CNN (two 0.6 M
+ * steps) took 0.89x of its 1-thread speed and the tiny transformer (0.4 M
+ * products) 0.78x; with 1 M both 1.00x, while VGG, MobileNetV2 and ResNet-18
+ * kept their 1.6-1.8x.  (It was 1 M once before, lowered to 256 K for LeNet-5
+ * on another machine; LeNet-5 is 1.02x with 1 M here.) */
+static const int64_t MIN_PARALLEL_WORK = 1 << 20;
 
 /* After a job a worker keeps polling for the next one this long before it
  * sleeps: the layers of a forward pass follow each other within microseconds,
