@@ -152,6 +152,13 @@ void kernel_repeat(KernelBuilder *kb, int index, int64_t first_item);
 /* kb->per_sample from the steps so far (all per sample, none writing the
  * input); `scratch_bytes` is the node's scratch for one sample. */
 void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes);
+/* For a layer whose steps each read all of the step before (Winograd), run one sample at a time:
+ * split between cores, each step first moves the data the other core wrote, so below
+ * SMALL_LAYER_PARALLEL_FLOPS a sample (as 2 x the node's multiply-adds) runs every step on the calling
+ * thread (their cost becomes 0, which the runtime never splits).  Only for a layer whose batch runs
+ * its per-sample kernel (items are samples, with their own cost): the steps then serve batch 1 alone. */
+#define SMALL_LAYER_PARALLEL_FLOPS ((int64_t)64 << 20)
+void kernel_keep_small_layer_on_one_thread(KernelBuilder *kb, int64_t samples); /* as declared (a named batch: 1) */
 /* The node's parameter `suffix` as a constant array, or NULL when it has none. */
 LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
 /* op applied to a float or a vector of floats. */

@@ -122,6 +122,12 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     kb->per_sample = (PerSampleKernel){.fn = kernel_finish(kb).fn, .cost = cost};
 }
 
+void kernel_keep_small_layer_on_one_thread(KernelBuilder *kb, int64_t samples)
+{
+    if (2 * kb->node->macs / (samples > 0 ? samples : 1) >= SMALL_LAYER_PARALLEL_FLOPS) return;
+    for (int s = 0; s < kb->nsteps; s++) kb->steps[s].cost_per_item = 0;
+}
+
 LLVMValueRef kernel_operand(Ir *ir, const KernelArgs *a, Operand o)
 {
     if (o.role == BUF_ALL) LAYERC_UNREACHABLE("BUF_ALL is not an operand");

@@ -582,22 +582,6 @@ static void lower_output(Winograd *wg)
                           MEMORY_COST_PER_FLOAT * (l->positions + l->m * l->m) * l->band_rows * l->tx);
 }
 
-/* One sample's Winograd layer is four steps, each reading all of the one before (the transformed tiles of
- * every input channel feed every output channel): split between cores, each step first moves the data
- * the other core wrote.  Below WINOGRAD_PARALLEL_FLOPS a sample (as direct multiply-adds, x2) runs its
- * steps on one thread (a step cost of 0 is never split): CIFAR-10's layers (5 to 13 MFLOP) took 20-45%
- * longer on 2 threads than on 1 (Intel Xeon AVX-512, batch 1, 2026-12-03); ResNet-18's (230 MFLOP) gain.
- * The per-sample kernel of a batch, whose items are samples, keeps its own cost. */
-static const int64_t WINOGRAD_PARALLEL_FLOPS = (int64_t)64 << 20;
-
-static void keep_small_layer_on_one_thread(KernelBuilder *kb)
-{
-    const Node *n = kb->node;
-    int64_t samples = n->shape.rank == 4 && n->shape.dims[0] > 0 ? n->shape.dims[0] : 1;
-    if (2 * n->macs / samples >= WINOGRAD_PARALLEL_FLOPS) return;
-    for (int s = 0; s < kb->nsteps; s++) kb->steps[s].cost_per_item = 0;
-}
-
 void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = conv_plan_of(kb->node).winograd, .width = kb->ir->vector_width};
@@ -615,5 +599,9 @@ void lower_conv_winograd(KernelBuilder *kb)
         kernel_repeat(kb, output, band * kb->steps[output].items);
     }
     if (kb->node->inputs[0]->shape.rank == 4) kernel_fuse_per_sample(kb, wg.l.scratch_bytes);
-    keep_small_layer_on_one_thread(kb);
+    /* Four steps, each reading all of the one before (the transformed tiles of every input channel feed
+     * every output channel): CIFAR-10's layers (5 to 13 MFLOP) took 20-45% longer on 2 threads than on 1
+     * (Intel Xeon AVX-512, batch 1, 2026-12-03); ResNet-18's (230 MFLOP) gain. */
+    const Shape *out = &kb->node->shape;
+    kernel_keep_small_layer_on_one_thread(kb, out->rank == 4 ? out->dims[0] : 1);
 }

@@ -44,31 +44,46 @@ typedef struct Job {
     int chunks;
 } Job;
 
-/* The caller publishes a job by bumping `generation` (after writing `job`);
+/* The caller publishes a job by bumping `generation` (after writing `job` and the runs);
  * workers see it by polling, or are woken from `wake` when they sleep.
  * `sleepers` and `generation` are sequentially consistent, so a worker going
  * to sleep and a caller publishing cannot miss each other.
  *
- * The job's chunks are claimed, not assigned: the caller and every worker
- * take the next unclaimed chunk from `claim` until none is left, and the
- * caller waits only for the chunks taken (`done`).  A worker the OS has not
- * run yet (a busy machine) so costs nothing: the caller does its chunks.
- * `claim` holds the job's generation (low 32 bits) beside the chunk count and
- * the next chunk, so a worker that wakes after its job has ended finds a
- * generation that is not its own and claims nothing; a claimed chunk keeps
- * its job (and the Job fields) alive until it is done. */
-typedef struct Pool {
+ * The job's chunks are claimed, not assigned.  Each thread (the caller is
+ * thread 0) has a run of them, so that when all are on time each works on the
+ * same part of the data job after job (a recurrence's half of its weights
+ * stays in that core's cache); a thread that has finished its run takes
+ * chunks from the others' runs, and the caller waits only for the chunks
+ * taken (`done`).  So a worker the OS has not run yet (a busy machine) costs
+ * nothing: its run is done by the others.  Each run's claim word holds the
+ * job's generation (low 32 bits) beside its next and end chunk, so a worker
+ * that wakes after its job has ended finds a generation that is not its own
+ * and claims nothing; a claimed chunk keeps its job (and the Job fields)
+ * alive until it is done. */
+typedef struct Run {
+    atomic_uint_fast64_t claim; /* generation << 32 | next chunk << 16 | end chunk */
+    char pad[64 - sizeof(atomic_uint_fast64_t)]; /* one cache line each */
+} Run;
+
+typedef struct Pool Pool;
+typedef struct Worker {
+    pthread_t thread;
+    Pool *pool;
+    int index; /* 1..nworkers; the caller is 0 */
+} Worker;
+
+struct Pool {
     int nworkers; /* threads besides the caller */
-    pthread_t *workers;
+    Worker *workers;
+    Run *runs;    /* nworkers + 1 */
     Job job;
     atomic_uint_fast64_t generation;
-    atomic_uint_fast64_t claim; /* generation << 32 | chunks << 16 | next chunk */
-    atomic_int done;            /* chunks of the current job finished */
-    atomic_int sleepers;        /* workers waiting on `wake` */
+    atomic_int done;     /* chunks of the current job finished */
+    atomic_int sleepers; /* workers waiting on `wake` */
     atomic_int stop;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-} Pool;
+};
 
 struct layerc_ctx {
     const layerc_model_desc *desc;
@@ -92,28 +107,43 @@ static int fail(layerc_ctx *ctx, int status, const char *fmt, ...)
 
 /* ---- thread pool ---- */
 
-enum { CHUNKS_PER_THREAD = 4, MAX_CHUNKS = 0xffff };
+/* One chunk a thread: a kernel may read a layer's weights once a call (the LSTM's recurrence), so more,
+ * smaller calls cost more; at batch 32 the LSTM classifier ran 1.11x faster on 2 threads than on 1 with 4
+ * chunks a thread, 2.03x with 2, 2.26x with 1, and CIFAR-10 at batch 16 1.86x with 1, 1.74x with 2 (Intel
+ * Xeon AVX-512, 2026-12-03).  A late thread's chunk is still taken by the others. */
+enum { CHUNKS_PER_THREAD = 1, MAX_CHUNKS = 0xffff };
 
-static uint64_t claim_word(uint64_t generation, int chunks, int next)
+static uint64_t claim_word(uint64_t generation, int next, int end)
 {
-    return (generation & 0xffffffffu) << 32 | (uint64_t)chunks << 16 | (uint64_t)next;
+    return (generation & 0xffffffffu) << 32 | (uint64_t)next << 16 | (uint64_t)end;
 }
 
-/* Takes the next chunk of job `generation`; -1 when none is left or that job has ended. */
-static int claim_chunk(Pool *p, uint64_t generation)
+/* Takes the next chunk of run r of job `generation`; -1 when the run is done or that job has ended. */
+static int claim_from(Run *r, uint64_t generation)
 {
-    uint64_t c = atomic_load(&p->claim);
+    uint64_t c = atomic_load(&r->claim);
     for (;;) {
-        int chunks = (int)(c >> 16 & 0xffff), next = (int)(c & 0xffff);
-        if (c >> 32 != (generation & 0xffffffffu) || next >= chunks) return -1;
-        if (atomic_compare_exchange_weak(&p->claim, &c, c + 1)) return next;
+        int next = (int)(c >> 16 & 0xffff), end = (int)(c & 0xffff);
+        if (c >> 32 != (generation & 0xffffffffu) || next >= end) return -1;
+        if (atomic_compare_exchange_weak(&r->claim, &c, c + ((uint64_t)1 << 16))) return next;
     }
 }
 
-/* Runs chunks of job `generation` until none is left. */
-static void run_chunks(Pool *p, uint64_t generation)
+/* A chunk for thread `self`: from its own run, else from the others'. */
+static int claim_chunk(Pool *p, uint64_t generation, int self)
 {
-    for (int k; (k = claim_chunk(p, generation)) >= 0;) {
+    int threads = p->nworkers + 1;
+    for (int i = 0; i < threads; i++) {
+        int k = claim_from(&p->runs[(self + i) % threads], generation);
+        if (k >= 0) return k;
+    }
+    return -1;
+}
+
+/* Runs chunks of job `generation` on thread `self` until none is left. */
+static void run_chunks(Pool *p, uint64_t generation, int self)
+{
+    for (int k; (k = claim_chunk(p, generation, self)) >= 0;) {
         const Job *job = &p->job;
         int64_t begin = job->items * k / job->chunks, end = job->items * (k + 1) / job->chunks;
         if (begin < end) job->kernel(job->input, job->output, job->batch, job->first + begin, job->first + end);
@@ -157,12 +187,13 @@ static uint64_t wait_for_job(Pool *p, uint64_t seen)
 
 static void *worker_main(void *arg)
 {
-    Pool *p = arg;
+    const Worker *w = arg;
+    Pool *p = w->pool;
     uint64_t seen = 0;
     for (;;) {
         seen = wait_for_job(p, seen);
         if (atomic_load(&p->stop)) break;
-        run_chunks(p, seen);
+        run_chunks(p, seen, w->index);
     }
     return NULL;
 }
@@ -180,10 +211,11 @@ static void pool_destroy(Pool *p)
     if (!p) return;
     atomic_store(&p->stop, 1);
     wake_sleepers(p);
-    for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i], NULL);
+    for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i].thread, NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     free(p->workers);
+    free(p->runs);
     free(p);
 }
 
@@ -192,19 +224,21 @@ static Pool *pool_create(int nworkers)
     Pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->workers = calloc((size_t)nworkers, sizeof *p->workers);
-    if (!p->workers) {
+    if (!p->workers || posix_memalign((void **)&p->runs, 64, sizeof(Run) * (size_t)(nworkers + 1)) != 0) {
+        free(p->workers);
         free(p);
         return NULL;
     }
+    for (int i = 0; i <= nworkers; i++) atomic_init(&p->runs[i].claim, 0);
     atomic_init(&p->generation, 0);
-    atomic_init(&p->claim, 0);
     atomic_init(&p->done, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     for (int i = 0; i < nworkers; i++) {
-        if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
+        p->workers[i] = (Worker){.pool = p, .index = i + 1};
+        if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) {
             p->nworkers = i;
             pool_destroy(p);
             return NULL;
@@ -214,8 +248,8 @@ static Pool *pool_create(int nworkers)
     return p;
 }
 
-/* How many chunks a job of `items` is split into: CHUNKS_PER_THREAD per thread, so that threads that start
- * late or run slowly leave their chunks to the others, but none smaller than a quarter of MIN_PARALLEL_WORK. */
+/* How many chunks a job of `items` is split into: CHUNKS_PER_THREAD per thread, but none smaller than a
+ * quarter of MIN_PARALLEL_WORK. */
 static int chunk_count(int64_t items, int64_t cost_per_item, int threads)
 {
     int64_t chunks = (int64_t)threads * CHUNKS_PER_THREAD;
@@ -238,10 +272,12 @@ HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const vo
     uint64_t generation = atomic_load(&p->generation) + 1;
     p->job = (Job){kernel, input, output, batch, first, items, chunks};
     atomic_store(&p->done, 0);
-    atomic_store(&p->claim, claim_word(generation, chunks, 0));
+    int threads = p->nworkers + 1;
+    for (int t = 0; t < threads; t++)
+        atomic_store(&p->runs[t].claim, claim_word(generation, chunks * t / threads, chunks * (t + 1) / threads));
     atomic_store(&p->generation, generation); /* publishes job */
     wake_sleepers(p);
-    run_chunks(p, generation);
+    run_chunks(p, generation, 0);
     /* Only chunks a worker has taken are left: they usually end within microseconds; when the
      * machine is oversubscribed, yield so a descheduled worker can finish its chunk. */
     for (int polls = 0; atomic_load(&p->done) < chunks; polls++) {
