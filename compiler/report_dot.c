@@ -103,10 +103,11 @@ static void put_edges(FILE *out, const Node *n)
 static void put_outputs(FILE *out, const Graph *g)
 {
     char shape[MAX_SHAPE_TEXT];
+    char index[16] = "";
     for (int i = 0; i < g->outputs.len; i++) {
         const Node *n = g->outputs.items[i];
-        fprintf(out, "  out%d [shape=ellipse, fillcolor=\"#ffffff\", label=\"output%s%.0d\\n%s\"];\n", i,
-                g->outputs.len > 1 ? " " : "", g->outputs.len > 1 ? i : 0,
+        if (g->outputs.len > 1) snprintf(index, sizeof index, " %d", i); /* "output 0", "output 1"; one is "output" */
+        fprintf(out, "  out%d [shape=ellipse, fillcolor=\"#ffffff\", label=\"output%s\\n%s\"];\n", i, index,
                 n->inferred ? shape_format(&n->shape, g->batch_name, shape, sizeof shape) : "?");
         fprintf(out, "  n%d -> out%d;\n", n->id, i);
     }

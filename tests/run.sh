@@ -238,6 +238,9 @@ suite_reports() {
         (cd examples && $L dot "$stem.nn") >"$TMP/$stem.dot" 2>&1
         expect_output "$tag dot $stem" "tests/reports/$stem.dot" "$TMP/$stem.dot"
     done
+    # Two inputs and two outputs (the graph form): "output 0" and "output 1".
+    (cd tests/build && $L dot two_towers.nn) >"$TMP/two_towers.dot" 2>&1
+    expect_output "$tag dot two_towers" tests/reports/two_towers.dot "$TMP/two_towers.dot"
     # -o writes the same text whole; a path that cannot be written is an error, exit 1, nothing left behind.
     local out rc
     out=$($L dot examples/resnet18.nn -o "$TMP/resnet18_o.dot" 2>&1); rc=$?
