@@ -248,14 +248,10 @@ static Pool *pool_create(int nworkers)
     return p;
 }
 
-/* How many chunks a job of `items` is split into: CHUNKS_PER_THREAD per thread, but none smaller than a
- * quarter of MIN_PARALLEL_WORK. */
-static int chunk_count(int64_t items, int64_t cost_per_item, int threads)
+/* How many chunks a job of `items` is split into: CHUNKS_PER_THREAD per thread, at most one per item. */
+static int chunk_count(int64_t items, int threads)
 {
     int64_t chunks = (int64_t)threads * CHUNKS_PER_THREAD;
-    int64_t by_cost = items * cost_per_item / (MIN_PARALLEL_WORK / 4);
-    if (chunks > by_cost) chunks = by_cost;
-    if (chunks < threads) chunks = threads;
     if (chunks > items) chunks = items;
     return chunks > MAX_CHUNKS ? MAX_CHUNKS : (int)chunks;
 }
@@ -268,7 +264,7 @@ HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const vo
         kernel(input, output, batch, first, first + items);
         return;
     }
-    int chunks = chunk_count(items, cost_per_item, p->nworkers + 1);
+    int chunks = chunk_count(items, p->nworkers + 1);
     uint64_t generation = atomic_load(&p->generation) + 1;
     p->job = (Job){kernel, input, output, batch, first, items, chunks};
     atomic_store(&p->done, 0);
