@@ -1257,14 +1257,17 @@ class Variant:
         out.append("# %s: %d instance%s (%s)" % (where, len(paths), "" if len(paths) == 1 else "s", shown))
         out.append("block %s(%s) {" % (self.name, ", ".join(self.params)))
         out += body_lines(inst.lines, slots, "    ")
-        if inst.forward is not None:
-            pnames, stmts = inst.forward
-            out.append("")
-            out.append("    forward(%s) {" % ", ".join(pnames))
-            out += ["        " + s for s in stmts]
-            out.append("    }")
+        out += forward_lines(inst.forward)
         out.append("}")
         return "\n".join(out) + "\n"
+
+
+def forward_lines(forward):
+    """The `forward(params) { ... }` section of a block or the model (forward: (param names, statements) or None)."""
+    if forward is None:
+        return []
+    pnames, stmts = forward
+    return ["", "    forward(%s) {" % ", ".join(pnames)] + ["        " + s for s in stmts] + ["    }"]
 
 
 def body_lines(lines, slots, indent):
@@ -1563,12 +1566,7 @@ def build_text(ex, spec, model_name, input_decls, input_names, model):
     for name, (dims, dtype) in zip(input_names, input_decls):
         out.append("    input %s: %s[%s]" % (name, dtype, ", ".join(str(d) for d in dims)))
     out += body_lines(lines, LiteralSlots(), "    ")
-    if forward is not None:
-        pnames, stmts = forward
-        out.append("")
-        out.append("    forward(%s) {" % ", ".join(pnames))
-        out += ["        " + s for s in stmts]
-        out.append("    }")
+    out += forward_lines(forward)
     out.append("}")
     return "\n".join(out) + "\n"
 
