@@ -620,9 +620,6 @@ suite_winograd() {
     done
 }
 
-# No pass changes results: -O0 passes against PyTorch, and -O3 matches -O0
-# within 1e-5 absolute and relative (float rounding: Winograd F(2x2,5x5)
-# differs from the direct sum by up to 2.2e-6 on the goldens).
 # One case of suite_passes: the -O0 library's output (layerc run) against PyTorch's, then -O3 against it:
 # two builds, not three (the golden suite checks the optimised build against the reference too).
 passes_case() {
@@ -637,6 +634,9 @@ passes_case() {
               --atol 1e-5 --rtol 1e-5 2>&1) && grep -q "^PASS$" <<<"$out" \
         && pass "$tag -O3 = -O0 $name" || fail "$tag -O3 = -O0 $name" "$out"
 }
+# No pass changes results: -O0 passes against PyTorch, and -O3 matches -O0
+# within 1e-5 absolute and relative (float rounding: Winograd F(2x2,5x5)
+# differs from the direct sum by up to 2.2e-6 on the goldens).
 suite_passes() {
     local L=$1 tag=$2 dir name
     for dir in tests/golden/outputs/*/; do
