@@ -90,6 +90,9 @@ LLVMValueRef ir_reduce_max(Ir *ir, LLVMValueRef v);
 LLVMValueRef ir_reduce_add(Ir *ir, LLVMValueRef v);
 /* a0 b0 a1 b1 ... as two vectors: the inverse of even/odd lanes. */
 void ir_interleave(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *lo, LLVMValueRef *hi);
+/* rows[0 .. width) as a width x width matrix, transposed in place (rows[i] lane c becomes rows[c]
+ * lane i): log2(width) rounds of width two-vector shuffles. */
+void ir_transpose(Ir *ir, LLVMValueRef *rows);
 
 /* if (cond) { ... } */
 LLVMBasicBlockRef ir_if_begin(Ir *ir, LLVMValueRef cond);

@@ -107,6 +107,27 @@ void ir_interleave(Ir *ir, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *lo, LLV
     *hi = LLVMBuildShuffleVector(ir->b, a, b, LLVMConstVector(idx_hi, (unsigned)w), "");
 }
 
+/* Each round swaps the off-diagonal k x k blocks of every 2k x 2k block (Eklundh's transpose):
+ * rows i and i + k (bit k of i clear) exchange the lanes with bit k set in i's and clear in i + k's. */
+void ir_transpose(Ir *ir, LLVMValueRef *rows)
+{
+    int w = ir->vector_width;
+    for (int k = w / 2; k >= 1; k /= 2) {
+        LLVMValueRef low[64], high[64];
+        for (int c = 0; c < w; c++) {
+            low[c] = LLVMConstInt(ir->i32, (unsigned long long)(c & k ? w + c - k : c), 0);
+            high[c] = LLVMConstInt(ir->i32, (unsigned long long)(c & k ? w + c : c + k), 0);
+        }
+        LLVMValueRef low_mask = LLVMConstVector(low, (unsigned)w), high_mask = LLVMConstVector(high, (unsigned)w);
+        for (int i = 0; i < w; i++) {
+            if (i & k) continue;
+            LLVMValueRef a = rows[i], b = rows[i + k];
+            rows[i] = LLVMBuildShuffleVector(ir->b, a, b, low_mask, "");
+            rows[i + k] = LLVMBuildShuffleVector(ir->b, a, b, high_mask, "");
+        }
+    }
+}
+
 LLVMValueRef ir_reduce_max(Ir *ir, LLVMValueRef v)
 {
     LLVMTypeRef vt = ir_vec_type(ir);

@@ -1,9 +1,11 @@
 /* lower_conv.c - the Conv2d kernels: a padding step (into scratch memory, each
  * padded row split into column phases for a strided kernel: conv_plan.h's
  * PaddedLayout), the register-tiled direct convolution (any stride up to 4),
- * its variant vectorised over output channels for small output planes, the
- * depthwise convolution, and a plain direct convolution for what none of them
- * takes (column or row strides above 4).
+ * the depthwise convolution, and a plain direct convolution for what none of
+ * them takes (column or row strides above 4); and the choice among them and
+ * the kernel vectorised over output channels (lower_conv_channels.c), which
+ * takes zero-padded convolutions of whole vectors of output channels and a
+ * long enough reduction.
  *
  * Tiled kernel: a work item is (sample, band of output rows, group, block of
  * oc_tile output channels); the blocks of a band run in turn, so the band's
@@ -18,14 +20,15 @@
  * shape and band height are chosen per layer from its shape (choose_tile_plan).
  * The input is read pre-padded and phase-split, so the inner loops have no
  * bounds checks and a strided tap's inputs are consecutive floats; a row's
- * tail is a masked vector.  The channel-vectorised variant and the depthwise
- * kernel are described where they are defined.
+ * tail is a masked vector.  The depthwise kernel is described where it is
+ * defined.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "conv_plan.h"
-#include "lower.h"
+#include "kernel_tiles.h"
+#include "lower_conv.h"
 
 /* ---- Conv2d ---- */
 
@@ -169,15 +172,6 @@ static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t
     kernel_end(kb, BUF_INPUT, BUF_SCRATCH, planes, true, l->rows * row_len * 2);
 }
 
-typedef struct ConvGeometry {
-    int64_t in_c, h, w;          /* the (possibly pre-padded) input plane: h rows of w floats */
-    int64_t row_step;            /* tiled kernel: input rows from one output row to the next */
-    int64_t col_step, phase_width; /* tiled kernel: the column phases of a row (conv_plan.h's PaddedLayout) */
-    int64_t pad_top, pad_left;   /* padding the kernel applies itself (zeros) */
-    int64_t zero_top, zero_bottom; /* rows of zeros the padding step put above and below the input */
-    int64_t out_c, oh, ow;
-    int64_t samples;             /* per-sample leading count: 1, or the fixed batch */
-} ConvGeometry;
 
 /* Output positions o in [lo, hi) whose input index o*stride - pad + tap stays in [0, size). */
 static void valid_range(int64_t size, int64_t out, int64_t stride, int64_t pad, int64_t tap, int64_t *lo, int64_t *hi)
@@ -470,16 +464,15 @@ static void emit_band(Tile *t, LLVMValueRef band, LLVMValueRef in_group, LLVMVal
     ir_loop_end(ir, &oh);
 }
 
-/* The tile: six output channels by two vectors (twelve accumulators) measured
- * fastest of the shapes that fit AVX2's sixteen registers on this project's
- * machine (docs/benchmarks.md); AVX-512's thirty-two registers take twice the
- * vectors.  Fewer channels than six per group take all of them, with more vectors. */
+/* The tile: the target's row of the tile table (kernel_tiles.c: six output
+ * channels by 24 or 12 accumulators).  Fewer channels than that per group
+ * take all of them, with more vectors. */
 static TilePlan choose_tile_plan(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
 {
     int64_t ocg = g->out_c / cv->groups;
-    int accumulators = registers >= 32 ? 24 : 12;
-    TilePlan best = {.oc_tile = ocg < 6 ? (int)ocg : 6, .rows_per_tile = 1};
-    best.vectors = accumulators / best.oc_tile;
+    const KernelTiles *tiles = kernel_tiles(width, registers);
+    TilePlan best = {.oc_tile = ocg < tiles->direct_oc_tile ? (int)ocg : tiles->direct_oc_tile, .rows_per_tile = 1};
+    best.vectors = tiles->direct_accumulators / best.oc_tile;
     if (best.vectors > MAX_TILE_VECTORS) best.vectors = MAX_TILE_VECTORS;
     int64_t per_row = (g->ow + width - 1) / width;
     if (per_row <= best.vectors) best.rows_per_tile = (int)(best.vectors / per_row);
@@ -565,199 +558,6 @@ static void lower_conv_tiled(KernelBuilder *kb, const ConvGeometry *g, BufferRol
                2 * icg * taps * plan.oc_tile * plan.band_rows * g->ow);
 }
 
-/* ---- the channel-vectorised kernel (small output planes) ---- */
-
-/* On a plane of few outputs (7x7: a row is 7 of a vector's 16 lanes, a
- * whole plane 49 of 64) vectors of output positions leave lanes idle; vectors
- * of output channels do not.  A work item is (sample, group, block of
- * cv_vectors x width output channels) and runs over the whole plane in tiles
- * of cv_positions consecutive output positions (row-major; the last tile may
- * have fewer), each tile's positions known at compile time.  The tile keeps
- * cv_vectors x cv_positions accumulators in registers through the reduction
- * over input channels and taps: per tap it loads cv_vectors weight vectors
- * (a block laid out as [group][block][ICg][KH][KW][channels]) and broadcasts
- * one input float per position.  The weights of a block stay in L2 while
- * every tile of the plane uses them.  An accumulator holds one position of
- * `width` channels, a plane apart in the output: the epilogue runs in
- * registers and the vector is scattered (the skip tensor of a fused
- * residual add gathered first). */
-enum { CV_VECTORS = 2, CV_POSITIONS = 12, MAX_CV_POSITIONS = 256 };
-
-/* Whether Conv2d's tiled computation should vectorise over output channels:
- * its output rows would fill less than 80% of the lanes of vectors of
- * positions, it has whole vectors of output channels per group, and its plane
- * is small (its tiles are unrolled). */
-static bool use_channel_vectors(const ConvGeometry *g, const ConvAttrs *cv, int width)
-{
-    int64_t ocg = g->out_c / cv->groups, per_row = (g->ow + width - 1) / width;
-    if (ocg % width != 0 || ocg < (int64_t)CV_VECTORS * width || g->oh * g->ow > MAX_CV_POSITIONS) return false;
-    return 10 * g->ow < 8 * per_row * width;
-}
-
-/* Weights [OC, ICg, KH, KW] -> [group][block][ICg][KH][KW][channels of the block], `block` channels a
- * block (the last block of a group may have fewer: its own width). */
-static LLVMValueRef pack_weights_cv(KernelBuilder *kb, const ConvGeometry *g, int64_t block)
-{
-    const ConvAttrs *cv = &kb->node->attr.conv;
-    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
-    LLVMValueRef address;
-    float *packed = lower_constant_space(kb->ir, g->out_c * icg * taps, &address);
-    const float *w = node_param(kb->node, "weight")->data;
-    for (int64_t oc = 0; oc < g->out_c; oc++) {
-        int64_t group = oc / ocg, in_group = oc % ocg, b = in_group / block, lane = in_group % block;
-        int64_t width = ocg - b * block < block ? ocg - b * block : block; /* this block's channels */
-        int64_t base = group * ocg * icg * taps + b * block * icg * taps;
-        for (int64_t c = 0; c < icg; c++)
-            for (int64_t k = 0; k < taps; k++) packed[base + (c * taps + k) * width + lane] = w[(oc * icg + c) * taps + k];
-    }
-    return address;
-}
-
-/* A vector of the addresses dst + index + lane * stride. */
-static LLVMValueRef lane_pointers(Ir *ir, LLVMValueRef dst, LLVMValueRef index, int64_t stride)
-{
-    LLVMTypeRef it = LLVMVectorType(ir->i64, (unsigned)ir->vector_width);
-    LLVMValueRef lanes[64];
-    for (int i = 0; i < ir->vector_width; i++) lanes[i] = LLVMConstInt(ir->i64, (unsigned long long)(i * stride), 0);
-    LLVMValueRef splat = LLVMBuildInsertElement(ir->b, LLVMGetUndef(it), index, LLVMConstInt(ir->i32, 0, 0), "");
-    splat = LLVMBuildShuffleVector(ir->b, splat, LLVMGetUndef(it), LLVMConstNull(LLVMVectorType(ir->i32, (unsigned)ir->vector_width)), "");
-    LLVMValueRef idx = LLVMBuildAdd(ir->b, splat, LLVMConstVector(lanes, (unsigned)ir->vector_width), "");
-    return LLVMBuildGEP2(ir->b, ir->f32, dst, &idx, 1, "");
-}
-
-static LLVMValueRef all_lanes_mask(Ir *ir)
-{
-    LLVMValueRef bits[64];
-    for (int i = 0; i < ir->vector_width; i++) bits[i] = LLVMConstInt(ir->i1, 1, 0);
-    return LLVMConstVector(bits, (unsigned)ir->vector_width);
-}
-
-static void scatter(Ir *ir, LLVMValueRef v, LLVMValueRef ptrs)
-{
-    LLVMTypeRef vt = ir_vec_type(ir), pt = LLVMVectorType(ir->ptr, (unsigned)ir->vector_width);
-    LLVMTypeRef params[4] = {vt, pt, ir->i32, LLVMVectorType(ir->i1, (unsigned)ir->vector_width)};
-    LLVMTypeRef type = LLVMFunctionType(ir->void_t, params, 4, 0);
-    char name[64];
-    snprintf(name, sizeof name, "llvm.masked.scatter.v%df32.v%dp0", ir->vector_width, ir->vector_width);
-    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
-    if (!fn) fn = LLVMAddFunction(ir->mod, name, type);
-    LLVMValueRef args[4] = {v, ptrs, LLVMConstInt(ir->i32, 4, 0), all_lanes_mask(ir)};
-    LLVMBuildCall2(ir->b, type, fn, args, 4, "");
-}
-
-static LLVMValueRef gather(Ir *ir, LLVMValueRef ptrs)
-{
-    LLVMTypeRef vt = ir_vec_type(ir), pt = LLVMVectorType(ir->ptr, (unsigned)ir->vector_width);
-    LLVMTypeRef params[4] = {pt, ir->i32, LLVMVectorType(ir->i1, (unsigned)ir->vector_width), vt};
-    LLVMTypeRef type = LLVMFunctionType(vt, params, 4, 0);
-    char name[64];
-    snprintf(name, sizeof name, "llvm.masked.gather.v%df32.v%dp0", ir->vector_width, ir->vector_width);
-    LLVMValueRef fn = LLVMGetNamedFunction(ir->mod, name);
-    if (!fn) fn = LLVMAddFunction(ir->mod, name, type);
-    LLVMValueRef args[4] = {ptrs, LLVMConstInt(ir->i32, 4, 0), all_lanes_mask(ir), LLVMConstNull(vt)};
-    return LLVMBuildCall2(ir->b, type, fn, args, 4, "");
-}
-
-/* The tiles of the plane for `nvec` vectors of channels from oc (in the group's output planes at
- * out_planes, weights from wblock). */
-static void emit_cv_block(Tile *t, LLVMValueRef in_group, LLVMValueRef out_planes, int nvec, LLVMValueRef oc,
-                          LLVMValueRef wblock)
-{
-    Ir *ir = t->ir;
-    const ConvGeometry *g = t->g;
-    const ConvAttrs *cv = t->cv;
-    int64_t kh = cv->kernel[0], kw = cv->kernel[1], icg = g->in_c / cv->groups, plane = g->oh * g->ow;
-    int64_t block = (int64_t)nvec * t->width;
-    LLVMValueRef bias[CV_VECTORS];
-    for (int j = 0; j < nvec; j++)
-        bias[j] = t->bias ? ir_load_vec(ir, t->bias, ir_add(ir, oc, ir_i64(ir, j * t->width)), t->width) : LLVMConstNull(t->vt);
-    for (int64_t p0 = 0; p0 < plane; p0 += CV_POSITIONS) {
-        int np = (int)(plane - p0 < CV_POSITIONS ? plane - p0 : CV_POSITIONS);
-        int64_t at[CV_POSITIONS]; /* each position's first input float, from the group's first plane */
-        for (int q = 0; q < np; q++) {
-            int64_t oy = (p0 + q) / g->ow, ox = (p0 + q) % g->ow;
-            at[q] = oy * g->row_step * g->w + ox;
-        }
-        LLVMValueRef acc[CV_VECTORS][CV_POSITIONS];
-        for (int j = 0; j < nvec; j++)
-            for (int q = 0; q < np; q++) acc[j][q] = ir_var(ir, t->vt, bias[j], "acc");
-        IrLoop c = ir_loop_begin(ir, ir_i64(ir, 0), ir_opaque(ir, ir_i64(ir, icg)), "ic");
-        LLVMValueRef in_plane = ir_add(ir, in_group, ir_mul(ir, c.index, ir_i64(ir, g->h * g->w)));
-        LLVMValueRef wc = ir_add(ir, wblock, ir_mul(ir, c.index, ir_i64(ir, kh * kw * block)));
-        LLVMValueRef cur[CV_VECTORS][CV_POSITIONS];
-        for (int j = 0; j < nvec; j++)
-            for (int q = 0; q < np; q++) cur[j][q] = LLVMBuildLoad2(ir->b, t->vt, acc[j][q], "");
-        for (int64_t y = 0; y < kh; y++) {
-            for (int64_t x = 0; x < kw; x++) {
-                int64_t col = x * cv->dilation[1];
-                int64_t tap = y * cv->dilation[0] * g->w + col % g->col_step * g->phase_width + col / g->col_step;
-                LLVMValueRef wv[CV_VECTORS];
-                for (int j = 0; j < nvec; j++)
-                    wv[j] = ir_load_vec(ir, t->wpack, ir_add(ir, wc, ir_i64(ir, (y * kw + x) * block + j * t->width)), t->width);
-                /* The tap's input address opaque: position q + 1 at tap x reads the float of position q at tap
-                 * x + 1, and LLVM would keep such broadcasts in registers from one tap to the next (spills). */
-                LLVMValueRef tap_plane = ir_opaque(ir, ir_add(ir, in_plane, ir_i64(ir, tap)));
-                for (int q = 0; q < np; q++) {
-                    LLVMValueRef xv = ir_splat(ir, ir_load_f32(ir, t->src, ir_add(ir, tap_plane, ir_i64(ir, at[q]))));
-                    for (int j = 0; j < nvec; j++) cur[j][q] = ir_fma(ir, wv[j], xv, cur[j][q]);
-                }
-            }
-        }
-        for (int j = 0; j < nvec; j++)
-            for (int q = 0; q < np; q++) LLVMBuildStore(ir->b, cur[j][q], acc[j][q]);
-        ir_loop_end(ir, &c);
-        for (int j = 0; j < nvec; j++)
-            for (int q = 0; q < np; q++) {
-                LLVMValueRef where = ir_add(ir, out_planes, ir_i64(ir, j * t->width * plane + p0 + q));
-                LLVMValueRef ptrs = lane_pointers(ir, t->dst, where, plane);
-                LLVMValueRef r = LLVMBuildLoad2(ir->b, t->vt, acc[j][q], "");
-                if (t->node->has_residual) r = ir_fadd(ir, r, gather(ir, ptrs)); /* the skip tensor */
-                scatter(ir, epilogue_vector(ir, t->node, r), ptrs);
-            }
-    }
-}
-
-static void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g, BufferRole src)
-{
-    Ir *ir = kb->ir;
-    const ConvAttrs *cv = &kb->node->attr.conv;
-    int64_t icg = g->in_c / cv->groups, ocg = g->out_c / cv->groups, taps = cv->kernel[0] * cv->kernel[1];
-    int64_t width = ir->vector_width, block = CV_VECTORS * width, blocks = (ocg + block - 1) / block;
-    Tile t = {.ir = ir, .g = g, .cv = cv, .node = kb->node, .width = (int)width};
-    t.vt = ir_vec_type(ir);
-    t.wpack = pack_weights_cv(kb, g, block);
-    t.bias = constant_param(kb, "bias");
-    KernelArgs a = kernel_begin(kb, "");
-    t.src = a.src;
-    t.dst = a.dst;
-    IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, group, block) */
-    LLVMValueRef sample = ir_div_const(ir, item.index, cv->groups * blocks);
-    LLVMValueRef group = ir_rem_const(ir, ir_div_const(ir, item.index, blocks), cv->groups);
-    LLVMValueRef blk = ir_rem_const(ir, item.index, blocks);
-    LLVMValueRef oc = ir_add(ir, ir_mul(ir, group, ir_i64(ir, ocg)), ir_mul(ir, blk, ir_i64(ir, block)));
-    LLVMValueRef in_group = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->in_c)), ir_mul(ir, group, ir_i64(ir, icg))),
-                                   ir_i64(ir, g->h * g->w));
-    LLVMValueRef out_planes = ir_mul(ir, ir_add(ir, ir_mul(ir, sample, ir_i64(ir, g->out_c)), oc), ir_i64(ir, g->oh * g->ow));
-    LLVMValueRef wblock = ir_mul(ir, oc, ir_i64(ir, icg * taps)); /* blocks before it hold `block` channels each */
-    int last = (int)((ocg - (blocks - 1) * block) / width); /* vectors in a group's last block */
-    LLVMBasicBlockRef partial = NULL, done = NULL;
-    if (last != CV_VECTORS) {
-        LLVMValueRef is_last = LLVMBuildICmp(ir->b, LLVMIntEQ, blk, ir_i64(ir, blocks - 1), "");
-        LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "full");
-        partial = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "partial");
-        done = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "block.done");
-        LLVMBuildCondBr(ir->b, is_last, partial, full);
-        LLVMPositionBuilderAtEnd(ir->b, full);
-    }
-    for (int pass = 0; pass < (last != CV_VECTORS ? 2 : 1); pass++) {
-        if (pass == 1) LLVMPositionBuilderAtEnd(ir->b, partial);
-        emit_cv_block(&t, in_group, out_planes, pass == 0 ? CV_VECTORS : last, oc, wblock);
-        if (done) LLVMBuildBr(ir->b, done);
-    }
-    if (done) LLVMPositionBuilderAtEnd(ir->b, done);
-    ir_loop_end(ir, &item);
-    kernel_end(kb, src, BUF_OUTPUT, g->samples * cv->groups * blocks, true, 2 * icg * taps * block * g->oh * g->ow);
-}
 
 /* ---- the depthwise kernel (groups = in = out channels) ---- */
 
@@ -1036,6 +836,11 @@ void lower_conv2d(KernelBuilder *kb)
         return;
     }
     BufferRole src = BUF_INPUT;
+    /* Before any padding step: the channel-vectorised kernel reads the unpadded input. */
+    if (plan.algorithm == CONV_DIRECT_TILED && conv_channel_vectors_fit(&g, cv, kb->ir->vector_width, kb->ir->vector_registers)) {
+        lower_conv_channel_vectors(kb, &g);
+        return;
+    }
     if (plan.pads_into_scratch) {
         const PaddedLayout *l = &plan.padded;
         lower_conv_pad(kb, g.samples * g.in_c, g.h, g.w, l);
@@ -1059,8 +864,7 @@ void lower_conv2d(KernelBuilder *kb)
             g.h = g.oh = 1;
             g.zero_top = g.zero_bottom = 0;
         }
-        if (use_channel_vectors(&g, cv, kb->ir->vector_width)) lower_conv_channel_vectors(kb, &g, src);
-        else lower_conv_tiled(kb, &g, src);
+        lower_conv_tiled(kb, &g, src);
     } else {
         lower_conv_direct(kb, &g, src);
     }

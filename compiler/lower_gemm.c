@@ -25,6 +25,7 @@
  * slower; every tile uses the same vector operation, so a build fuses all of
  * them or none.
  */
+#include "kernel_tiles.h"
 #include "lower_gemm.h"
 
 enum {
@@ -47,8 +48,10 @@ static GemmPlan choose_plan(int64_t in_f, int64_t out_f, int64_t rows_per_sample
 {
     GemmPlan p = {.width = width, .in_f = in_f, .out_f = out_f, .rows_per_sample = rows_per_sample};
     int64_t best_padded = -1;
+    const KernelTiles *tiles = kernel_tiles(width, registers);
     int fewest = out_f <= width ? 1 : 2; /* one vector only for outputs that fit in it: a classifier head */
-    for (int vectors = MAX_PANEL_VECTORS; vectors >= fewest; vectors--) {
+    int widest = tiles->gemm_panel_vectors < MAX_PANEL_VECTORS ? tiles->gemm_panel_vectors : MAX_PANEL_VECTORS;
+    for (int vectors = widest; vectors >= fewest; vectors--) {
         int64_t panel = (int64_t)vectors * width;
         int64_t padded = (out_f + panel - 1) / panel * panel;
         if (best_padded < 0 || padded < best_padded) {
@@ -58,6 +61,7 @@ static GemmPlan choose_plan(int64_t in_f, int64_t out_f, int64_t rows_per_sample
     }
     p.panel = p.panel_vectors * width;
     p.tile_rows = (registers - p.panel_vectors - 1) / p.panel_vectors;
+    if (p.tile_rows > tiles->gemm_rows) p.tile_rows = tiles->gemm_rows;
     if (p.tile_rows > MAX_TILE_ROWS) p.tile_rows = MAX_TILE_ROWS;
     if (p.tile_rows < 1) p.tile_rows = 1;
     p.panels = (out_f + p.panel - 1) / p.panel;

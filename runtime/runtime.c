@@ -301,6 +301,10 @@ static int reserve_workspace(layerc_ctx *ctx, int64_t batch)
     size_t bytes = (size_t)((need + WORKSPACE_ALIGN - 1) / WORKSPACE_ALIGN * WORKSPACE_ALIGN);
     if (posix_memalign(&mem, WORKSPACE_ALIGN, bytes) != 0)
         return fail(ctx, LAYERC_ERR_NOMEM, "cannot allocate %lld bytes of activation memory", (long long)need);
+    /* Zeros, not the heap's old contents: kernels that compute whole vectors read lanes past their
+     * data (a Winograd band's last vector of tiles) and drop them, and old pointers read as floats
+     * are subnormal, which made such a layer up to 9x slower, depending on the heap. */
+    memset(mem, 0, bytes);
     free(ctx->workspace);
     ctx->workspace = mem;
     ctx->workspace_capacity = need;
