@@ -127,11 +127,13 @@ fuzz-models: all $(BUILD)/fuzz_models
 demo: all
 	@bash examples/digits/run.sh
 
-# The benchmarks, not part of `make test`: compile time (bench/compile_time.sh) and fusion (bench/fusion.sh,
+# The benchmarks, not part of `make test`: the direct convolution against the FMA peak of its build's
+# extension and the 2-thread speed-up per example (bench/kernels.sh), compile time (bench/compile_time.sh) and fusion (bench/fusion.sh,
 # docs/benchmarks.md), Winograd against direct (bench/winograd.sh), then layerc against
 # PyTorch, ONNX Runtime and oneDNN with the measured FMA peak (bench/run_all.sh, docs/peers.md; peers that are
 # not installed are skipped with a message).
 bench: all
+	@bash bench/kernels.sh
 	@bash bench/compile_time.sh
 	@bash bench/fusion.sh
 	@bash bench/winograd.sh

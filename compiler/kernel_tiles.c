@@ -16,11 +16,11 @@
 
 static const KernelTiles TABLE[] = {
     {.width = 16, .registers = 32, .units = "AVX-512", .direct_oc_tile = 6, .direct_accumulators = 24,
-     .channel_vectors = 2, .channel_positions = 14, .gemm_panel_vectors = 3, .gemm_rows = 8},
+     .channel_vectors = 2, .channel_positions = 12, .gemm_panel_vectors = 3, .gemm_rows = 8},
     {.width = 8, .registers = 16, .units = "AVX2", .direct_oc_tile = 6, .direct_accumulators = 12,
      .channel_vectors = 2, .channel_positions = 6, .gemm_panel_vectors = 3, .gemm_rows = 8},
     {.width = 4, .registers = 32, .units = "NEON", .direct_oc_tile = 6, .direct_accumulators = 24,
-     .channel_vectors = 2, .channel_positions = 14, .gemm_panel_vectors = 3, .gemm_rows = 8},
+     .channel_vectors = 2, .channel_positions = 12, .gemm_panel_vectors = 3, .gemm_rows = 8},
     {.width = 4, .registers = 16, .units = "SSE", .direct_oc_tile = 6, .direct_accumulators = 12,
      .channel_vectors = 2, .channel_positions = 6, .gemm_panel_vectors = 3, .gemm_rows = 8},
 };

@@ -24,14 +24,18 @@
 
 enum { MAX_CV_VECTORS = 4, MAX_CV_POSITIONS = 32, MAX_BORDER_ROWS = 8, MAX_UNROLLED_PLANE = 256 };
 
+/* An unrolled plane of few channel blocks splits its tiles into parts, so that
+ * a sample has this many work items for the threads (CIFAR-10's 32-channel
+ * 16x16 layer is one block: alone, it kept a second thread idle). */
+enum { PLANE_ITEMS = 8 };
+
 /* Input rows of a band should stay in L2 while every channel block reads them. */
 static const int64_t BAND_BYTES = 192 * 1024;
 
 typedef struct ChannelPlan {
     int vectors;       /* channel vectors per block */
     int positions;     /* most positions a tile */
-    bool whole_plane;  /* tiles run across rows, the plane unrolled; else within each row */
-    int row_tiles;     /* within rows: tiles a row */
+    bool whole_plane;  /* tiles run across rows, the plane unrolled (bands: parts of its tiles); else within each row */
     int64_t band_rows, bands;
 } ChannelPlan;
 
@@ -81,20 +85,23 @@ static int border_rows(const ConvGeometry *g, const ConvAttrs *cv)
 }
 
 /* The tile shape from the target's tile table; whole planes of at most
- * MAX_UNROLLED_PLANE positions are unrolled; rows split into tiles of
- * nearly equal length. */
+ * MAX_UNROLLED_PLANE positions are unrolled; the plane or each row splits
+ * into tiles of nearly equal length. */
 static ChannelPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
 {
     const KernelTiles *tiles = kernel_tiles(width, registers);
     ChannelPlan p = {.vectors = tiles->channel_vectors, .positions = tiles->channel_positions};
     p.whole_plane = g->oh * g->ow <= MAX_UNROLLED_PLANE;
-    if (p.whole_plane) {
+    int64_t span = p.whole_plane ? g->oh * g->ow : g->ow;
+    int64_t tiles_a_span = (span + p.positions - 1) / p.positions;
+    p.positions = (int)((span + tiles_a_span - 1) / tiles_a_span); /* 49 positions: 5 tiles of 10, not 4 of 12 and 1 */
+    if (p.whole_plane) { /* bands are parts of the plane's tiles, enough for PLANE_ITEMS items a sample */
+        int64_t blocks = (g->out_c / cv->groups + p.vectors * width - 1) / (p.vectors * width);
         p.band_rows = g->oh;
-        p.bands = 1;
+        p.bands = (PLANE_ITEMS + cv->groups * blocks - 1) / (cv->groups * blocks);
+        if (p.bands > tiles_a_span) p.bands = tiles_a_span;
         return p;
     }
-    p.row_tiles = (int)((g->ow + p.positions - 1) / p.positions);
-    p.positions = (int)((g->ow + p.row_tiles - 1) / p.row_tiles);
     int64_t row_bytes = (g->in_c / cv->groups) * g->w * 4 * cv->stride[0];
     int64_t rows = BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);
     if (rows < 1) rows = 1;
@@ -215,20 +222,24 @@ static void emit_tile(ChannelKernel *k, const Positions *ps, LLVMValueRef in_gro
     }
 }
 
-/* The tiles of a whole plane, unrolled: consecutive positions across rows. */
-static void emit_plane(ChannelKernel *k, LLVMValueRef in_group, LLVMValueRef out_planes, int nvec, LLVMValueRef oc,
-                       LLVMValueRef wblock)
+/* The tiles of part `band` of a whole plane, unrolled: consecutive positions across rows. */
+static void emit_plane(ChannelKernel *k, LLVMValueRef band, LLVMValueRef in_group, LLVMValueRef out_planes, int nvec,
+                       LLVMValueRef oc, LLVMValueRef wblock)
 {
+    Ir *ir = k->ir;
     const ConvGeometry *g = k->g;
-    int64_t plane = g->oh * g->ow;
+    int64_t plane = g->oh * g->ow, tiles = (plane + k->plan->positions - 1) / k->plan->positions;
     for (int64_t p0 = 0; p0 < plane; p0 += k->plan->positions) {
+        int64_t part = p0 / k->plan->positions * k->plan->bands / tiles;
+        LLVMBasicBlockRef merge = k->plan->bands > 1 ? ir_if_begin(ir, LLVMBuildICmp(ir->b, LLVMIntEQ, band, ir_i64(ir, part), "")) : NULL;
         Positions ps = {.count = (int)(plane - p0 < k->plan->positions ? plane - p0 : k->plan->positions)};
         int64_t row = p0 / g->ow;
         for (int q = 0; q < ps.count; q++) {
             ps.dy[q] = (p0 + q) / g->ow - row;
             ps.ox[q] = (p0 + q) % g->ow;
         }
-        emit_tile(k, &ps, in_group, out_planes, ir_i64(k->ir, row), true, row, nvec, oc, wblock);
+        emit_tile(k, &ps, in_group, out_planes, ir_i64(ir, row), true, row, nvec, oc, wblock);
+        if (merge) ir_if_end(ir, merge);
     }
 }
 
@@ -309,12 +320,12 @@ void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g)
     for (int pass = 0; pass < (last != plan.vectors ? 2 : 1); pass++) {
         if (pass == 1) LLVMPositionBuilderAtEnd(ir->b, partial);
         int nvec = pass == 0 ? plan.vectors : last;
-        if (plan.whole_plane) emit_plane(&k, in_group, out_planes, nvec, oc, wblock);
+        if (plan.whole_plane) emit_plane(&k, band, in_group, out_planes, nvec, oc, wblock);
         else emit_band(&k, band, in_group, out_planes, nvec, oc, wblock);
         if (done) LLVMBuildBr(ir->b, done);
     }
     if (done) LLVMPositionBuilderAtEnd(ir->b, done);
     ir_loop_end(ir, &item);
-    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, g->samples * plan.bands * per_band, true,
-               2 * icg * taps * block * plan.band_rows * g->ow);
+    int64_t positions = plan.whole_plane ? (g->oh * g->ow + plan.bands - 1) / plan.bands : plan.band_rows * g->ow;
+    kernel_end(kb, BUF_INPUT, BUF_OUTPUT, g->samples * plan.bands * per_band, true, 2 * icg * taps * block * positions);
 }
