@@ -24,9 +24,10 @@
 
 enum { MAX_CV_VECTORS = 4, MAX_CV_POSITIONS = 32, MAX_BORDER_ROWS = 8, MAX_UNROLLED_PLANE = 256 };
 
-/* An unrolled plane of few channel blocks splits its tiles into parts, so that
- * a sample has this many work items for the threads (CIFAR-10's 32-channel
- * 16x16 layer is one block: alone, it kept a second thread idle). */
+/* A plane of few channel blocks splits into parts (bands of rows, or parts of
+ * an unrolled plane's tiles), so that a sample has this many work items for
+ * the threads (CIFAR-10's 32-channel layers are one block: alone, it kept a
+ * second thread idle). */
 enum { PLANE_ITEMS = 8 };
 
 /* Input rows of a band should stay in L2 while every channel block reads them. */
@@ -95,8 +96,8 @@ static ChannelPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int w
     int64_t span = p.whole_plane ? g->oh * g->ow : g->ow;
     int64_t tiles_a_span = (span + p.positions - 1) / p.positions;
     p.positions = (int)((span + tiles_a_span - 1) / tiles_a_span); /* 49 positions: 5 tiles of 10, not 4 of 12 and 1 */
+    int64_t blocks = (g->out_c / cv->groups + p.vectors * width - 1) / (p.vectors * width);
     if (p.whole_plane) { /* bands are parts of the plane's tiles, enough for PLANE_ITEMS items a sample */
-        int64_t blocks = (g->out_c / cv->groups + p.vectors * width - 1) / (p.vectors * width);
         p.band_rows = g->oh;
         p.bands = (PLANE_ITEMS + cv->groups * blocks - 1) / (cv->groups * blocks);
         if (p.bands > tiles_a_span) p.bands = tiles_a_span;
@@ -104,6 +105,8 @@ static ChannelPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int w
     }
     int64_t row_bytes = (g->in_c / cv->groups) * g->w * 4 * cv->stride[0];
     int64_t rows = BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);
+    int64_t fewest_bands = (PLANE_ITEMS + cv->groups * blocks - 1) / (cv->groups * blocks); /* items for the threads */
+    if (rows > (g->oh + fewest_bands - 1) / fewest_bands) rows = (g->oh + fewest_bands - 1) / fewest_bands;
     if (rows < 1) rows = 1;
     if (rows > g->oh) rows = g->oh;
     p.band_rows = rows;
@@ -119,12 +122,12 @@ static ChannelPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int w
  * Xeon AVX-512, 2026-12-03, docs/benchmarks.md). */
 enum { MIN_REDUCTION = 160 };
 
-bool conv_channel_vectors_fit(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
+bool conv_channel_vectors_fit(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers, bool any_reduction)
 {
     const KernelTiles *tiles = kernel_tiles(width, registers);
     int64_t ocg = g->out_c / cv->groups;
     if (cv->pad_mode != PAD_ZEROS || tiles->channel_vectors == 0) return false;
-    if ((g->in_c / cv->groups) * cv->kernel[0] * cv->kernel[1] < MIN_REDUCTION) return false;
+    if (!any_reduction && (g->in_c / cv->groups) * cv->kernel[0] * cv->kernel[1] < MIN_REDUCTION) return false;
     if (ocg % width != 0 || ocg < (int64_t)tiles->channel_vectors * width) return false;
     return g->oh * g->ow <= MAX_UNROLLED_PLANE || border_rows(g, cv) <= MAX_BORDER_ROWS;
 }
@@ -282,7 +285,7 @@ static void emit_band(ChannelKernel *k, LLVMValueRef band, LLVMValueRef in_group
     ir_loop_end(ir, &oy);
 }
 
-void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g)
+void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g, const char *what)
 {
     Ir *ir = kb->ir;
     const ConvAttrs *cv = &kb->node->attr.conv;
@@ -293,7 +296,7 @@ void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g)
     k.vt = ir_vec_type(ir);
     k.wpack = pack_weights(kb, g, block);
     k.bias = constant_param(kb, "bias");
-    KernelArgs a = kernel_begin(kb, "");
+    KernelArgs a = kernel_begin(kb, what);
     k.src = a.src;
     k.dst = a.dst;
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, band, group, block) */
