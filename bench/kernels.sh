@@ -4,7 +4,9 @@
 # in one run (part of `make bench`; results in docs/benchmarks.md).
 #
 #  1. The FP32 FMA peak at 1 thread of each extension this machine has
-#     (bench/peak.c --isa avx512 / avx2).
+#     (bench/peak.c --isa avx512 / avx2), and what the channel-vectorised
+#     tile's loads and FMAs reach alone with their data in L1
+#     (bench/tile_loop.c): the ceiling of that instruction mix.
 #  2. The benchmark convolutions (bench/conv*.nn) with the direct kernel
 #     (--winograd never), 1 thread: GFLOP/s and % of the peak of the
 #     extension the build uses: the native build (AVX-512 on an AVX-512
@@ -32,6 +34,12 @@ declare -A PEAK
 for isa in $native_isa avx2; do PEAK[$isa]=$(peak_of "$isa"); done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "FMA peak, 1 thread: ${native_isa} ${PEAK[$native_isa]} GFLOP/s$([ "$native_isa" != avx2 ] && echo ", avx2 ${PEAK[avx2]} GFLOP/s")"
+# The channel-vectorised tile's loop alone, data in L1 (bench/tile_loop.c), with the tile table's shapes.
+clang-19 -O3 -march=native -DVECTORS=2 -DPOSITIONS=12 -o "$WORK/tile_native" bench/tile_loop.c 2>/dev/null
+clang-19 -O3 -mavx2 -mfma -DVECTORS=2 -DPOSITIONS=6 -o "$WORK/tile_avx2" bench/tile_loop.c
+tile_native=$("$WORK/tile_native" | awk '{print $1}')
+tile_avx2=$("$WORK/tile_avx2" | awk '{print $1}')
+echo "the channel tile's loop alone, data in L1: ${native_isa} 2 x 12 ${tile_native} GFLOP/s ($(awk -v g="$tile_native" -v p="${PEAK[$native_isa]}" 'BEGIN {printf "%.1f%%", 100 * g / p}'))$([ "$native_isa" != avx2 ] && echo ", avx2 2 x 6 ${tile_avx2} GFLOP/s ($(awk -v g="$tile_avx2" -v p="${PEAK[avx2]}" 'BEGIN {printf "%.1f%%", 100 * g / p}'))")"
 echo
 
 # GFLOP/s of one `layerc bench` run (the model's MACs as written, from the median).

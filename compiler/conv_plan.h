@@ -68,6 +68,12 @@ typedef struct ConvPlan {
     WinogradLayout winograd; /* CONV_WINOGRAD: for one sample */
 } ConvPlan;
 
+/* Below this many flops a sample (2 x its multiply-adds) a Winograd layer's
+ * four dependent steps run on one thread (lower_kernels.c's
+ * kernel_keep_small_layer_on_one_thread); with --tune-threads above 1 such a
+ * layer runs direct instead, which splits. */
+#define SMALL_LAYER_PARALLEL_FLOPS ((int64_t)64 << 20)
+
 /* The plan of Conv2d n: the pass's, or the direct kernel's when the pass has not run. */
 ConvPlan conv_plan_of(const Node *n);
 /* Whether Conv2d n runs the depthwise kernel (groups = in = out channels, zero padding, column stride 1 or 2). */

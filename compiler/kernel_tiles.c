@@ -1,12 +1,15 @@
 /* kernel_tiles.c - the per-target table of register tiles (kernel_tiles.h).
  *
  * Measured at 1 thread, batch 1 (docs/benchmarks.md, "Register tiles"):
- *  - AVX-512 (Intel Xeon, 2026-12-03): direct 3x3 64->64 at 56x56 and
- *    256->256 at 14x14 with 6 channels x 4 vectors against 4 x 6 and 8 x 3;
- *    the channel-vectorised form with 2 x 14 against 2 x 12, 3 x 8, 4 x 6,
- *    1 x 24 (within 3% of each other but for 1 x 24, 7% slower).
+ *  - AVX-512 (Intel Xeon, 2026-12-03): the direct kernel with 6 channels x
+ *    4 vectors against 4 x 6 and 8 x 3 (6 best or tied); the
+ *    channel-vectorised one with 2 x 12 against 2 x 14, 2 x 10, 3 x 8 and
+ *    4 x 6 (3x3 64->64 at 56x56: 173, 169, 166, 164-167, 163-166 GFLOP/s;
+ *    256->256 at 14x14 all within 4%).  A loop of that tile's loads and
+ *    FMAs alone, its data in L1, runs at 78-85% of the FMA peak there.
  *  - AVX2 (AMD Zen 4, 2026-12-02): 6 channels x 2 vectors fastest of the
- *    shapes that fit sixteen registers.
+ *    shapes that fit sixteen registers; the channel-vectorised 2 x 6 runs
+ *    at 88-93% of the AVX2 peak on the Xeon (bench/kernels.sh).
  * A tile keeps every accumulator and the vectors one step of it loads in
  * registers: accumulators + loaded vectors + one broadcast <= registers.
  */

@@ -67,7 +67,6 @@ typedef struct KernelStep {
 } KernelStep;
 
 enum { MAX_KERNEL_STEPS = 1 + 3 * MAX_WINOGRAD_BANDS }; /* Winograd: pad, then 3 per band */
-enum { MAX_THREADED_STEPS = 1 };
 
 /* Optionally, one kernel whose items are samples: each item runs every step
  * in order for its sample alone (batch 1), in a scratch slot of its own, so
@@ -100,11 +99,6 @@ typedef struct KernelBuilder {
     KernelStep steps[MAX_KERNEL_STEPS];
     int nsteps;
     PerSampleKernel per_sample;
-    /* Optionally, the steps forward() runs instead of `steps` for one sample on
-     * several threads: a small Winograd layer, whose four dependent steps run
-     * on one thread, also as the direct convolution, which splits (lower_conv.c). */
-    KernelStep threaded[MAX_THREADED_STEPS];
-    int nthreaded;
 } KernelBuilder;
 
 /* The parameters of the kernel body being built: the kernel's, then the
@@ -124,7 +118,7 @@ KernelEntry share_kernel(KernelShare *share, Ir *ir, LLVMValueRef body, const ch
 void lower_node_kernels(KernelBuilder *kb);
 /* The kernels of the column that live in files of their own (the others are in lower_kernels.c). */
 void lower_conv2d(KernelBuilder *kb); /* lower_conv.c */
-bool lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c, called by lower_conv2d; whether it runs on one thread */
+void lower_conv_winograd(KernelBuilder *kb); /* lower_winograd.c, called by lower_conv2d */
 void lower_linear_gemm(KernelBuilder *kb); /* lower_gemm.c */
 void lower_embedding(KernelBuilder *kb); /* lower_embedding.c */
 void lower_embeddingbag(KernelBuilder *kb); /* lower_embedding.c */
@@ -162,9 +156,9 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes);
  * split between cores, each step first moves the data the other core wrote, so below
  * SMALL_LAYER_PARALLEL_FLOPS a sample (as 2 x the node's multiply-adds) runs every step on the calling
  * thread (their cost becomes 0, which the runtime never splits).  Only for a layer whose batch runs
- * its per-sample kernel (items are samples, with their own cost): the steps then serve batch 1 alone. */
-#define SMALL_LAYER_PARALLEL_FLOPS ((int64_t)64 << 20)
-bool kernel_keep_small_layer_on_one_thread(KernelBuilder *kb, int64_t samples); /* as declared (a named batch: 1); whether it did */
+ * its per-sample kernel (items are samples, with their own cost): the steps then serve batch 1 alone.
+ * (SMALL_LAYER_PARALLEL_FLOPS is in conv_plan.h: the pass reads it for --tune-threads.) */
+void kernel_keep_small_layer_on_one_thread(KernelBuilder *kb, int64_t samples); /* as declared (a named batch: 1) */
 /* The node's parameter `suffix` as a constant array, or NULL when it has none. */
 LLVMValueRef constant_param(KernelBuilder *kb, const char *suffix);
 /* op applied to a float or a vector of floats. */

@@ -812,27 +812,14 @@ static bool flatten_1x1(const ConvGeometry *g, const ConvAttrs *cv, int width)
     return g->ow % width != 0 && (g->in_c / cv->groups) * g->h * g->w * 4 <= FLAT_PLANE_BYTES;
 }
 
-/* A Winograd layer too small to split (its steps run on one thread) also gets
- * the channel-vectorised direct kernel, which splits, for forward() to run
- * instead on several threads with one sample.  CIFAR-10's 16x16 5x5 layer at
- * batch 1 (Intel Xeon AVX-512, 2026-12-03): Winograd 0.050 ms on 1 thread or
- * 2, direct 0.069 ms on 1 thread, 0.040 on 2. */
-static void lower_direct_for_threads(KernelBuilder *kb, const ConvGeometry *g)
-{
-    Ir *ir = kb->ir;
-    if (kb->nsteps == MAX_KERNEL_STEPS || !conv_channel_vectors_fit(g, &kb->node->attr.conv, ir->vector_width, ir->vector_registers, true))
-        return;
-    int steps = kb->nsteps;
-    lower_conv_channel_vectors(kb, g, ".threads");
-    kb->threaded[0] = kb->steps[steps];
-    kb->nthreaded = 1;
-    kb->nsteps = steps;
-}
-
 void lower_conv2d(KernelBuilder *kb)
 {
     const Node *n = kb->node;
     ConvPlan plan = conv_plan_of(n);
+    if (plan.algorithm == CONV_WINOGRAD) {
+        lower_conv_winograd(kb);
+        return;
+    }
     const ConvAttrs *cv = &n->attr.conv;
     const Shape *in = &n->inputs[0]->shape;
     int c = in->rank - 3;
@@ -844,18 +831,14 @@ void lower_conv2d(KernelBuilder *kb)
         .row_step = 1, .col_step = 1,
     };
     g.phase_width = g.w;
-    if (plan.algorithm == CONV_WINOGRAD) {
-        if (lower_conv_winograd(kb)) lower_direct_for_threads(kb, &g);
-        return;
-    }
     if (plan.algorithm == CONV_DEPTHWISE) {
         lower_conv_depthwise(kb, &g);
         return;
     }
     BufferRole src = BUF_INPUT;
     /* Before any padding step: the channel-vectorised kernel reads the unpadded input. */
-    if (plan.algorithm == CONV_DIRECT_TILED && conv_channel_vectors_fit(&g, cv, kb->ir->vector_width, kb->ir->vector_registers, false)) {
-        lower_conv_channel_vectors(kb, &g, "");
+    if (plan.algorithm == CONV_DIRECT_TILED && conv_channel_vectors_fit(&g, cv, kb->ir->vector_width, kb->ir->vector_registers)) {
+        lower_conv_channel_vectors(kb, &g);
         return;
     }
     if (plan.pads_into_scratch) {

@@ -20,9 +20,8 @@ typedef struct ConvGeometry {
 
 /* Whether the channel-vectorised kernel takes Conv2d n on a vector unit of
  * `width` floats and `registers` registers (it reads the unpadded input and
- * pads zeros itself): whether it can, and (unless any_reduction) whether it
- * beats the position-vectorised kernel on one thread; and lowers it. */
-bool conv_channel_vectors_fit(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers, bool any_reduction);
-void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g, const char *what);
+ * pads zeros itself), and lowers it. */
+bool conv_channel_vectors_fit(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers);
+void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g);
 
 #endif

@@ -122,12 +122,12 @@ static ChannelPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int w
  * Xeon AVX-512, 2026-12-03, docs/benchmarks.md). */
 enum { MIN_REDUCTION = 160 };
 
-bool conv_channel_vectors_fit(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers, bool any_reduction)
+bool conv_channel_vectors_fit(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
 {
     const KernelTiles *tiles = kernel_tiles(width, registers);
     int64_t ocg = g->out_c / cv->groups;
     if (cv->pad_mode != PAD_ZEROS || tiles->channel_vectors == 0) return false;
-    if (!any_reduction && (g->in_c / cv->groups) * cv->kernel[0] * cv->kernel[1] < MIN_REDUCTION) return false;
+    if ((g->in_c / cv->groups) * cv->kernel[0] * cv->kernel[1] < MIN_REDUCTION) return false;
     if (ocg % width != 0 || ocg < (int64_t)tiles->channel_vectors * width) return false;
     return g->oh * g->ow <= MAX_UNROLLED_PLANE || border_rows(g, cv) <= MAX_BORDER_ROWS;
 }
@@ -285,7 +285,7 @@ static void emit_band(ChannelKernel *k, LLVMValueRef band, LLVMValueRef in_group
     ir_loop_end(ir, &oy);
 }
 
-void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g, const char *what)
+void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g)
 {
     Ir *ir = kb->ir;
     const ConvAttrs *cv = &kb->node->attr.conv;
@@ -296,7 +296,7 @@ void lower_conv_channel_vectors(KernelBuilder *kb, const ConvGeometry *g, const 
     k.vt = ir_vec_type(ir);
     k.wpack = pack_weights(kb, g, block);
     k.bias = constant_param(kb, "bias");
-    KernelArgs a = kernel_begin(kb, what);
+    KernelArgs a = kernel_begin(kb, "");
     k.src = a.src;
     k.dst = a.dst;
     IrLoop item = ir_loop_begin(ir, a.begin, a.end, "item"); /* (sample, band, group, block) */

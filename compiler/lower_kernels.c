@@ -122,11 +122,10 @@ void kernel_fuse_per_sample(KernelBuilder *kb, int64_t scratch_bytes)
     kb->per_sample = (PerSampleKernel){.fn = kernel_finish(kb).fn, .cost = cost};
 }
 
-bool kernel_keep_small_layer_on_one_thread(KernelBuilder *kb, int64_t samples)
+void kernel_keep_small_layer_on_one_thread(KernelBuilder *kb, int64_t samples)
 {
-    if (2 * kb->node->macs / (samples > 0 ? samples : 1) >= SMALL_LAYER_PARALLEL_FLOPS) return false;
+    if (2 * kb->node->macs / (samples > 0 ? samples : 1) >= SMALL_LAYER_PARALLEL_FLOPS) return;
     for (int s = 0; s < kb->nsteps; s++) kb->steps[s].cost_per_item = 0;
-    return true;
 }
 
 LLVMValueRef kernel_operand(Ir *ir, const KernelArgs *a, Operand o)

@@ -184,8 +184,6 @@ typedef struct Lowering {
     KernelStep (*steps)[MAX_KERNEL_STEPS];
     int *nsteps;
     PerSampleKernel *per_sample;
-    KernelStep (*threaded)[MAX_THREADED_STEPS]; /* KernelBuilder.threaded, per node */
-    int *nthreaded;
     LLVMTypeRef tensor_info_t, desc_t, parallel_t, observe_t;
     int fault_layer; /* --inject-fault */
     const Target *target;
@@ -256,8 +254,6 @@ static void lower_kernels(Lowering *lw)
         memcpy(lw->steps[i], kb.steps, sizeof kb.steps);
         lw->nsteps[i] = kb.nsteps;
         lw->per_sample[i] = kb.per_sample;
-        memcpy(lw->threaded[i], kb.threaded, sizeof kb.threaded);
-        lw->nthreaded[i] = kb.nthreaded;
     }
 }
 
@@ -319,17 +315,17 @@ static LLVMValueRef step_buffer(Lowering *lw, int i, BufferRole role, int64_t sc
     return role == BUF_SCRATCH ? scratch(lw, i, scratch_at, ws, batch) : buffer;
 }
 
-/* Steps of node i, one parallel loop each. */
-static void call_step_list(Lowering *lw, int i, const KernelStep *steps, int nsteps, LLVMValueRef ctx, LLVMValueRef *srcs,
-                           LLVMValueRef dst, LLVMValueRef ws, LLVMValueRef batch)
+/* Node i's kernel steps, one parallel loop each. */
+static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef *srcs, LLVMValueRef dst, LLVMValueRef ws,
+                       LLVMValueRef batch)
 {
     Ir *ir = &lw->ir;
     LLVMValueRef parallel = declare(ir, "__layerc_rt_parallel", lw->parallel_t);
     LLVMValueRef block = NULL, src = srcs[0];
-    for (int s = 0; s < nsteps; s++)
-        if (steps[s].src == BUF_ALL && !block) block = buffer_block(lw, i, srcs, dst, ws, batch);
-    for (int s = 0; s < nsteps; s++) {
-        const KernelStep *st = &steps[s];
+    for (int s = 0; s < lw->nsteps[i]; s++)
+        if (lw->steps[i][s].src == BUF_ALL && !block) block = buffer_block(lw, i, srcs, dst, ws, batch);
+    for (int s = 0; s < lw->nsteps[i]; s++) {
+        const KernelStep *st = &lw->steps[i][s];
         LLVMValueRef items = ir_i64(ir, st->items), first = ir_i64(ir, st->first_item);
         if (st->items_per_sample) {
             items = ir_mul(ir, items, batch);
@@ -341,30 +337,6 @@ static void call_step_list(Lowering *lw, int i, const KernelStep *steps, int nst
                                 batch, first, items, ir_i64(ir, st->cost_per_item)};
         LLVMBuildCall2(ir->b, lw->parallel_t, parallel, args, 8, "");
     }
-}
-
-/* Node i's kernel steps; those for several threads instead when it has them and the context has more than one. */
-static void call_steps(Lowering *lw, int i, LLVMValueRef ctx, LLVMValueRef *srcs, LLVMValueRef dst, LLVMValueRef ws,
-                       LLVMValueRef batch)
-{
-    Ir *ir = &lw->ir;
-    if (!lw->nthreaded[i]) {
-        call_step_list(lw, i, lw->steps[i], lw->nsteps[i], ctx, srcs, dst, ws, batch);
-        return;
-    }
-    LLVMTypeRef threads_t = LLVMFunctionType(ir->i32, &ir->ptr, 1, 0);
-    LLVMValueRef threads = LLVMBuildCall2(ir->b, threads_t, declare(ir, "__layerc_rt_threads", threads_t), &ctx, 1, "");
-    LLVMBasicBlockRef merge = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "steps.done");
-    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "one.thread");
-    LLVMBasicBlockRef several = LLVMAppendBasicBlockInContext(ir->ctx, ir->fn, "threads");
-    LLVMBuildCondBr(ir->b, LLVMBuildICmp(ir->b, LLVMIntSGT, threads, LLVMConstInt(ir->i32, 1, 0), ""), several, one);
-    LLVMPositionBuilderAtEnd(ir->b, several);
-    call_step_list(lw, i, lw->threaded[i], lw->nthreaded[i], ctx, srcs, dst, ws, batch);
-    LLVMBuildBr(ir->b, merge);
-    LLVMPositionBuilderAtEnd(ir->b, one);
-    call_step_list(lw, i, lw->steps[i], lw->nsteps[i], ctx, srcs, dst, ws, batch);
-    LLVMBuildBr(ir->b, merge);
-    LLVMPositionBuilderAtEnd(ir->b, merge);
 }
 
 /* Node i's per-sample kernel, one parallel loop over the samples. */
@@ -641,8 +613,6 @@ LLVMModuleRef lower_graph(LLVMContextRef ctx, const Graph *g, const MemoryPlan *
     lw.steps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.steps);
     lw.nsteps = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.nsteps);
     lw.per_sample = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.per_sample);
-    lw.threaded = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.threaded);
-    lw.nthreaded = arena_alloc_array(&lw.arena, (size_t)g->nodes.len, sizeof *lw.nthreaded);
     lower_kernels(&lw);
     LLVMValueRef forward = lower_forward(&lw);
     lower_cpu_features(&lw);

@@ -582,7 +582,7 @@ static void lower_output(Winograd *wg)
                           MEMORY_COST_PER_FLOAT * (l->positions + l->m * l->m) * l->band_rows * l->tx);
 }
 
-bool lower_conv_winograd(KernelBuilder *kb)
+void lower_conv_winograd(KernelBuilder *kb)
 {
     Winograd wg = {.kb = kb, .ir = kb->ir, .l = conv_plan_of(kb->node).winograd, .width = kb->ir->vector_width};
     wg.mx = wg.l.r == 5 ? (wg.l.m == 4 ? &F4_5 : &F2_5) : wg.l.m == 4 ? &F4_3 : &F2_3;
@@ -603,5 +603,5 @@ bool lower_conv_winograd(KernelBuilder *kb)
      * every output channel): CIFAR-10's layers (5 to 13 MFLOP) took 20-45% longer on 2 threads than on 1
      * (Intel Xeon AVX-512, batch 1, 2026-12-03); ResNet-18's (230 MFLOP) gain. */
     const Shape *out = &kb->node->shape;
-    return kernel_keep_small_layer_on_one_thread(kb, out->rank == 4 ? out->dims[0] : 1);
+    kernel_keep_small_layer_on_one_thread(kb, out->rank == 4 ? out->dims[0] : 1);
 }

@@ -89,7 +89,7 @@ static int run_check(int argc, char **argv)
 
 /* ---- layerc shapes ---- */
 
-static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--disable-pass", "--winograd", "--winograd-tile", "-O0", "--help", NULL};
+static const char *const SHAPES_OPTIONS[] = {"--explain", "--format", "--disable-pass", "--winograd", "--winograd-tile", "--tune-threads", "-O0", "--help", NULL};
 
 static bool is_option(const char *arg, const char *name);
 static bool is_pass_option(const char *arg);
@@ -135,7 +135,7 @@ static int run_shapes(int argc, char **argv)
 
 /* ---- layerc dump-ir ---- */
 
-static const char *const DUMP_OPTIONS[] = {"--after", "--print-after-all", "--disable-pass", "--winograd", "--winograd-tile", "-O0", "-O1", "-O2", "-O3",
+static const char *const DUMP_OPTIONS[] = {"--after", "--print-after-all", "--disable-pass", "--winograd", "--winograd-tile", "--tune-threads", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
 static int run_dump_ir(int argc, char **argv)
@@ -174,7 +174,7 @@ static int run_dump_ir(int argc, char **argv)
 
 /* ---- layerc dot ---- */
 
-static const char *const DOT_OPTIONS[] = {"-o", "--output", "--disable-pass", "--winograd", "--winograd-tile", "-O0", "--help", NULL};
+static const char *const DOT_OPTIONS[] = {"-o", "--output", "--disable-pass", "--winograd", "--winograd-tile", "--tune-threads", "-O0", "--help", NULL};
 
 /* Writes the DOT text to path whole (through a temporary file), or to stdout when path is NULL. */
 static bool write_dot(Frontend *fe, const char *path)
@@ -227,7 +227,7 @@ static int run_dot(int argc, char **argv)
 /* ---- layerc build ---- */
 
 static const char *const BUILD_OPTIONS[] = {"--weights", "--seed", "--header", "--target", "--target-cpu", "--target-features",
-                                            "--emit", "--emit-llvm", "--winograd", "--winograd-tile", "--verbose", "-v",
+                                            "--emit", "--emit-llvm", "--winograd", "--winograd-tile", "--tune-threads", "--verbose", "-v",
                                             "--time-report", "-o", "--output", "-O0", "-O1", "-O2", "-O3", "--disable-pass", "--help", NULL};
 
 /* Value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL after reporting a missing one. */
@@ -249,7 +249,8 @@ static bool is_option(const char *arg, const char *name)
 /* -O0..-O3 and --disable-pass: the options that steer the graph passes. */
 static bool is_pass_option(const char *arg)
 {
-    return is_option(arg, "--disable-pass") || is_option(arg, "--winograd") || is_option(arg, "--winograd-tile") || (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]);
+    return is_option(arg, "--disable-pass") || is_option(arg, "--winograd") || is_option(arg, "--winograd-tile") ||
+           is_option(arg, "--tune-threads") || (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]);
 }
 
 static bool parse_seed(const char *text, uint64_t *seed)
@@ -363,6 +364,19 @@ static int parse_build_option(int argc, char **argv, int *i, BuildOptions *opt, 
         usage_error(cmd, "--winograd-tile needs auto, 2x2 or 4x4, got '%s'", v, NULL);
         return -1;
     }
+    if (is_option(a, "--tune-threads")) {
+        const char *v = option_value(argc, argv, i, "--tune-threads", cmd);
+        if (!v) return -1;
+        char *end;
+        errno = 0;
+        long t = strtol(v, &end, 10);
+        if (errno || end == v || *end || t < 1 || t > 256) {
+            usage_error(cmd, "--tune-threads needs a thread count from 1 to 256, got '%s'", v, NULL);
+            return -1;
+        }
+        opt->passes.tune_threads = (int)t;
+        return 1;
+    }
     if (is_option(a, "--disable-pass")) {
         const char *name = option_value(argc, argv, i, "--disable-pass", cmd);
         return name && add_disabled_pass(&opt->passes, name) ? 1 : -1;
@@ -468,7 +482,7 @@ static int run_build(int argc, char **argv)
 
 /* ---- layerc test ---- */
 
-static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--winograd", "--winograd-tile", "--input", "--expect", "--atol", "--rtol", "--batch",
+static const char *const TEST_OPTIONS[] = {"--weights", "--seed", "--winograd", "--winograd-tile", "--tune-threads", "--input", "--expect", "--atol", "--rtol", "--batch",
                                            "--keep", "--threads", "--sanitize", "--target", "--target-cpu", "--target-features", "--disable-pass", "--inject-fault", "-O0", "-O1", "-O2", "-O3",
                                            "--help", NULL};
 
@@ -542,7 +556,7 @@ static int run_test(int argc, char **argv)
 
 /* ---- layerc run ---- */
 
-static const char *const RUN_OPTIONS[] = {"--input", "-o", "--winograd", "--winograd-tile", "--weights", "--seed", "--threads", "--target-cpu", "--target-features", "--help", NULL};
+static const char *const RUN_OPTIONS[] = {"--input", "-o", "--winograd", "--winograd-tile", "--tune-threads", "--weights", "--seed", "--threads", "--target-cpu", "--target-features", "--help", NULL};
 
 static int run_run(int argc, char **argv)
 {
@@ -585,7 +599,7 @@ static int run_run(int argc, char **argv)
 
 /* ---- layerc bench ---- */
 
-static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--winograd", "--winograd-tile", "--per-layer", "--json", "--min-time", "--weights",
+static const char *const BENCH_OPTIONS[] = {"--batch", "--threads", "--winograd", "--winograd-tile", "--tune-threads", "--per-layer", "--json", "--min-time", "--weights",
                                             "--seed", "--target-cpu", "--target-features", "--disable-pass", "-O0", "-O1", "-O2", "-O3",
                                             "--help", NULL};
 
@@ -691,6 +705,9 @@ static const Command commands[] = {
      "                     run as Winograd (see 'layerc dump-ir --help')\n"
      "  --winograd-tile T  auto (default), 2x2 or 4x4: the output tile of Winograd layers (4x4: fewer\n"
      "                     products, 2-4x the direct sum's rounding error; 2x2: about the direct sum's)\n"
+     "  --tune-threads T   the threads the library will mostly run one sample on (default 1): with 2 or\n"
+     "                     more, convolutions too small for Winograd to split run direct, which splits\n"
+     "                     (results never depend on the thread count a library runs on)\n"
      "  --time-report      print the time each stage took\n",
      BUILD_OPTIONS, run_build},
     {"test", "compile the model, run it and check it against the reference interpreter (and --expect)",
@@ -707,7 +724,7 @@ static const Command commands[] = {
      "  --target TRIPLE    build for another architecture and run the harness under its emulator\n"
      "                     (aarch64-linux-gnu: qemu-aarch64 -L /usr/aarch64-linux-gnu)\n"
      "  --weights, --seed, -O0..-O3, --target-cpu, --target-features, --disable-pass, --winograd,\n"
-     "  --winograd-tile    as for build\n",
+     "  --winograd-tile, --tune-threads   as for build\n",
      TEST_OPTIONS, run_test},
     {"run", "compile the model and run it on an input .npy, writing the output .npy",
      "usage: layerc run MODEL.nn --input X.npy -o Y.npy [--weights W] [--threads T]\n"
@@ -719,8 +736,8 @@ static const Command commands[] = {
      "  --per-layer        also time every compiled layer (a fused group once), through run_observed\n"
      "  --min-time S       measure for at least S seconds and 10 runs (default 1; per layer again)\n"
      "  --json             print the results as JSON\n"
-     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass, --winograd, --winograd-tile\n"
-     "                     as for build\n"
+     "  --weights, --seed, -O0..-O3, --target-cpu, --disable-pass, --winograd, --winograd-tile,\n"
+     "  --tune-threads     as for build\n"
      "GFLOP/s counts 2 x the multiply-accumulates of the model as written (before the passes),\n"
      "so builds with and without fusion are credited with the same work.\n",
      BENCH_OPTIONS, run_bench},

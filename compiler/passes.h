@@ -22,6 +22,7 @@ typedef struct PassOptions {
     int opt_level;              /* 0: no graph passes */
     WinogradPolicy winograd;    /* --winograd auto|always|never */
     int winograd_tile;          /* --winograd-tile: the output tile side of Winograd layers, 2 or 4 (0: by the cost rule) */
+    int tune_threads;           /* --tune-threads: the threads the library will mostly run one sample on (0, 1: one) */
     const char *disabled[16];   /* --disable-pass NAME */
     int ndisabled;
     const char *print_after;    /* --after PASS: print the IR after it */

@@ -282,8 +282,6 @@ HIDDEN void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const vo
     }
 }
 
-HIDDEN int __layerc_rt_threads(const layerc_ctx *ctx) { return ctx->threads; }
-
 HIDDEN void __layerc_rt_observe(layerc_ctx *ctx, int32_t layer, const float *data, int64_t batch)
 {
     if (ctx->observe) ctx->observe(ctx->observe_user, layer, data, &ctx->desc->layer_outputs[layer], batch);

@@ -21,10 +21,6 @@ typedef void (*layerc_kernel)(const void *input, void *output, int64_t batch, in
 void __layerc_rt_parallel(layerc_ctx *ctx, layerc_kernel kernel, const void *input, void *output, int64_t batch,
                           int64_t first, int64_t items, int64_t cost_per_item);
 
-/* The threads the context runs on (set_threads): forward picks a layer's
- * kernels for several threads by it (lower.h's KernelBuilder.threaded). */
-int __layerc_rt_threads(const layerc_ctx *ctx);
-
 /* Reports layer `layer`'s output to the observer, if one is set. */
 void __layerc_rt_observe(layerc_ctx *ctx, int32_t layer, const float *data, int64_t batch);
 

@@ -107,6 +107,9 @@ suite_cli() {
     out=$($L build --winograd-tile 3x3 examples/cifar10.nn 2>&1); rc=$?
     [ $rc = 2 ] && grep -q "winograd-tile needs auto, 2x2 or 4x4, got '3x3'" <<<"$out" && pass "$tag cli bad --winograd-tile" \
         || fail "$tag cli bad --winograd-tile" "rc=$rc $out"
+    out=$($L build --tune-threads 0 examples/cifar10.nn 2>&1); rc=$?
+    [ $rc = 2 ] && grep -q "tune-threads needs a thread count from 1 to 256, got '0'" <<<"$out" && pass "$tag cli bad --tune-threads" \
+        || fail "$tag cli bad --tune-threads" "rc=$rc $out"
     out=$($L shapes --format yaml examples/cifar10.nn 2>&1); rc=$?
     [ $rc = 2 ] && pass "$tag cli bad format" || fail "$tag cli bad format" "rc=$rc $out"
     # Progress: a long build draws its stages on a terminal (script(1) gives it one) and erases them;
@@ -618,6 +621,13 @@ suite_winograd() {
         [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag winograd cifar10 batch $batch, 3 threads" \
             || fail "$tag winograd cifar10 batch $batch, 3 threads" "exit $rc: $out"
     done
+    # --tune-threads 2: the small layers direct instead (tests/ir/tune_threads), on 2 threads at batch 1.
+    out=$("$L" test examples/cifar10.nn --batch 1 --threads 2 --tune-threads 2 $extra 2>&1); rc=$?
+    [ $rc = 0 ] && grep -q "^PASS$" <<<"$out" && pass "$tag cifar10 --tune-threads 2, batch 1, 2 threads" \
+        || fail "$tag cifar10 --tune-threads 2, batch 1, 2 threads" "exit $rc: $out"
+    out=$(cd tests/golden/outputs/example_cifar10 && "$L" dump-ir --tune-threads 2 model.nn 2>&1)
+    ! grep -q "algorithm=winograd" <<<"$out" && pass "$tag cifar10 --tune-threads 2 has no Winograd layer" \
+        || fail "$tag cifar10 --tune-threads 2 has no Winograd layer" "$out"
 }
 
 # One case of suite_passes: the -O0 library's output (layerc run) against PyTorch's, then -O3 against it:
