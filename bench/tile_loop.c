@@ -56,6 +56,9 @@ static double now(void)
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
+    volatile long cycle = FLOATS; /* read once, not a constant: with a constant bound the compiler
+                                   * rearranges the steps (7-20% slower, measured) */
+    long floats = cycle;
     float *w = aligned_alloc(64, (FLOATS + 1024) * sizeof(float));
     float *x = aligned_alloc(64, (FLOATS + 1024) * sizeof(float));
     if (!w || !x) return 1;
@@ -75,8 +78,10 @@ int main(int argc, char **argv)
                 for (int j = 0; j < VECTORS; j++) acc[j][q] = FMA(wv[j], b, acc[j][q]);
             }
             __asm__ volatile("" : "+r"(wp), "+r"(xp)); /* keeps each step's loads */
-            wo = wo + WIDTH * VECTORS >= FLOATS ? 0 : wo + WIDTH * VECTORS;
-            xo = xo + 1 >= FLOATS ? 0 : xo + 1;
+            wo += WIDTH * VECTORS;
+            if (wo >= floats) wo = 0;
+            xo += 1;
+            if (xo >= floats) xo = 0;
         }
         steps += STEPS;
         t = now();
