@@ -172,7 +172,6 @@ static void lower_conv_pad(KernelBuilder *kb, int64_t planes, int64_t h, int64_t
     kernel_end(kb, BUF_INPUT, BUF_SCRATCH, planes, true, l->rows * row_len * 2);
 }
 
-
 /* Output positions o in [lo, hi) whose input index o*stride - pad + tap stays in [0, size). */
 static void valid_range(int64_t size, int64_t out, int64_t stride, int64_t pad, int64_t tap, int64_t *lo, int64_t *hi)
 {
