@@ -341,6 +341,46 @@ def _residual_conv_bias():
     return M()
 
 
+@case("graph_residual_channels", """
+# The residual add fused into convolutions that run vectorised over output
+# channels (lower_conv_channels.c; 32 channels, 288 multiply-adds an output):
+# a dilated 3x3 on a 20x20 plane (tiles within rows, two border rows a side;
+# not Winograd: dilation 2), then a 3x3 on the pooled 6x6 plane (unrolled
+# whole; too small for Winograd), each adding its skip tensor before the ReLU.
+model ResidualChannels {
+    input x: f32[N, 16, 20, 20]
+    stem = Conv2d(16, 32, 1)
+    conv1 = Conv2d(32, 32, 3, padding=2, dilation=2, bias=False)
+    bn1 = BatchNorm2d(32)
+    pool = MaxPool2d(3)
+    conv2 = Conv2d(32, 32, 3, padding=1)
+
+    forward(x) {
+        s = relu(stem(x))
+        y = relu(bn1(conv1(s)) + s)
+        p = pool(y)
+        return relu(conv2(p) + p)
+    }
+}
+""")
+def _residual_channels():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(16, 32, 1)
+            self.conv1 = nn.Conv2d(32, 32, 3, padding=2, dilation=2, bias=False)
+            self.bn1 = nn.BatchNorm2d(32)
+            self.pool = nn.MaxPool2d(3)
+            self.conv2 = nn.Conv2d(32, 32, 3, padding=1)
+
+        def forward(self, x):
+            s = F.relu(self.stem(x))
+            y = F.relu(self.bn1(self.conv1(s)) + s)
+            p = self.pool(y)
+            return F.relu(self.conv2(p) + p)
+    return M()
+
+
 @case("graph_residual_reads_skip", """
 # The conv that absorbs the add reads the skip tensor itself, whose last use
 # this is (and not the output): its output must not be written over its input.
