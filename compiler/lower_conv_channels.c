@@ -116,10 +116,11 @@ static ChannelPlan choose_plan(const ConvGeometry *g, const ConvAttrs *cv, int w
 
 /* Below this many multiply-adds an output (input channels x taps) the tile's
  * transposes and stores cost more than the lanes it fills: MobileNetV2's
- * expansions (16, 24, 32 and 64 input channels, 1x1) and ResNet's 7x7 stem
- * (3 channels, 147) ran 5-65% slower than the position-vectorised kernel;
- * its projections (96 to 960) and everything from 192 up ran faster (Intel
- * Xeon AVX-512, 2026-12-03, docs/benchmarks.md). */
+ * 1x1 expansions (16 to 64 input channels), its 1x1 projection from 144 and
+ * ResNet's 7x7 stem (3 channels, 147) ran 5-65% slower than the
+ * position-vectorised kernel; its projections from 192 input channels up and
+ * every 3x3 layer of 64 channels or more ran faster (Intel Xeon AVX-512,
+ * 2026-12-03, docs/benchmarks.md). */
 enum { MIN_REDUCTION = 160 };
 
 bool conv_channel_vectors_fit(const ConvGeometry *g, const ConvAttrs *cv, int width, int registers)
